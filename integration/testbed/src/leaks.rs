@@ -1,0 +1,106 @@
+//! Finding and reaping what testbeds leave behind.
+//!
+//! Drop cleans up after a passing or panicking test; a test process killed outright cannot, so
+//! the next testbed reaps whatever belongs to a process id that is no longer alive.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use crate::{DIR_PREFIX, PREFIX, netns};
+
+/// Everything testbeds made that still exists: namespaces, daemons and directories.
+pub fn leftovers() -> Vec<String> {
+    let mut found: Vec<String> = namespaces(false)
+        .into_iter()
+        .map(|p| format!("network namespace {}", p.display()))
+        .collect();
+    found.extend(dirs(false).into_iter().map(|p| format!("directory {}", p.display())));
+    found.extend(daemons(false).into_iter().map(|(pid, cmd)| format!("process {pid}: {cmd}")));
+    found
+}
+
+/// Removes what testbeds of dead test processes left behind; returns how many items it removed.
+pub fn reap_stale() -> usize {
+    let mut n = 0;
+    for (pid, _) in daemons(true) {
+        let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        n += 1;
+    }
+    for path in namespaces(true) {
+        netns::remove(&path);
+        n += 1;
+    }
+    for dir in dirs(true) {
+        let _ = fs::remove_dir_all(&dir);
+        n += 1;
+    }
+    n
+}
+
+pub(crate) fn reap_stale_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        reap_stale();
+    });
+}
+
+/// The owning test process of a name like `owt1234-...` or `ovswire-testbed-1234-...`.
+fn owner(name: &str, prefix: &str) -> Option<i32> {
+    name.strip_prefix(prefix)?.split('-').next()?.parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn keep(owner: Option<i32>, only_dead: bool) -> bool {
+    match owner {
+        None => false,
+        Some(pid) => !only_dead || !alive(pid),
+    }
+}
+
+fn namespaces(only_dead: bool) -> Vec<PathBuf> {
+    entries(Path::new("/run/netns"))
+        .filter(|p| keep(file_owner(p, PREFIX), only_dead))
+        .collect()
+}
+
+fn dirs(only_dead: bool) -> Vec<PathBuf> {
+    entries(&std::env::temp_dir())
+        .filter(|p| keep(file_owner(p, DIR_PREFIX), only_dead))
+        .collect()
+}
+
+/// OVS daemons whose command line points into a testbed directory.
+fn daemons(only_dead: bool) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for entry in entries(Path::new("/proc")) {
+        let Some(pid) = entry.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = fs::read(entry.join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if !cmd.starts_with("ovs") {
+            continue;
+        }
+        let Some(at) = cmd.find(DIR_PREFIX) else { continue };
+        if keep(owner(&cmd[at..], DIR_PREFIX), only_dead) {
+            out.push((pid, cmd.trim().to_owned()));
+        }
+    }
+    out
+}
+
+fn file_owner(path: &Path, prefix: &str) -> Option<i32> {
+    owner(path.file_name()?.to_str()?, prefix)
+}
+
+fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path())
+}

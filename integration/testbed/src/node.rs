@@ -1,0 +1,292 @@
+//! A private Open vSwitch inside its own network namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::link::{self, LinkState};
+use crate::netns::{self, Netns};
+use crate::{DIR_PREFIX, Error, PREFIX, Result};
+
+const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One emulated host: a network namespace running its own `ovsdb-server` and `ovs-vswitchd`.
+///
+/// Dropping it stops both daemons and removes the namespace, its pods and its directory.
+#[derive(Debug)]
+pub struct Node {
+    name: String,
+    tag: String,
+    // Declared before `dir` and `netns` so that daemons stop before their files go away.
+    ovsdb: Option<Child>,
+    vswitchd: Option<Child>,
+    netns: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub(crate) fn start(name: &str) -> Result<Self> {
+        crate::leaks::reap_stale_once();
+        if !Path::new(SCHEMA).exists() {
+            return Err(Error::Setup(format!(
+                "{SCHEMA} is missing: install Open vSwitch with `scripts/setup` \
+                 (apt-get install openvswitch-switch)"
+            )));
+        }
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{PREFIX}{}-{n}", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{DIR_PREFIX}{}-{n}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| Error::io("create the node's temp dir", e))?;
+        let netns = Netns::create(&format!("{tag}-{name}"))?;
+        let mut node = Self {
+            name: name.to_owned(),
+            tag,
+            ovsdb: None,
+            vswitchd: None,
+            netns,
+            dir,
+        };
+        let db = node.dir.path().join("conf.db");
+        let db = db.to_str().expect("temp paths are UTF-8");
+        let out = Command::new("ovsdb-tool")
+            .args(["create", db, SCHEMA])
+            .output()
+            .map_err(|e| Error::io("run ovsdb-tool (is openvswitch-switch installed?)", e))?;
+        netns::checked("ovsdb-tool", &["create", db, SCHEMA], out)?;
+        node.start_ovsdb()?;
+        node.vsctl(&["--no-wait", "init"])?;
+        node.start_vswitchd()?;
+        Ok(node)
+    }
+
+    /// The name given to [`crate::Testbed::node`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's network namespace.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The node's private directory (database, sockets, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The OVS run directory, where `<bridge>.mgmt` OpenFlow sockets appear.
+    pub fn rundir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The unix socket of the node's `ovsdb-server`.
+    pub fn db_sock(&self) -> PathBuf {
+        self.dir.path().join("db.sock")
+    }
+
+    /// The OpenFlow management socket of `bridge`.
+    pub fn mgmt_sock(&self, bridge: &str) -> PathBuf {
+        self.dir.path().join(format!("{bridge}.mgmt"))
+    }
+
+    /// Runs `ovs-vsctl` against this node's database (an oracle for tests); its stdout.
+    pub fn vsctl(&self, args: &[&str]) -> Result<String> {
+        let db = format!("--db=unix:{}", self.db_sock().display());
+        let mut all = vec![db.as_str(), "--timeout=60"];
+        all.extend_from_slice(args);
+        let out = Command::new("ovs-vsctl")
+            .args(&all)
+            .output()
+            .map_err(|e| Error::io("run ovs-vsctl", e))?;
+        netns::checked("ovs-vsctl", args, out)
+    }
+
+    /// Runs `ovs-ofctl` against this node's bridges (an oracle for tests); its stdout.
+    pub fn ofctl(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("ovs-ofctl")
+            .args(args)
+            .env("OVS_RUNDIR", self.rundir())
+            .output()
+            .map_err(|e| Error::io("run ovs-ofctl", e))?;
+        netns::checked("ovs-ofctl", args, out)
+    }
+
+    /// Adds bridge `name` the way ovswire runs it: userspace datapath, `fail_mode=secure`,
+    /// OpenFlow 1.3 and 1.4, a pinned datapath id.
+    pub fn add_bridge(&self, name: &str) -> Result<()> {
+        self.vsctl(&[
+            "add-br",
+            name,
+            "--",
+            "set",
+            "Bridge",
+            name,
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            "protocols=OpenFlow13,OpenFlow14",
+            "other_config:datapath-id=0000000000000001",
+        ])?;
+        Ok(())
+    }
+
+    /// Creates a veth pair inside the node's namespace, both ends up.
+    pub fn veth(&self, a: &str, b: &str) -> Result<()> {
+        self.netns.veth(a, b)
+    }
+
+    /// The kernel's view of link `ifname` in the node's namespace.
+    pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
+        self.netns.link_state(ifname)
+    }
+
+    /// Creates a pod: a network namespace of its own, removed when the returned value drops.
+    pub fn pod(&self, name: &str) -> Result<Netns> {
+        Netns::create(&format!("{}-{}-{name}", self.tag, self.name))
+    }
+
+    /// Starts `ovsdb-server` on the node's database and waits for its socket.
+    pub fn start_ovsdb(&mut self) -> Result<()> {
+        let d = self.dir.path();
+        let sock = self.db_sock();
+        let _ = std::fs::remove_file(&sock);
+        let mut cmd = Command::new("ovsdb-server");
+        cmd.arg(d.join("conf.db"))
+            .arg(format!("--remote=punix:{}", sock.display()))
+            .arg(format!("--unixctl={}", d.join("ovsdb.ctl").display()))
+            .arg(format!("--pidfile={}", d.join("ovsdb.pid").display()))
+            .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
+            .arg("-vconsole:off");
+        self.ovsdb = Some(self.spawn(cmd)?);
+        wait_for(&sock, "ovsdb-server", self.dir.path().join("ovsdb.log"))
+    }
+
+    /// Starts `ovs-vswitchd` inside the node's namespace and waits until it has applied the
+    /// database.
+    pub fn start_vswitchd(&mut self) -> Result<()> {
+        let d = self.dir.path();
+        // A killed vswitchd leaves its sockets behind; remove them so the waits below are real.
+        for entry in std::fs::read_dir(d).map_err(|e| Error::io("list the node dir", e))? {
+            let path = entry.map_err(|e| Error::io("list the node dir", e))?.path();
+            if path.extension().is_some_and(|x| x == "mgmt" || x == "snoop") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let mut cmd = Command::new("ovs-vswitchd");
+        cmd.arg(format!("unix:{}", self.db_sock().display()))
+            .arg(format!("--unixctl={}", d.join("vswitchd.ctl").display()))
+            .arg(format!("--pidfile={}", d.join("vswitchd.pid").display()))
+            .arg(format!("--log-file={}", d.join("vswitchd.log").display()))
+            .arg("-vconsole:off")
+            .env("OVS_RUNDIR", d);
+        self.vswitchd = Some(self.spawn(cmd)?);
+        // A write without --no-wait returns once vswitchd has caught up with the database.
+        self.vsctl(&["set", "Open_vSwitch", ".", &format!("external_ids:testbed={}", self.tag)])?;
+        for bridge in self.vsctl(&["list-br"])?.lines() {
+            wait_for(&self.mgmt_sock(bridge), "ovs-vswitchd", d.join("vswitchd.log"))?;
+        }
+        Ok(())
+    }
+
+    /// Stops `ovsdb-server` (SIGTERM, then SIGKILL).
+    pub fn stop_ovsdb(&mut self) {
+        stop(self.ovsdb.take(), Signal::SIGTERM);
+    }
+
+    /// Stops `ovs-vswitchd` (SIGTERM, then SIGKILL).
+    pub fn stop_vswitchd(&mut self) {
+        stop(self.vswitchd.take(), Signal::SIGTERM);
+    }
+
+    /// Kills `ovs-vswitchd` with SIGKILL, as a crash would.
+    pub fn kill_vswitchd(&mut self) {
+        stop(self.vswitchd.take(), Signal::SIGKILL);
+    }
+
+    /// Stops and starts `ovsdb-server` on the same database and socket.
+    pub fn restart_ovsdb(&mut self) -> Result<()> {
+        self.stop_ovsdb();
+        self.start_ovsdb()
+    }
+
+    /// Stops and starts `ovs-vswitchd`.
+    pub fn restart_vswitchd(&mut self) -> Result<()> {
+        self.stop_vswitchd();
+        self.start_vswitchd()
+    }
+
+    fn spawn(&self, mut cmd: Command) -> Result<Child> {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        self.netns.spawn(cmd)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        stop(self.vswitchd.take(), Signal::SIGTERM);
+        stop(self.ovsdb.take(), Signal::SIGTERM);
+    }
+}
+
+fn stop(child: Option<Child>, signal: Signal) {
+    let Some(mut child) = child else { return };
+    let pid = Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, signal);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn wait_for(sock: &Path, daemon: &str, log: PathBuf) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        if Instant::now() > deadline {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(Error::Setup(format!(
+                "{daemon} did not create {} within 20 s; its log:\n{tail}",
+                sock.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+impl Netns {
+    /// Creates a veth pair `a`/`b` inside this namespace, both ends up.
+    pub fn veth(&self, a: &str, b: &str) -> Result<()> {
+        let (a, b) = (a.to_owned(), b.to_owned());
+        self.block_on(|h| async move { link::veth(&h, &a, &b, None, None).await })
+    }
+
+    /// Creates a veth pair with `a` here and `b` inside `peer`, both up, with the given MTU.
+    pub fn veth_to(&self, a: &str, peer: &Netns, b: &str, mtu: Option<u32>) -> Result<()> {
+        let (a, b2, path) = (a.to_owned(), b.to_owned(), peer.path().to_owned());
+        self.block_on(|h| async move { link::veth(&h, &a, &b2, mtu, Some(&path)).await })?;
+        let b = b.to_owned();
+        peer.block_on(|h| async move { link::set_up(&h, &b).await })
+    }
+
+    /// The kernel's view of link `ifname` in this namespace.
+    pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
+        let ifname = ifname.to_owned();
+        self.block_on(|h| async move { link::state(&h, &ifname).await })
+    }
+
+    /// Names of all links in this namespace.
+    pub fn links(&self) -> Result<Vec<String>> {
+        self.block_on(|h| async move { link::names(&h).await })
+    }
+}
