@@ -133,3 +133,18 @@ pub(crate) async fn names(handle: &Handle) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+pub(crate) async fn add_address(
+    handle: &Handle,
+    name: &str,
+    addr: std::net::IpAddr,
+    prefix: u8,
+) -> Result<()> {
+    let index = get(handle, name).await?.header.index;
+    handle
+        .address()
+        .add(index, addr, prefix)
+        .execute()
+        .await
+        .map_err(nl(format!("add {addr}/{prefix} to {name}")))
+}

@@ -271,6 +271,16 @@ impl Netns {
         self.block_on(|h| async move { link::veth(&h, &a, &b, None, None).await })
     }
 
+    /// Creates many veth pairs inside this namespace over one netlink socket, all ends up.
+    pub fn veths(&self, pairs: &[(String, String)]) -> Result<()> {
+        self.block_on(|h| async move {
+            for (a, b) in pairs {
+                link::veth(&h, a, b, None, None).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Creates a veth pair with `a` here and `b` inside `peer`, both up, with the given MTU.
     pub fn veth_to(&self, a: &str, peer: &Netns, b: &str, mtu: Option<u32>) -> Result<()> {
         let (a, b2, path) = (a.to_owned(), b.to_owned(), peer.path().to_owned());
@@ -283,6 +293,16 @@ impl Netns {
     pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
         let ifname = ifname.to_owned();
         self.block_on(|h| async move { link::state(&h, &ifname).await })
+    }
+
+    /// Adds an IP address (`"10.0.0.1/30"`) to link `ifname` in this namespace.
+    pub fn add_address(&self, ifname: &str, cidr: &str) -> Result<()> {
+        let bad = || Error::Setup(format!("{cidr} is not an address with a prefix, like 10.0.0.1/30"));
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        let ifname = ifname.to_owned();
+        self.block_on(|h| async move { link::add_address(&h, &ifname, addr, prefix).await })
     }
 
     /// Names of all links in this namespace.
