@@ -1,5 +1,15 @@
 //! The gRPC API of the ovswire agent (package `ovswire.v1`).
 //!
-//! It will carry two services: `Cni`, which the `ovswire-cni` plugin uses to hand CNI requests
-//! to the agent on the node, and `Wires`, which tests and the `ovswire` CLI use to list links,
-//! flap them and watch their state. The services are defined as the agent gains them.
+//! - `Cni`: the `ovswire-cni` plugin hands each CNI request, as the runtime made it, to the
+//!   agent on its node over a root-only unix socket, and prints the answer.
+//! - `Wires`: tests and the `ovswire` CLI list links, take them down and up, and watch them.
+//!
+//! Enable the `client` feature for the generated clients and `server` for the servers; the
+//! message types are always there. The `.proto` files are in `proto/ovswire/v1/` and are
+//! compiled with protox, so building needs no `protoc`.
+
+/// Package `ovswire.v1`.
+#[allow(unreachable_pub, missing_debug_implementations, clippy::use_self)]
+pub mod v1 {
+    tonic::include_proto!("ovswire.v1");
+}

@@ -1,0 +1,262 @@
+//! Names and specs of the things ovswire wires: labs, pods' interfaces (endpoints) and links.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A name a user gave us was not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {why}")]
+pub struct NameError {
+    /// What kind of name: lab, pod, interface, endpoint.
+    pub what: &'static str,
+    /// The rejected value.
+    pub value: String,
+    /// Why, and what would be accepted.
+    pub why: &'static str,
+}
+
+/// Longest Linux interface name (`IFNAMSIZ` - 1).
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks a lab or pod name: a DNS-1123 label or subdomain as Kubernetes accepts for
+/// namespaces and pods (lower-case letters, digits, `-` and `.`, at most 253 characters,
+/// starting and ending with a letter or digit).
+pub fn check_object_name(what: &'static str, value: &str) -> Result<(), NameError> {
+    let err = |why| NameError {
+        what,
+        value: value.to_owned(),
+        why,
+    };
+    if value.is_empty() || value.len() > 253 {
+        return Err(err("must be 1 to 253 characters long"));
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    if !value.chars().all(ok_char) {
+        return Err(err(
+            "only lower-case letters, digits, '-' and '.' are allowed",
+        ));
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge(value.chars().next()) || !edge(value.chars().last()) {
+        return Err(err("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// Checks a Linux interface name as the kernel accepts it (`dev_valid_name`).
+pub fn check_ifname(value: &str) -> Result<(), NameError> {
+    let err = |why| NameError {
+        what: "interface name",
+        value: value.to_owned(),
+        why,
+    };
+    if value.is_empty() || value.len() > MAX_IFNAME {
+        return Err(err("must be 1 to 15 characters long"));
+    }
+    if value == "." || value == ".." {
+        return Err(err("'.' and '..' are not interface names"));
+    }
+    if value
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(err(
+            "must not contain '/', ':', whitespace or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// One end of a link: interface `ifname` of pod `pod` in lab `lab`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointKey {
+    /// The lab (a Kubernetes namespace, or the name of a local lab).
+    pub lab: String,
+    /// The pod (router) name.
+    pub pod: String,
+    /// The interface name inside the pod.
+    pub ifname: String,
+}
+
+impl EndpointKey {
+    /// A validated endpoint key.
+    pub fn new(lab: &str, pod: &str, ifname: &str) -> Result<Self, NameError> {
+        check_object_name("lab name", lab)?;
+        check_object_name("pod name", pod)?;
+        check_ifname(ifname)?;
+        Ok(Self {
+            lab: lab.to_owned(),
+            pod: pod.to_owned(),
+            ifname: ifname.to_owned(),
+        })
+    }
+
+    /// Parses `pod:ifname` within `lab`.
+    pub fn parse(lab: &str, endpoint: &str) -> Result<Self, NameError> {
+        let (pod, ifname) = endpoint.split_once(':').ok_or_else(|| NameError {
+            what: "endpoint",
+            value: endpoint.to_owned(),
+            why: "must be written pod:ifname, like r1:eth1",
+        })?;
+        Self::new(lab, pod, ifname)
+    }
+}
+
+impl fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.pod, self.ifname)
+    }
+}
+
+/// A link between two endpoints of one lab; `a` sorts before `b`, so either order of
+/// writing the endpoints names the same link.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkKey {
+    a: EndpointKey,
+    b: EndpointKey,
+}
+
+impl LinkKey {
+    /// The link between `x` and `y`, which must be distinct endpoints of the same lab.
+    pub fn new(x: EndpointKey, y: EndpointKey) -> Result<Self, NameError> {
+        if x.lab != y.lab {
+            return Err(NameError {
+                what: "link",
+                value: format!("{}/{} -- {}/{}", x.lab, x, y.lab, y),
+                why: "both endpoints must be in the same lab",
+            });
+        }
+        if x == y {
+            return Err(NameError {
+                what: "link",
+                value: format!("{x} -- {y}"),
+                why: "a link needs two different endpoints",
+            });
+        }
+        let (a, b) = if x < y { (x, y) } else { (y, x) };
+        Ok(Self { a, b })
+    }
+
+    /// The endpoint that sorts first.
+    pub fn a(&self) -> &EndpointKey {
+        &self.a
+    }
+
+    /// The endpoint that sorts second.
+    pub fn b(&self) -> &EndpointKey {
+        &self.b
+    }
+
+    /// The lab both endpoints belong to.
+    pub fn lab(&self) -> &str {
+        &self.a.lab
+    }
+
+    /// The other end of the link, if `end` is one of its ends.
+    pub fn peer_of(&self, end: &EndpointKey) -> Option<&EndpointKey> {
+        if *end == self.a {
+            Some(&self.b)
+        } else if *end == self.b {
+            Some(&self.a)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}--{}", self.a.lab, self.a, self.b)
+    }
+}
+
+/// Whether a link should carry traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum AdminState {
+    /// Carries traffic once both ends are present.
+    #[default]
+    Up,
+    /// Both ends have no carrier, like a pulled cable.
+    Down,
+}
+
+impl FromStr for AdminState {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "up" => Ok(Self::Up),
+            "down" => Ok(Self::Down),
+            _ => Err(NameError {
+                what: "link state",
+                value: s.to_owned(),
+                why: "must be up or down",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AdminState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        })
+    }
+}
+
+/// Default link MTU: containerlab's default, large enough for jumbo frames between routers.
+pub const DEFAULT_MTU: u32 = 9500;
+
+/// A wanted link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// Which endpoints it joins.
+    pub key: LinkKey,
+    /// The MTU both ends get.
+    pub mtu: u32,
+    /// Up or down.
+    pub admin: AdminState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(check_object_name("pod name", "r1").is_ok());
+        assert!(check_object_name("pod name", "spine-1.dc").is_ok());
+        for bad in ["", "R1", "-r1", "r1-", "r_1", "r 1", &"x".repeat(254)] {
+            assert!(check_object_name("pod name", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_ifname("eth1").is_ok());
+        assert!(check_ifname("Ethernet1/1").is_err());
+        assert!(check_ifname("a-very-long-ifname").is_err());
+        for bad in ["", ".", "..", "e th", "e:1"] {
+            assert!(check_ifname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn endpoint_parse_says_what_is_wrong() {
+        let e = EndpointKey::parse("lab", "r1:eth1").unwrap();
+        assert_eq!(e.to_string(), "r1:eth1");
+        let err = EndpointKey::parse("lab", "r1eth1").unwrap_err();
+        assert!(err.to_string().contains("pod:ifname"), "{err}");
+    }
+
+    #[test]
+    fn link_key_is_order_independent() {
+        let x = EndpointKey::parse("lab", "r2:eth1").unwrap();
+        let y = EndpointKey::parse("lab", "r1:eth1").unwrap();
+        let k1 = LinkKey::new(x.clone(), y.clone()).unwrap();
+        let k2 = LinkKey::new(y.clone(), x.clone()).unwrap();
+        assert_eq!(k1, k2);
+        assert_eq!(k1.a(), &y);
+        assert_eq!(k1.peer_of(&y), Some(&x));
+        assert!(LinkKey::new(x.clone(), x.clone()).is_err());
+        let other_lab = EndpointKey::parse("other", "r1:eth1").unwrap();
+        assert!(LinkKey::new(x, other_lab).is_err());
+    }
+}

@@ -1,0 +1,625 @@
+//! The reconciler's pure core: wanted links + registered endpoints → desired OVS state →
+//! a [`Plan`] (the difference from what OVS has), as plain data with no I/O.
+//!
+//! Applying a plan and observing again converges: a new link takes two rounds (ports and flows
+//! first, then the host ends come up once OVS has the ports), and a converged state plans
+//! nothing, so re-applying sends no OVSDB transaction and no flow mod.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
+use super::naming::{OWNER_KEY, OWNER_VALUE, link_cookie};
+
+/// Priority of every wire flow; ovswire owns table 0 at this priority.
+pub const FLOW_PRIORITY: u16 = 100;
+
+/// A pod interface the agent created, as registered by CNI ADD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Which lab, pod and interface.
+    pub key: EndpointKey,
+    /// The container (sandbox) id from CNI.
+    pub container_id: String,
+    /// Path of the pod's network namespace.
+    pub netns: String,
+    /// Name of the host end of the veth pair, which is the OVS port.
+    pub host_ifname: String,
+    /// The OpenFlow port number requested for the host end.
+    pub ofport: u32,
+    /// The MTU both veth ends were given.
+    pub mtu: u32,
+}
+
+impl Endpoint {
+    /// The `external_ids` that mark the port as the agent's and let a restarted agent rebuild
+    /// this record from OVSDB alone.
+    pub fn external_ids(&self) -> BTreeMap<String, String> {
+        [
+            (OWNER_KEY, OWNER_VALUE),
+            ("ovswire-lab", self.key.lab.as_str()),
+            ("ovswire-pod", self.key.pod.as_str()),
+            ("ovswire-ifname", self.key.ifname.as_str()),
+            ("ovswire-container", self.container_id.as_str()),
+            ("ovswire-netns", self.netns.as_str()),
+            ("ovswire-mtu", &self.mtu.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Rebuilds a record from a port's name, requested ofport and `external_ids`; `None` if the
+    /// port is not one of the agent's or the ids are incomplete.
+    pub fn from_external_ids(
+        host_ifname: &str,
+        ofport: u32,
+        ids: &BTreeMap<String, String>,
+    ) -> Option<Self> {
+        if ids.get(OWNER_KEY).map(String::as_str) != Some(OWNER_VALUE) {
+            return None;
+        }
+        let get = |k: &str| ids.get(k).cloned();
+        let key = EndpointKey::new(
+            &get("ovswire-lab")?,
+            &get("ovswire-pod")?,
+            &get("ovswire-ifname")?,
+        )
+        .ok()?;
+        Some(Self {
+            key,
+            container_id: get("ovswire-container")?,
+            netns: get("ovswire-netns")?,
+            host_ifname: host_ifname.to_owned(),
+            ofport,
+            mtu: get("ovswire-mtu")?.parse().ok()?,
+        })
+    }
+}
+
+/// A port the agent wants on the bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortWant {
+    /// Port and interface name (the host veth end).
+    pub name: String,
+    /// Requested OpenFlow port number.
+    pub ofport: u32,
+    /// Ownership and identity.
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// One wire flow: `table=0, priority=FLOW_PRIORITY, in_port=in_port → output:out_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Flow {
+    /// The link's cookie.
+    pub cookie: u64,
+    /// Matched input port.
+    pub in_port: u32,
+    /// Output port.
+    pub out_port: u32,
+}
+
+/// What ovs-vswitchd reports for an OVSDB interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfportState {
+    /// Not yet processed by ovs-vswitchd.
+    Pending,
+    /// Has this OpenFlow port number.
+    Assigned(u32),
+    /// Could not be created; the reason from `Interface.error`.
+    Failed(String),
+}
+
+/// One of the agent's ports as OVSDB shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedPort {
+    /// Port and interface name.
+    pub name: String,
+    /// `Interface.ofport_request`.
+    pub ofport_request: Option<u32>,
+    /// `Interface.ofport` / `error`.
+    pub ofport: OfportState,
+    /// `Interface.external_ids`.
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// A port as OpenFlow shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfPort {
+    /// Its MAC, which PORT_MOD must repeat.
+    pub mac: [u8; 6],
+    /// `OFPPC_PORT_DOWN` is set: administratively down, the pod end has no carrier.
+    pub down: bool,
+}
+
+/// What OVS has, restricted to what the agent owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The agent's ports in OVSDB, by name.
+    pub ports: BTreeMap<String, ObservedPort>,
+    /// The agent's flows (cookie tag, table 0, [`FLOW_PRIORITY`]), by input port.
+    pub flows: BTreeMap<u32, Flow>,
+    /// Every OpenFlow port of the bridge, by number.
+    pub of_ports: BTreeMap<u32, OfPort>,
+}
+
+/// A host end to take up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortState {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Its current MAC.
+    pub mac: [u8; 6],
+    /// Up (true) or down.
+    pub up: bool,
+}
+
+/// What to change in OVS, as one OVSDB transaction and one OpenFlow bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Ports to add to the bridge.
+    pub add_ports: Vec<PortWant>,
+    /// Ports (by name) to remove from the bridge.
+    pub del_ports: Vec<String>,
+    /// Flows to add; an add replaces the flow with the same match and priority.
+    pub add_flows: Vec<Flow>,
+    /// Flows to delete (strictly, by match and priority).
+    pub del_flows: Vec<Flow>,
+    /// Host ends to take up or down.
+    pub port_states: Vec<PortState>,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.add_ports.is_empty()
+            && self.del_ports.is_empty()
+            && self.add_flows.is_empty()
+            && self.del_flows.is_empty()
+            && self.port_states.is_empty()
+    }
+
+    /// Whether the plan changes OVSDB.
+    pub fn touches_ovsdb(&self) -> bool {
+        !self.add_ports.is_empty() || !self.del_ports.is_empty()
+    }
+}
+
+/// How a link stands, for status and the wire API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Waiting: the reason names what is missing.
+    Pending(String),
+    /// Both host ends up: frames cross.
+    Up,
+    /// Wired, administratively down.
+    Down,
+    /// Cannot be wired: the reason says why.
+    Error(String),
+}
+
+/// The whole input of a reconcile round, indexed once.
+#[derive(Debug)]
+pub struct World<'a> {
+    links: &'a BTreeMap<LinkKey, LinkSpec>,
+    endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+    by_end: BTreeMap<&'a EndpointKey, &'a LinkSpec>,
+    flows: BTreeMap<u32, Flow>,
+}
+
+impl<'a> World<'a> {
+    /// Wanted links and the endpoints registered on this node.
+    pub fn new(
+        links: &'a BTreeMap<LinkKey, LinkSpec>,
+        endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+    ) -> Self {
+        let mut by_end = BTreeMap::new();
+        for link in links.values() {
+            by_end.insert(link.key.a(), link);
+            by_end.insert(link.key.b(), link);
+        }
+        let mut world = Self {
+            links,
+            endpoints,
+            by_end,
+            flows: BTreeMap::new(),
+        };
+        world.flows = world.compute_flows();
+        world
+    }
+
+    /// Both endpoints of a link, when both are registered.
+    fn ends(&self, link: &LinkSpec) -> Option<(&'a Endpoint, &'a Endpoint)> {
+        Some((
+            self.endpoints.get(link.key.a())?,
+            self.endpoints.get(link.key.b())?,
+        ))
+    }
+
+    fn compute_flows(&self) -> BTreeMap<u32, Flow> {
+        let mut flows = BTreeMap::new();
+        for link in self.links.values() {
+            if let Some((a, b)) = self.ends(link) {
+                let cookie = link_cookie(&link.key);
+                flows.insert(
+                    a.ofport,
+                    Flow {
+                        cookie,
+                        in_port: a.ofport,
+                        out_port: b.ofport,
+                    },
+                );
+                flows.insert(
+                    b.ofport,
+                    Flow {
+                        cookie,
+                        in_port: b.ofport,
+                        out_port: a.ofport,
+                    },
+                );
+            }
+        }
+        flows
+    }
+
+    /// The flows of every link whose two ends are registered, by input port.
+    pub fn desired_flows(&self) -> &BTreeMap<u32, Flow> {
+        &self.flows
+    }
+
+    /// Whether a link is complete in `observed`: both ports exist in OpenFlow and both flows
+    /// are in.
+    fn complete(&self, link: &LinkSpec, observed: &Observed) -> bool {
+        let Some((a, b)) = self.ends(link) else {
+            return false;
+        };
+        [a.ofport, b.ofport].iter().all(|p| {
+            observed.of_ports.contains_key(p) && observed.flows.get(p) == self.flows.get(p)
+        })
+    }
+
+    /// The difference between what these links and endpoints need and what OVS has.
+    pub fn plan(&self, observed: &Observed) -> Plan {
+        let mut plan = Plan::default();
+
+        for ep in self.endpoints.values() {
+            if !observed.ports.contains_key(&ep.host_ifname) {
+                plan.add_ports.push(PortWant {
+                    name: ep.host_ifname.clone(),
+                    ofport: ep.ofport,
+                    external_ids: ep.external_ids(),
+                });
+            }
+        }
+        let wanted: BTreeSet<&str> = self
+            .endpoints
+            .values()
+            .map(|e| e.host_ifname.as_str())
+            .collect();
+        plan.del_ports = observed
+            .ports
+            .keys()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .cloned()
+            .collect();
+
+        for (port, flow) in &self.flows {
+            if observed.flows.get(port) != Some(flow) {
+                plan.add_flows.push(*flow);
+            }
+        }
+        for (port, flow) in &observed.flows {
+            if !self.flows.contains_key(port) {
+                plan.del_flows.push(*flow);
+            }
+        }
+
+        for ep in self.endpoints.values() {
+            let Some(of) = observed.of_ports.get(&ep.ofport) else {
+                continue;
+            };
+            let up = self
+                .by_end
+                .get(&ep.key)
+                .is_some_and(|link| link.admin == AdminState::Up && self.complete(link, observed));
+            if of.down == up {
+                plan.port_states.push(PortState {
+                    ofport: ep.ofport,
+                    mac: of.mac,
+                    up,
+                });
+            }
+        }
+        plan
+    }
+
+    /// How `link` stands in `observed`.
+    pub fn status(&self, link: &LinkSpec, observed: &Observed) -> LinkStatus {
+        let mut missing = Vec::new();
+        for end in [link.key.a(), link.key.b()] {
+            match self.endpoints.get(end) {
+                None => missing.push(format!("{end} to register")),
+                Some(ep) => match observed.ports.get(&ep.host_ifname).map(|p| &p.ofport) {
+                    Some(OfportState::Failed(why)) => {
+                        return LinkStatus::Error(format!("the port of {end} failed: {why}"));
+                    }
+                    Some(OfportState::Assigned(_)) => {}
+                    _ => missing.push(format!("the port of {end}")),
+                },
+            }
+        }
+        if !missing.is_empty() {
+            return LinkStatus::Pending(format!("waiting for {}", missing.join(" and ")));
+        }
+        if !self.complete(link, observed) {
+            return LinkStatus::Pending("waiting for the flows".to_owned());
+        }
+        let Some((a, b)) = self.ends(link) else {
+            return LinkStatus::Pending("waiting for both ends to register".to_owned());
+        };
+        let up = |p: u32| observed.of_ports.get(&p).is_some_and(|o| !o.down);
+        match link.admin {
+            AdminState::Down => LinkStatus::Down,
+            AdminState::Up if up(a.ofport) && up(b.ofport) => LinkStatus::Up,
+            AdminState::Up => LinkStatus::Pending("waiting for the host ends to come up".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies a plan to an observed state the way OVS does, so convergence can be checked.
+    fn apply(plan: &Plan, obs: &mut Observed) {
+        for name in &plan.del_ports {
+            if let Some(p) = obs.ports.remove(name) {
+                if let Some(n) = p.ofport_request {
+                    obs.of_ports.remove(&n);
+                }
+            }
+        }
+        for p in &plan.add_ports {
+            obs.ports.insert(
+                p.name.clone(),
+                ObservedPort {
+                    name: p.name.clone(),
+                    ofport_request: Some(p.ofport),
+                    ofport: OfportState::Assigned(p.ofport),
+                    external_ids: p.external_ids.clone(),
+                },
+            );
+            // A new veth end starts administratively down.
+            obs.of_ports.insert(
+                p.ofport,
+                OfPort {
+                    mac: [2, 0, 0, 0, 0, p.ofport as u8],
+                    down: true,
+                },
+            );
+        }
+        for f in &plan.del_flows {
+            obs.flows.remove(&f.in_port);
+        }
+        for f in &plan.add_flows {
+            obs.flows.insert(f.in_port, *f);
+        }
+        for s in &plan.port_states {
+            obs.of_ports.get_mut(&s.ofport).unwrap().down = !s.up;
+        }
+    }
+
+    fn ep(pod: &str, ofport: u32, container: &str) -> Endpoint {
+        let key = EndpointKey::parse("lab", &format!("{pod}:eth1")).unwrap();
+        Endpoint {
+            host_ifname: crate::core::naming::host_ifname(container, "eth1"),
+            key,
+            container_id: container.to_owned(),
+            netns: format!("/run/netns/{container}"),
+            ofport,
+            mtu: 9000,
+        }
+    }
+
+    fn link(a: &str, b: &str) -> LinkSpec {
+        let key = LinkKey::new(
+            EndpointKey::parse("lab", &format!("{a}:eth1")).unwrap(),
+            EndpointKey::parse("lab", &format!("{b}:eth1")).unwrap(),
+        )
+        .unwrap();
+        LinkSpec {
+            key,
+            mtu: 9000,
+            admin: AdminState::Up,
+        }
+    }
+
+    struct Lab {
+        links: BTreeMap<LinkKey, LinkSpec>,
+        eps: BTreeMap<EndpointKey, Endpoint>,
+        obs: Observed,
+    }
+
+    impl Lab {
+        fn new(links: &[LinkSpec], eps: &[Endpoint]) -> Self {
+            Self {
+                links: links.iter().map(|l| (l.key.clone(), l.clone())).collect(),
+                eps: eps.iter().map(|e| (e.key.clone(), e.clone())).collect(),
+                obs: Observed::default(),
+            }
+        }
+
+        fn plan(&self) -> Plan {
+            World::new(&self.links, &self.eps).plan(&self.obs)
+        }
+
+        /// Plans and applies until nothing is left; returns the plans that did something.
+        fn converge(&mut self) -> Vec<Plan> {
+            let mut rounds = Vec::new();
+            loop {
+                let plan = self.plan();
+                if plan.is_empty() {
+                    return rounds;
+                }
+                apply(&plan, &mut self.obs);
+                rounds.push(plan);
+                assert!(rounds.len() < 5, "does not converge: {rounds:#?}");
+            }
+        }
+
+        fn status(&self, a: &str, b: &str) -> LinkStatus {
+            let l = link(a, b);
+            World::new(&self.links, &self.eps).status(&self.links[&l.key], &self.obs)
+        }
+
+        fn up(&self, ofport: u32) -> bool {
+            !self.obs.of_ports[&ofport].down
+        }
+    }
+
+    #[test]
+    fn a_link_is_wired_in_two_rounds_then_nothing() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        let rounds = lab.converge();
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(rounds[0].add_ports.len(), 2);
+        assert_eq!(rounds[0].add_flows.len(), 2);
+        assert!(
+            rounds[0].port_states.is_empty(),
+            "ports come up only once the wire is in"
+        );
+        assert!(!rounds[1].touches_ovsdb());
+        assert_eq!(rounds[1].port_states.len(), 2);
+        assert!(lab.up(32768) && lab.up(32769));
+        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+        assert!(lab.plan().is_empty(), "a converged state plans nothing");
+    }
+
+    #[test]
+    fn a_link_with_one_end_stays_pending_and_down() {
+        let mut lab = Lab::new(&[link("r1", "r2")], &[ep("r1", 32768, "c1")]);
+        lab.converge();
+        assert!(!lab.up(32768), "no carrier until the peer is there");
+        assert!(lab.obs.flows.is_empty());
+        assert_eq!(
+            lab.status("r1", "r2"),
+            LinkStatus::Pending("waiting for r2:eth1 to register".into())
+        );
+    }
+
+    #[test]
+    fn admin_down_takes_both_ends_down_and_back() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        lab.converge();
+        lab.links.values_mut().next().unwrap().admin = AdminState::Down;
+        let rounds = lab.converge();
+        assert_eq!(rounds.len(), 1);
+        assert!(rounds[0].add_flows.is_empty() && !rounds[0].touches_ovsdb());
+        assert!(!lab.up(32768) && !lab.up(32769));
+        assert_eq!(lab.status("r1", "r2"), LinkStatus::Down);
+        lab.links.values_mut().next().unwrap().admin = AdminState::Up;
+        lab.converge();
+        assert!(lab.up(32768) && lab.up(32769));
+    }
+
+    #[test]
+    fn a_pod_restart_rewires_only_its_link() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2"), link("r3", "r4")],
+            &[
+                ep("r1", 32768, "c1"),
+                ep("r2", 32769, "c2"),
+                ep("r3", 32770, "c3"),
+                ep("r4", 32771, "c4"),
+            ],
+        );
+        lab.converge();
+        let r3r4: Vec<_> = [32770, 32771].iter().map(|p| lab.obs.flows[p]).collect();
+        // r2 comes back in a new sandbox with a new veth and port.
+        let r2 = ep("r2", 32772, "c2-new");
+        lab.eps.insert(r2.key.clone(), r2);
+        let rounds = lab.converge();
+        let all_flows: Vec<_> = rounds
+            .iter()
+            .flat_map(|r| r.add_flows.iter().chain(&r.del_flows))
+            .collect();
+        assert!(
+            all_flows
+                .iter()
+                .all(|f| ![32770, 32771].contains(&f.in_port)),
+            "r3-r4 untouched"
+        );
+        assert_eq!(
+            rounds[0].del_ports,
+            vec![crate::core::naming::host_ifname("c2", "eth1")]
+        );
+        assert_eq!(
+            r3r4,
+            [32770, 32771]
+                .iter()
+                .map(|p| lab.obs.flows[p])
+                .collect::<Vec<_>>()
+        );
+        assert!(lab.up(32768) && lab.up(32772));
+        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+    }
+
+    #[test]
+    fn a_peer_leaving_drops_carrier_on_the_survivor() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        lab.converge();
+        lab.eps.retain(|k, _| k.pod != "r2");
+        let rounds = lab.converge();
+        assert_eq!(rounds[0].del_flows.len(), 2);
+        assert_eq!(rounds[0].del_ports.len(), 1);
+        assert!(!lab.up(32768));
+    }
+
+    #[test]
+    fn foreign_ports_and_flows_are_not_in_observed_so_never_touched() {
+        let mut lab = Lab::new(&[], &[]);
+        lab.obs.of_ports.insert(
+            1,
+            OfPort {
+                mac: [0; 6],
+                down: false,
+            },
+        );
+        assert!(lab.plan().is_empty());
+    }
+
+    #[test]
+    fn records_survive_a_round_trip_through_external_ids() {
+        let e = ep("r1", 32768, "c1");
+        let back = Endpoint::from_external_ids(&e.host_ifname, e.ofport, &e.external_ids());
+        assert_eq!(back, Some(e.clone()));
+        let mut foreign = e.external_ids();
+        foreign.remove(OWNER_KEY);
+        assert_eq!(
+            Endpoint::from_external_ids(&e.host_ifname, 1, &foreign),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failed_port_makes_the_link_an_error() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        lab.converge();
+        let name = lab.eps.values().next().unwrap().host_ifname.clone();
+        lab.obs.ports.get_mut(&name).unwrap().ofport = OfportState::Failed("No such device".into());
+        assert!(
+            matches!(lab.status("r1", "r2"), LinkStatus::Error(e) if e.contains("No such device"))
+        );
+    }
+}

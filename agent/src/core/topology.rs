@@ -1,0 +1,227 @@
+//! The static topology file (`--topology FILE`): a lab name, optionally its pods, and links.
+//!
+//! ```yaml
+//! lab: demo
+//! mtu: 9000                 # default MTU of the links (optional, 9500 when absent)
+//! pods: [r1, r2]            # optional: when present, every endpoint must name one of them
+//! links:
+//!   - endpoints: ["r1:eth1", "r2:eth1"]
+//!     mtu: 1500             # optional, overrides the default
+//!     state: down           # optional: up (default) or down
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec, check_object_name};
+
+/// Smallest MTU a link may have (the IPv4 minimum).
+pub const MIN_MTU: u32 = 68;
+/// Largest MTU a veth accepts.
+pub const MAX_MTU: u32 = 65535;
+
+/// A topology file that could not be used; the message says where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The file could not be read.
+    #[error("cannot read topology file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown fields (the message carries line and column).
+    #[error("topology file {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, with its location.
+        message: String,
+    },
+    /// The file parses but describes something invalid.
+    #[error("topology file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    lab: String,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    pods: Option<Vec<String>>,
+    #[serde(default)]
+    links: Vec<FileLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLink {
+    endpoints: Vec<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// A parsed, validated topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The lab's name.
+    pub lab: String,
+    /// Its links.
+    pub links: BTreeMap<LinkKey, LinkSpec>,
+}
+
+impl Topology {
+    /// Reads and validates a topology file.
+    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates topology text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
+        let file: File = serde_yaml_ng::from_str(text).map_err(|e| TopologyError::Syntax {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| TopologyError::Invalid {
+            path: origin.to_owned(),
+            message,
+        };
+        check_object_name("lab name", &file.lab).map_err(|e| invalid(e.to_string()))?;
+        let default_mtu = file.mtu.unwrap_or(DEFAULT_MTU);
+        check_mtu(default_mtu).map_err(|m| invalid(format!("mtu: {m}")))?;
+        let pods: Option<BTreeSet<&str>> = match &file.pods {
+            None => None,
+            Some(pods) => {
+                for p in pods {
+                    check_object_name("pod name", p).map_err(|e| invalid(format!("pods: {e}")))?;
+                }
+                Some(pods.iter().map(String::as_str).collect())
+            }
+        };
+
+        let mut links = BTreeMap::new();
+        let mut used: BTreeMap<EndpointKey, usize> = BTreeMap::new();
+        for (i, l) in file.links.iter().enumerate() {
+            let n = i + 1;
+            let at = |m: String| invalid(format!("link {n} ({}): {m}", l.endpoints.join(" -- ")));
+            let [x, y] = l.endpoints.as_slice() else {
+                return Err(at(format!(
+                    "needs exactly 2 endpoints, has {}",
+                    l.endpoints.len()
+                )));
+            };
+            let x = EndpointKey::parse(&file.lab, x).map_err(|e| at(e.to_string()))?;
+            let y = EndpointKey::parse(&file.lab, y).map_err(|e| at(e.to_string()))?;
+            for e in [&x, &y] {
+                if let Some(pods) = &pods
+                    && !pods.contains(e.pod.as_str())
+                {
+                    return Err(at(format!("pod {} is not listed under pods", e.pod)));
+                }
+                if let Some(prev) = used.insert(e.clone(), n) {
+                    return Err(at(format!("{e} is already used by link {prev}")));
+                }
+            }
+            let key = LinkKey::new(x, y).map_err(|e| at(e.to_string()))?;
+            let mtu = l.mtu.unwrap_or(default_mtu);
+            check_mtu(mtu).map_err(|m| at(format!("mtu: {m}")))?;
+            let admin = match &l.state {
+                None => AdminState::Up,
+                Some(s) => s
+                    .parse()
+                    .map_err(|e: super::model::NameError| at(e.to_string()))?,
+            };
+            links.insert(key.clone(), LinkSpec { key, mtu, admin });
+        }
+        Ok(Self {
+            lab: file.lab,
+            links,
+        })
+    }
+}
+
+fn check_mtu(mtu: u32) -> Result<(), String> {
+    if (MIN_MTU..=MAX_MTU).contains(&mtu) {
+        Ok(())
+    } else {
+        Err(format!("{mtu} is out of range, use {MIN_MTU} to {MAX_MTU}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Topology::parse(text, "t.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_small_lab() {
+        let t = Topology::parse(
+            "lab: demo\nmtu: 9000\npods: [r1, r2, r3]\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n  - endpoints: [r2:eth2, r3:eth1]\n    mtu: 1500\n    state: down\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(t.lab, "demo");
+        let specs: Vec<_> = t
+            .links
+            .values()
+            .map(|l| (l.key.to_string(), l.mtu, l.admin))
+            .collect();
+        assert_eq!(
+            specs,
+            vec![
+                ("demo/r1:eth1--r2:eth1".to_owned(), 9000, AdminState::Up),
+                ("demo/r2:eth2--r3:eth1".to_owned(), 1500, AdminState::Down),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_say_where_and_why() {
+        assert!(
+            err("lab: demo\nlinkz: []\n").contains("line 2"),
+            "{}",
+            err("lab: demo\nlinkz: []\n")
+        );
+        assert!(err("lab: Demo\n").contains("lower-case"));
+        let e = err("lab: d\nlinks:\n  - endpoints: [r1:eth1]\n");
+        assert!(e.contains("link 1") && e.contains("exactly 2"), "{e}");
+        let e = err(
+            "lab: d\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r1:eth1, r3:eth1]\n",
+        );
+        assert!(
+            e.contains("link 2") && e.contains("already used by link 1"),
+            "{e}"
+        );
+        let e = err("lab: d\npods: [r1]\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n");
+        assert!(e.contains("not listed"), "{e}");
+        let e = err("lab: d\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 70000\n");
+        assert!(e.contains("out of range"), "{e}");
+        let e = err("lab: d\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    state: sideways\n");
+        assert!(e.contains("up or down"), "{e}");
+        let e = err("lab: d\nlinks:\n  - endpoints: [r1:eth1, r1:eth1]\n");
+        assert!(
+            e.contains("already used") || e.contains("two different"),
+            "{e}"
+        );
+        assert!(err("{{{").contains("t.yaml"));
+    }
+}
