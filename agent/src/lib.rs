@@ -6,4 +6,7 @@
 //! - [`core`]: the domain (labs, endpoints, links), the topology file, and the reconciler's
 //!   pure planning: desired state, observed state, and the plan between them.
 
+pub mod attach;
+pub mod cni;
 pub mod core;
+pub mod netdev;

@@ -18,8 +18,16 @@ pub fn leftovers() -> Vec<String> {
         .into_iter()
         .map(|p| format!("network namespace {}", p.display()))
         .collect();
-    found.extend(dirs(false).into_iter().map(|p| format!("directory {}", p.display())));
-    found.extend(daemons(false).into_iter().map(|(pid, cmd)| format!("process {pid}: {cmd}")));
+    found.extend(
+        dirs(false)
+            .into_iter()
+            .map(|p| format!("directory {}", p.display())),
+    );
+    found.extend(
+        daemons(false)
+            .into_iter()
+            .map(|(pid, cmd)| format!("process {pid}: {cmd}")),
+    );
     found
 }
 
@@ -80,16 +88,23 @@ fn dirs(only_dead: bool) -> Vec<PathBuf> {
 fn daemons(only_dead: bool) -> Vec<(i32, String)> {
     let mut out = Vec::new();
     for entry in entries(Path::new("/proc")) {
-        let Some(pid) = entry.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok())
+        let Some(pid) = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
         else {
             continue;
         };
-        let Ok(raw) = fs::read(entry.join("cmdline")) else { continue };
+        let Ok(raw) = fs::read(entry.join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
         if !cmd.starts_with("ovs") {
             continue;
         }
-        let Some(at) = cmd.find(DIR_PREFIX) else { continue };
+        let Some(at) = cmd.find(DIR_PREFIX) else {
+            continue;
+        };
         if keep(owner(&cmd[at..], DIR_PREFIX), only_dead) {
             out.push((pid, cmd.trim().to_owned()));
         }
@@ -102,5 +117,9 @@ fn file_owner(path: &Path, prefix: &str) -> Option<i32> {
 }
 
 fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
-    fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path())
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
 }

@@ -87,11 +87,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { what: what.into(), source }
+        Self::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub(crate) fn sys(what: impl Into<String>, source: nix::Error) -> Self {
-        Self::Sys { what: what.into(), source }
+        Self::Sys {
+            what: what.into(),
+            source,
+        }
     }
 }
 

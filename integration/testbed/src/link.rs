@@ -26,7 +26,10 @@ pub struct LinkState {
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
     let what = what.into();
-    move |e| Error::Netlink { what, message: e.to_string() }
+    move |e| Error::Netlink {
+        what,
+        message: e.to_string(),
+    }
 }
 
 pub(crate) async fn get(handle: &Handle, name: &str) -> Result<LinkMessage> {
@@ -87,7 +90,11 @@ pub(crate) async fn veth(
             let index = get(handle, b).await?.header.index;
             handle
                 .link()
-                .set(LinkUnspec::new_with_index(index).setns_by_fd(ns.as_raw_fd()).build())
+                .set(
+                    LinkUnspec::new_with_index(index)
+                        .setns_by_fd(ns.as_raw_fd())
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(nl(format!("move {b} into {}", path.display())))

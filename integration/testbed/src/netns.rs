@@ -51,7 +51,10 @@ impl Netns {
         })
         .join()
         .map_err(|_| Error::Setup("namespace thread panicked".into()))?;
-        let ns = Self { name: name.to_owned(), path };
+        let ns = Self {
+            name: name.to_owned(),
+            path,
+        };
         if let Err(e) = made {
             drop(ns);
             return Err(e);
@@ -131,7 +134,8 @@ impl Netns {
         let mut cmd = cmd;
         cmd.stdin(Stdio::null());
         let program = cmd.get_program().to_string_lossy().into_owned();
-        self.run(move || cmd.spawn())?.map_err(|e| Error::io(format!("start {program}"), e))
+        self.run(move || cmd.spawn())?
+            .map_err(|e| Error::io(format!("start {program}"), e))
     }
 }
 

@@ -174,7 +174,10 @@ impl Node {
         // A killed vswitchd leaves its sockets behind; remove them so the waits below are real.
         for entry in std::fs::read_dir(d).map_err(|e| Error::io("list the node dir", e))? {
             let path = entry.map_err(|e| Error::io("list the node dir", e))?.path();
-            if path.extension().is_some_and(|x| x == "mgmt" || x == "snoop") {
+            if path
+                .extension()
+                .is_some_and(|x| x == "mgmt" || x == "snoop")
+            {
                 let _ = std::fs::remove_file(path);
             }
         }
@@ -187,9 +190,18 @@ impl Node {
             .env("OVS_RUNDIR", d);
         self.vswitchd = Some(self.spawn(cmd)?);
         // A write without --no-wait returns once vswitchd has caught up with the database.
-        self.vsctl(&["set", "Open_vSwitch", ".", &format!("external_ids:testbed={}", self.tag)])?;
+        self.vsctl(&[
+            "set",
+            "Open_vSwitch",
+            ".",
+            &format!("external_ids:testbed={}", self.tag),
+        ])?;
         for bridge in self.vsctl(&["list-br"])?.lines() {
-            wait_for(&self.mgmt_sock(bridge), "ovs-vswitchd", d.join("vswitchd.log"))?;
+            wait_for(
+                &self.mgmt_sock(bridge),
+                "ovs-vswitchd",
+                d.join("vswitchd.log"),
+            )?;
         }
         Ok(())
     }
@@ -282,7 +294,7 @@ impl Netns {
     }
 
     /// Creates a veth pair with `a` here and `b` inside `peer`, both up, with the given MTU.
-    pub fn veth_to(&self, a: &str, peer: &Netns, b: &str, mtu: Option<u32>) -> Result<()> {
+    pub fn veth_to(&self, a: &str, peer: &Self, b: &str, mtu: Option<u32>) -> Result<()> {
         let (a, b2, path) = (a.to_owned(), b.to_owned(), peer.path().to_owned());
         self.block_on(|h| async move { link::veth(&h, &a, &b2, mtu, Some(&path)).await })?;
         let b = b.to_owned();
@@ -297,7 +309,11 @@ impl Netns {
 
     /// Adds an IP address (`"10.0.0.1/30"`) to link `ifname` in this namespace.
     pub fn add_address(&self, ifname: &str, cidr: &str) -> Result<()> {
-        let bad = || Error::Setup(format!("{cidr} is not an address with a prefix, like 10.0.0.1/30"));
+        let bad = || {
+            Error::Setup(format!(
+                "{cidr} is not an address with a prefix, like 10.0.0.1/30"
+            ))
+        };
         let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
         let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;

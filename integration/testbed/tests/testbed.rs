@@ -9,13 +9,20 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// What a node owns on the host, to check it is gone after drop.
 fn footprint(node: &Node) -> (PathBuf, PathBuf, u32) {
     let pid = std::fs::read_to_string(node.dir().join("vswitchd.pid")).unwrap();
-    (node.netns().path().to_owned(), node.dir().to_owned(), pid.trim().parse().unwrap())
+    (
+        node.netns().path().to_owned(),
+        node.dir().to_owned(),
+        pid.trim().parse().unwrap(),
+    )
 }
 
 fn assert_gone((netns, dir, pid): (PathBuf, PathBuf, u32)) {
     assert!(!netns.exists(), "{} still exists", netns.display());
     assert!(!dir.exists(), "{} still exists", dir.display());
-    assert!(!PathBuf::from(format!("/proc/{pid}")).exists(), "ovs-vswitchd {pid} still runs");
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "ovs-vswitchd {pid} still runs"
+    );
 }
 
 #[test]
@@ -23,8 +30,20 @@ fn node_runs_a_bridge_and_cleans_up() -> Result {
     let node = Testbed::node("basic")?;
     node.add_bridge("ovsbr0")?;
     node.veth("a1", "b1")?;
-    node.vsctl(&["add-port", "ovsbr0", "a1", "--", "set", "Interface", "a1", "ofport_request=7"])?;
-    assert_eq!(node.vsctl(&["get", "Interface", "a1", "ofport"])?.trim(), "7");
+    node.vsctl(&[
+        "add-port",
+        "ovsbr0",
+        "a1",
+        "--",
+        "set",
+        "Interface",
+        "a1",
+        "ofport_request=7",
+    ])?;
+    assert_eq!(
+        node.vsctl(&["get", "Interface", "a1", "ofport"])?.trim(),
+        "7"
+    );
     assert!(node.mgmt_sock("ovsbr0").exists());
     let desc = node.ofctl(&["-O", "OpenFlow13", "dump-ports-desc", "ovsbr0"])?;
     assert!(desc.contains("7(a1)"), "{desc}");
@@ -63,7 +82,10 @@ fn pods_get_veths_with_mtu() -> Result {
     // The kernel tears a namespace down asynchronously; its veths go with it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while node.link_state("h1").is_ok() {
-        assert!(std::time::Instant::now() < deadline, "the host end outlived the pod");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host end outlived the pod"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(())
@@ -85,8 +107,13 @@ fn daemons_restart_on_the_same_database() -> Result {
 #[test]
 fn nodes_in_parallel_do_not_collide() -> Result {
     let nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| Testbed::node("same-name"))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect::<ovswire_testbed::Result<_>>()
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| Testbed::node("same-name")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<ovswire_testbed::Result<_>>()
     })?;
     for node in &nodes {
         node.veth("a1", "b1")?;
