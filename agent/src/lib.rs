@@ -9,4 +9,6 @@
 pub mod attach;
 pub mod cni;
 pub mod core;
+pub mod grpc;
 pub mod netdev;
+pub mod runtime;

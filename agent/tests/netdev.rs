@@ -25,8 +25,12 @@ where
     Fut: std::future::Future<Output = Result>,
 {
     node.netns().run(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        rt.map_err(|e| e.to_string())?.block_on(f()).map_err(|e| e.to_string())
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        rt.map_err(|e| e.to_string())?
+            .block_on(f())
+            .map_err(|e| e.to_string())
     })??;
     Ok(())
 }
@@ -42,15 +46,24 @@ fn creates_a_pod_interface_ready_for_a_wire() -> Result {
         let link = pod_link(&netns, "eth1").await?.expect("eth1 in the pod");
         assert_eq!(link.mtu, 9000);
         assert_eq!(link.mac, [0x02, 0, 0, 0, 0, 2]);
-        assert!(!link.tx_checksum, "TX checksum offload must be off in the pod");
+        assert!(
+            !link.tx_checksum,
+            "TX checksum offload must be off in the pod"
+        );
         assert!(nd.exists("owtest1").await?);
         Ok(())
     })?;
     let host = node.link_state("owtest1")?;
-    assert!(!host.admin_up, "the host end stays down until the wire is complete");
+    assert!(
+        !host.admin_up,
+        "the host end stays down until the wire is complete"
+    );
     assert_eq!(host.mac, [0x02, 0, 0, 0, 0, 1]);
     let eth1 = pod.link_state("eth1")?;
-    assert!(eth1.admin_up && !eth1.carrier, "the pod sees NO-CARRIER: {eth1:?}");
+    assert!(
+        eth1.admin_up && !eth1.carrier,
+        "the pod sees NO-CARRIER: {eth1:?}"
+    );
     let k = node.netns().exec("ethtool", &["-k", "owtest1"])?;
     assert!(k.contains("tx-checksumming: off"), "{k}");
     Ok(())
@@ -64,18 +77,38 @@ fn clashes_and_missing_namespaces_are_clear_errors() -> Result {
     in_node(&node, || async {
         let nd = Netdev::new()?;
         nd.create_veth(&spec(&netns, "owtest1", "eth1")).await?;
-        let again = nd.create_veth(&spec(&netns, "owtest2", "eth1")).await.unwrap_err();
-        assert!(matches!(&again, NetdevError::Exists { ifname, .. } if ifname == "eth1"), "{again}");
+        let again = nd
+            .create_veth(&spec(&netns, "owtest2", "eth1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&again, NetdevError::Exists { ifname, .. } if ifname == "eth1"),
+            "{again}"
+        );
         assert!(again.to_string().contains("in the pod"), "{again}");
         assert!(!nd.exists("owtest2").await?, "nothing left behind");
-        let host = nd.create_veth(&spec(&netns, "owtest1", "eth2")).await.unwrap_err();
-        assert!(host.to_string().contains("owtest1 already exists on the host"), "{host}");
+        let host = nd
+            .create_veth(&spec(&netns, "owtest1", "eth2"))
+            .await
+            .unwrap_err();
+        assert!(
+            host.to_string()
+                .contains("owtest1 already exists on the host"),
+            "{host}"
+        );
         let gone = Path::new("/run/netns/ovswire-no-such-netns");
-        let missing = nd.create_veth(&spec(gone, "owtest3", "eth1")).await.unwrap_err();
+        let missing = nd
+            .create_veth(&spec(gone, "owtest3", "eth1"))
+            .await
+            .unwrap_err();
         assert!(matches!(missing, NetdevError::Netns { .. }), "{missing}");
         assert!(nd.delete("owtest1").await?);
         assert!(!nd.delete("owtest1").await?, "deleting twice is fine");
-        assert_eq!(pod_link(&netns, "eth1").await?, None, "the pod end went with the host end");
+        assert_eq!(
+            pod_link(&netns, "eth1").await?,
+            None,
+            "the pod end went with the host end"
+        );
         Ok(())
     })
 }

@@ -52,6 +52,12 @@ pub fn is_ours(cookie: u64) -> bool {
     cookie & COOKIE_TAG_MASK == COOKIE_TAG
 }
 
+/// A node's pinned datapath id: stable for a node name, distinct between nodes, and tagged so
+/// it is recognisable as ovswire's.
+pub fn datapath_id(node: &str) -> u64 {
+    COOKIE_TAG | (fnv1a(&[node]) & !COOKIE_TAG_MASK)
+}
+
 /// The host-side interface name for a pod interface: `ow` and 13 hex digits (15 characters,
 /// the kernel's limit) derived from the container and the interface name. A restarted pod gets
 /// a new container id and so a new name, which cannot clash with the old veth while the kernel

@@ -58,7 +58,10 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetdevError {
     let what = what.into();
-    move |e| NetdevError::Netlink { what, message: e.to_string() }
+    move |e| NetdevError::Netlink {
+        what,
+        message: e.to_string(),
+    }
 }
 
 /// A veth pair to create for a pod interface.
@@ -99,8 +102,10 @@ impl Netdev {
     /// Opens a netlink connection in the calling thread's namespace and spawns it on the
     /// current tokio runtime.
     pub fn new() -> Result<Self> {
-        let (conn, handle, _) = rtnetlink::new_connection()
-            .map_err(|e| NetdevError::Io { what: "open a netlink socket".into(), source: e })?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetdevError::Io {
+            what: "open a netlink socket".into(),
+            source: e,
+        })?;
         tokio::spawn(conn);
         Ok(Self { handle })
     }
@@ -109,8 +114,10 @@ impl Netdev {
     /// complete), the pod end is up inside the pod, and TX checksum offload is off on both.
     /// Nothing is left behind on failure.
     pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
-        let ns = std::fs::File::open(spec.netns)
-            .map_err(|source| NetdevError::Netns { path: spec.netns.to_owned(), source })?;
+        let ns = std::fs::File::open(spec.netns).map_err(|source| NetdevError::Netns {
+            path: spec.netns.to_owned(),
+            source,
+        })?;
         let peer = LinkUnspec::new_with_name(spec.ifname)
             .mtu(spec.mtu)
             .address(spec.pod_mac.to_vec())
@@ -123,9 +130,20 @@ impl Netdev {
             .build();
         if let Err(e) = self.handle.link().add(msg).execute().await {
             if errno(&e) == Some(libc::EEXIST) {
-                let where_ = if self.get(spec.host).await?.is_some() { " on the host" } else { " in the pod" };
-                let ifname = if where_ == " on the host" { spec.host } else { spec.ifname };
-                return Err(NetdevError::Exists { ifname: ifname.to_owned(), where_ });
+                let where_ = if self.get(spec.host).await?.is_some() {
+                    " on the host"
+                } else {
+                    " in the pod"
+                };
+                let ifname = if where_ == " on the host" {
+                    spec.host
+                } else {
+                    spec.ifname
+                };
+                return Err(NetdevError::Exists {
+                    ifname: ifname.to_owned(),
+                    where_,
+                });
             }
             return Err(nl(format!("create veth {}/{}", spec.host, spec.ifname))(e));
         }
@@ -145,19 +163,38 @@ impl Netdev {
         let name = spec.ifname.to_owned();
         in_pod(spec.netns, move |handle| async move {
             sys::disable_tx_checksum(&name)?;
-            let link = handle.link().get().match_name(name.clone()).execute().try_next().await;
+            let link = handle
+                .link()
+                .get()
+                .match_name(name.clone())
+                .execute()
+                .try_next()
+                .await;
             let index = link.map_err(std::io::Error::other)?.ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::NotFound, format!("{name} vanished"))
             })?;
             let up = LinkUnspec::new_with_index(index.header.index).up().build();
-            handle.link().set(up).execute().await.map_err(std::io::Error::other)
+            handle
+                .link()
+                .set(up)
+                .execute()
+                .await
+                .map_err(std::io::Error::other)
         })
         .await
         .map_err(io(format!("set up {} in the pod", spec.ifname)))
     }
 
     async fn get(&self, name: &str) -> Result<Option<LinkMessage>> {
-        match self.handle.link().get().match_name(name.to_owned()).execute().try_next().await {
+        match self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute()
+            .try_next()
+            .await
+        {
             Ok(m) => Ok(m),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl(format!("look up {name}"))(e)),
@@ -171,7 +208,9 @@ impl Netdev {
 
     /// Deletes a host interface (and so its veth peer); `false` if it was already gone.
     pub async fn delete(&self, name: &str) -> Result<bool> {
-        let Some(link) = self.get(name).await? else { return Ok(false) };
+        let Some(link) = self.get(name).await? else {
+            return Ok(false);
+        };
         match self.handle.link().del(link.header.index).execute().await {
             Ok(()) => Ok(true),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
@@ -182,11 +221,19 @@ impl Netdev {
     /// Sets a host interface administratively up or down.
     pub async fn set_up(&self, name: &str, up: bool) -> Result<()> {
         let Some(link) = self.get(name).await? else {
-            return Err(NetdevError::Netlink { what: format!("set {name} up"), message: "no such interface".into() });
+            return Err(NetdevError::Netlink {
+                what: format!("set {name} up"),
+                message: "no such interface".into(),
+            });
         };
         let b = LinkMessageBuilder::<LinkUnspec>::new().index(link.header.index);
         let msg = if up { b.up() } else { b.down() }.build();
-        self.handle.link().set(msg).execute().await.map_err(nl(format!("set {name} up={up}")))
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("set {name} up={up}")))
     }
 }
 
@@ -194,9 +241,19 @@ impl Netdev {
 pub async fn pod_link(netns: &Path, ifname: &str) -> Result<Option<PodLink>> {
     let name = ifname.to_owned();
     let found = in_pod(netns, move |handle| async move {
-        let msg = handle.link().get().match_name(name.clone()).execute().try_next().await;
+        let msg = handle
+            .link()
+            .get()
+            .match_name(name.clone())
+            .execute()
+            .try_next()
+            .await;
         let Ok(Some(msg)) = msg else { return Ok(None) };
-        let mut link = PodLink { mtu: 0, mac: [0; 6], tx_checksum: sys::tx_checksum(&name)? };
+        let mut link = PodLink {
+            mtu: 0,
+            mac: [0; 6],
+            tx_checksum: sys::tx_checksum(&name)?,
+        };
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::Mtu(m) => link.mtu = m,
@@ -206,7 +263,10 @@ pub async fn pod_link(netns: &Path, ifname: &str) -> Result<Option<PodLink>> {
         }
         Ok(Some(link))
     });
-    found.await.map_err(|source| NetdevError::Io { what: format!("read {ifname} in the pod"), source })
+    found.await.map_err(|source| NetdevError::Io {
+        what: format!("read {ifname} in the pod"),
+        source,
+    })
 }
 
 /// Runs a netlink job inside the pod's namespace on its own thread and runtime.
@@ -217,7 +277,9 @@ where
     Fut: std::future::Future<Output = std::io::Result<T>>,
 {
     in_netns(netns.to_owned(), move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
         rt.block_on(async move {
             let (conn, handle, _) = rtnetlink::new_connection()?;
             let task = tokio::spawn(conn);
@@ -237,9 +299,12 @@ where
     F: FnOnce() -> std::io::Result<T> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new().name("ovswire-netns".into()).spawn(move || {
-        let out = sys::enter_netns(&netns).and_then(|()| f());
-        let _ = tx.send(out);
-    })?;
-    rx.await.map_err(|_| std::io::Error::other("netns worker thread died"))?
+    std::thread::Builder::new()
+        .name("ovswire-netns".into())
+        .spawn(move || {
+            let out = sys::enter_netns(&netns).and_then(|()| f());
+            let _ = tx.send(out);
+        })?;
+    rx.await
+        .map_err(|_| std::io::Error::other("netns worker thread died"))?
 }

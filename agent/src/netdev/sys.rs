@@ -41,12 +41,24 @@ pub(crate) fn enter_netns(path: &Path) -> io::Result<()> {
 
 fn ethtool(ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     if ifname.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
     }
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(io::Error::from)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
     let mut value = EthtoolValue { cmd, data };
-    let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: &mut value, _pad: [0; 16] };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut value,
+        _pad: [0; 16],
+    };
     req.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
     // SAFETY: `req` is a properly initialised `struct ifreq` whose `ifr_data` points at a live
     // `ethtool_value` on this stack frame; the kernel reads and writes only those two structs

@@ -1,0 +1,356 @@
+//! The agent's view of Open vSwitch: reading what it owns (observe) and changing it (apply),
+//! over OVSDB and OpenFlow only.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ovswire_openflow::conn::{self, Events, Handle};
+use ovswire_openflow::msg::FlowStatsRequest;
+use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
+use ovswire_openflow::{Action, FlowMod, Instruction, MacAddr, Message, OxmField, PortMod};
+use ovswire_ovsdb::vswitch::{BridgeSpec, DatapathType, PortRef, PortSpec, Vswitch};
+use ovswire_ovsdb::{Client, Condition, Mutation, Operation, Value};
+
+use crate::core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
+use crate::core::plan::{FLOW_PRIORITY, Flow, Observed, ObservedPort, OfPort, OfportState, Plan};
+
+const DB: &str = "Open_vSwitch";
+/// How long ovs-vswitchd may take to apply a batch of ports.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Prefix of the `Bridge.external_ids` keys that record links taken down through the API.
+pub(crate) const ADMIN_DOWN_PREFIX: &str = "ovswire-down:";
+
+/// Something the agent could not do to OVS.
+#[derive(Debug, thiserror::Error)]
+pub enum OvsError {
+    /// An OVSDB request failed.
+    #[error("OVSDB: {0}")]
+    Ovsdb(#[from] ovswire_ovsdb::Error),
+    /// An OpenFlow request failed.
+    #[error("OpenFlow: {0}")]
+    OpenFlow(#[from] ovswire_openflow::Error),
+}
+
+type Result<T, E = OvsError> = std::result::Result<T, E>;
+
+/// Where the bridge lives and how to make it.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Bridge name, `ovsbr0` by default.
+    pub name: String,
+    /// `system` on hosts with the OVS kernel module, `netdev` (userspace) elsewhere.
+    pub datapath_type: DatapathType,
+    /// Pinned datapath id, so adding ports never changes it and drops connections.
+    pub datapath_id: u64,
+    /// Directory holding `<bridge>.mgmt`.
+    pub rundir: std::path::PathBuf,
+}
+
+/// OVSDB and OpenFlow connections to one bridge.
+#[derive(Debug, Clone)]
+pub struct Ovs {
+    db: Vswitch,
+    of: Handle,
+    bridge: BridgeConfig,
+}
+
+impl Ovs {
+    /// Ensures the bridge (fail_mode=secure, OpenFlow 1.3 and 1.4, pinned datapath id), waits
+    /// for ovs-vswitchd to create it, and connects to its management socket.
+    pub async fn connect(db: Client, bridge: BridgeConfig) -> Result<(Self, Events)> {
+        let db = Vswitch::new(db);
+        let spec = BridgeSpec::new(&bridge.name, bridge.datapath_type, bridge.datapath_id)
+            .protocols(["OpenFlow13", "OpenFlow14"]);
+        db.ensure_bridge(&spec).await?;
+        let next_cfg = bump_next_cfg(&db).await?;
+        db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;
+        let (of, events) = Self::open_flow(&bridge).await?;
+        Ok((Self { db, of, bridge }, events))
+    }
+
+    async fn open_flow(bridge: &BridgeConfig) -> Result<(Handle, Events)> {
+        let mgmt = bridge.rundir.join(format!("{}.mgmt", bridge.name));
+        Ok(conn::connect(mgmt).await?)
+    }
+
+    /// Opens a new OpenFlow connection after the old one died (e.g. ovs-vswitchd restarted).
+    pub async fn reconnect_flow(&mut self) -> Result<Events> {
+        let (of, events) = Self::open_flow(&self.bridge).await?;
+        self.of = of;
+        Ok(events)
+    }
+
+    /// The OpenFlow connection.
+    pub fn flow(&self) -> &Handle {
+        &self.of
+    }
+
+    /// Everything the agent owns: its ports in OVSDB, its flows, and every OpenFlow port.
+    pub async fn observe(&self) -> Result<Observed> {
+        let (ports, flows, of_ports) = tokio::try_join!(
+            self.observe_ports(),
+            self.observe_flows(),
+            self.observe_of_ports()
+        )?;
+        Ok(Observed {
+            ports,
+            flows,
+            of_ports,
+        })
+    }
+
+    /// The agent's ports, from `Interface` rows tagged with its owner key.
+    pub async fn observe_ports(&self) -> Result<BTreeMap<String, ObservedPort>> {
+        let owned = Value::map([(OWNER_KEY, OWNER_VALUE)]);
+        let r = self
+            .db
+            .client()
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Interface",
+                vec![Condition::includes("external_ids", owned)],
+                ["name", "ofport", "ofport_request", "error", "external_ids"],
+            ))
+            .execute()
+            .await?;
+        let mut ports = BTreeMap::new();
+        for row in r[0].rows().map_err(OvsError::Ovsdb)? {
+            let name = row.get("name")?.as_str()?.to_owned();
+            let error = row.get("error")?.optional_str()?.map(str::to_owned);
+            let ofport = match (row.get("ofport")?.optional_i64()?, error) {
+                (Some(-1), why) => OfportState::Failed(why.unwrap_or_else(|| "unknown".into())),
+                (Some(n), _) if n > 0 => OfportState::Assigned(n as u32),
+                _ => OfportState::Pending,
+            };
+            let ofport_request = row.get("ofport_request")?.optional_i64()?.map(|n| n as u32);
+            let external_ids = row.get("external_ids")?.string_map()?;
+            ports.insert(
+                name.clone(),
+                ObservedPort {
+                    name,
+                    ofport_request,
+                    ofport,
+                    external_ids,
+                },
+            );
+        }
+        Ok(ports)
+    }
+
+    /// The agent's flows in table 0, by input port.
+    pub async fn observe_flows(&self) -> Result<BTreeMap<u32, Flow>> {
+        let request = FlowStatsRequest {
+            table_id: 0,
+            cookie: COOKIE_TAG,
+            cookie_mask: COOKIE_TAG_MASK,
+            ..FlowStatsRequest::default()
+        };
+        let mut flows = BTreeMap::new();
+        for f in self.of.flow_stats(request).await? {
+            let in_port = f.r#match.fields.iter().find_map(|m| match m {
+                OxmField::InPort(p) => Some(*p),
+                _ => None,
+            });
+            let Some(in_port) = in_port else { continue };
+            // A flow of ours that is not a plain wire (no single output) can never equal a
+            // desired flow, so the planner replaces it.
+            let out_port = match f.instructions.as_slice() {
+                [Instruction::ApplyActions(a)] => match a.as_slice() {
+                    [Action::Output { port, .. }] => *port,
+                    _ => u32::MAX,
+                },
+                _ => u32::MAX,
+            };
+            if f.priority == FLOW_PRIORITY && f.r#match.fields.len() == 1 {
+                flows.insert(
+                    in_port,
+                    Flow {
+                        cookie: f.cookie,
+                        in_port,
+                        out_port,
+                    },
+                );
+            } else {
+                flows.entry(in_port).or_insert(Flow {
+                    cookie: f.cookie,
+                    in_port,
+                    out_port: u32::MAX,
+                });
+            }
+        }
+        Ok(flows)
+    }
+
+    /// Every OpenFlow port of the bridge with its MAC and admin state.
+    pub async fn observe_of_ports(&self) -> Result<BTreeMap<u32, OfPort>> {
+        Ok(self
+            .of
+            .port_desc()
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.port_no,
+                    OfPort {
+                        mac: p.hw_addr.0,
+                        down: p.config & OFPPC_PORT_DOWN != 0,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Applies a plan: the port changes as one OVSDB transaction while the flows and host-end
+    /// states go in as one atomic OpenFlow bundle; then waits until ovs-vswitchd has applied the
+    /// ports. Flows may name ports that do not exist yet: the agent chose their numbers.
+    pub async fn apply(&self, plan: &Plan) -> Result<()> {
+        let ports = async {
+            if !plan.touches_ovsdb() {
+                return Ok(());
+            }
+            let mut next_cfg = 0;
+            if !plan.del_ports.is_empty() {
+                let refs: Vec<_> = plan
+                    .del_ports
+                    .iter()
+                    .map(|n| PortRef::Name(n.clone()))
+                    .collect();
+                next_cfg = self
+                    .db
+                    .delete_ports(&self.bridge.name, &refs)
+                    .await?
+                    .next_cfg;
+            }
+            if !plan.add_ports.is_empty() {
+                let specs: Vec<_> = plan.add_ports.iter().map(port_spec).collect();
+                next_cfg = self.db.add_ports(&self.bridge.name, &specs).await?.next_cfg;
+            }
+            self.db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;
+            Ok::<_, OvsError>(())
+        };
+        let flows = async {
+            let messages = flow_messages(plan);
+            if !messages.is_empty() {
+                self.of.bundle(messages).await?;
+            }
+            // OVS refuses PORT_MOD inside an atomic bundle ("port mods are not atomic"), so
+            // the host ends change after the flows are in, confirmed by a barrier.
+            let ports: Vec<_> = plan
+                .port_states
+                .iter()
+                .map(|s| Message::PortMod(PortMod::admin_down(s.ofport, MacAddr(s.mac), !s.up)))
+                .collect();
+            if !ports.is_empty() {
+                self.of.apply(ports).await?;
+            }
+            Ok::<_, OvsError>(())
+        };
+        tokio::try_join!(ports, flows)?;
+        Ok(())
+    }
+
+    /// The links recorded as administratively down in `Bridge.external_ids`.
+    pub async fn admin_down_links(&self) -> Result<Vec<String>> {
+        let r = self
+            .db
+            .client()
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Bridge",
+                vec![Condition::eq("name", self.bridge.name.as_str())],
+                ["external_ids"],
+            ))
+            .execute()
+            .await?;
+        let mut down = Vec::new();
+        for row in r[0].rows()? {
+            for (k, v) in row.get("external_ids")?.string_map()? {
+                if let Some(link) = k.strip_prefix(ADMIN_DOWN_PREFIX)
+                    && v == "true"
+                {
+                    down.push(link.to_owned());
+                }
+            }
+        }
+        Ok(down)
+    }
+
+    /// Records (or clears) a link as administratively down, so restarts keep it down.
+    pub async fn set_admin_down(&self, link: &str, down: bool) -> Result<()> {
+        let key = format!("{ADMIN_DOWN_PREFIX}{link}");
+        let mut mutations = vec![Mutation::delete("external_ids", Value::set([key.as_str()]))];
+        if down {
+            mutations.push(Mutation::insert(
+                "external_ids",
+                Value::map([(key.as_str(), "true")]),
+            ));
+        }
+        self.db
+            .client()
+            .transact(DB)
+            .op(Operation::mutate(
+                "Bridge",
+                vec![Condition::eq("name", self.bridge.name.as_str())],
+                mutations,
+            ))
+            .execute()
+            .await?;
+        Ok(())
+    }
+}
+
+fn port_spec(p: &crate::core::plan::PortWant) -> PortSpec {
+    let ofport = u16::try_from(p.ofport).expect("the allocator hands out ports up to 65279");
+    let mut spec = PortSpec::new(&p.name).ofport_request(ofport);
+    for (k, v) in &p.external_ids {
+        spec = spec.iface_external_id(k, v).port_external_id(k, v);
+    }
+    spec
+}
+
+/// The plan's flow changes, deletions first, for one atomic bundle.
+fn flow_messages(plan: &Plan) -> Vec<Message> {
+    let deletes = plan.del_flows.iter().map(|f| {
+        FlowMod::delete_strict(0)
+            .priority(FLOW_PRIORITY)
+            .cookie_filter(f.cookie, u64::MAX)
+            .match_field(OxmField::InPort(f.in_port))
+    });
+    let adds = plan.add_flows.iter().map(|f| {
+        FlowMod::add(0)
+            .priority(FLOW_PRIORITY)
+            .cookie(f.cookie)
+            .match_field(OxmField::InPort(f.in_port))
+            .apply_actions(vec![Action::output(f.out_port)])
+    });
+    deletes.chain(adds).map(Message::FlowMod).collect()
+}
+
+/// Bumps `next_cfg` and returns its new value (for a wait after a change made elsewhere).
+async fn bump_next_cfg(db: &Vswitch) -> Result<i64> {
+    let r = db
+        .client()
+        .transact(DB)
+        .op(Operation::mutate(
+            "Open_vSwitch",
+            vec![],
+            vec![Mutation::new(
+                "next_cfg",
+                ovswire_ovsdb::Mutator::Add,
+                Value::from(1i64),
+            )],
+        ))
+        .op(Operation::select_columns(
+            "Open_vSwitch",
+            vec![],
+            ["next_cfg"],
+        ))
+        .execute()
+        .await?;
+    let rows = r[1].rows()?;
+    Ok(rows
+        .first()
+        .map(|row| row.get("next_cfg").and_then(|v| v.as_i64()))
+        .transpose()?
+        .unwrap_or(0))
+}

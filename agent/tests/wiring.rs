@@ -1,0 +1,282 @@
+//! The agent wiring pods on one node, on a real OVS with real pod namespaces.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ovswire_agent::attach::AttachError;
+use ovswire_agent::core::model::AdminState;
+use ovswire_agent::core::plan::LinkStatus;
+use support::{Lab, Result};
+
+const ONE_LINK: &str = "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 9000\n";
+const LINK: &str = "lab/r1:eth1--r2:eth1";
+
+fn carrier(ns: &ovswire_testbed::Netns) -> bool {
+    ns.link_state("eth1").map(|s| s.carrier).unwrap_or(false)
+}
+
+fn ping(from: &ovswire_testbed::Netns, to: &str, extra: &[&str]) -> bool {
+    let mut args = vec!["-c", "3", "-i", "0.2", "-W", "1", "-q"];
+    args.extend_from_slice(extra);
+    args.push(to);
+    from.output("ping", &args).is_ok_and(|o| o.status.success())
+}
+
+/// A lab with r1 and r2 wired and addressed 10.0.0.1/2.
+fn wired(name: &str) -> Result<(Lab, ovswire_testbed::Netns, ovswire_testbed::Netns)> {
+    let mut lab = Lab::new(name, ONE_LINK)?;
+    lab.start()?;
+    let r1 = lab.node.pod("r1")?;
+    let r2 = lab.node.pod("r2")?;
+    lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    lab.wait_for("the link to come up", || {
+        lab.status(LINK) == Some(LinkStatus::Up)
+    })?;
+    r1.add_address("eth1", "10.0.0.1/30")?;
+    r2.add_address("eth1", "10.0.0.2/30")?;
+    Ok((lab, r1, r2))
+}
+
+#[test]
+fn no_carrier_until_the_peer_registers() -> Result {
+    let mut lab = Lab::new("carrier", ONE_LINK)?;
+    lab.start()?;
+    let r1 = lab.node.pod("r1")?;
+    let r2 = lab.node.pod("r2")?;
+    let a = lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    assert_eq!(a.mtu, 9000, "the topology's MTU");
+    lab.settle()?;
+    assert!(
+        !carrier(&r1),
+        "r1:eth1 must show NO-CARRIER while r2 is missing"
+    );
+    assert_eq!(
+        lab.status(LINK),
+        Some(LinkStatus::Pending(
+            "waiting for r2:eth1 to register".into()
+        ))
+    );
+    lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    lab.wait_for("carrier on both ends", || carrier(&r1) && carrier(&r2))?;
+    assert_eq!(r1.link_state("eth1")?.mtu, 9000);
+    // The peer leaves: the survivor loses carrier again.
+    lab.detach("c2", "eth1")?;
+    lab.wait_for("r1 to lose carrier", || !carrier(&r1))?;
+    assert!(matches!(lab.status(LINK), Some(LinkStatus::Pending(_))));
+    Ok(())
+}
+
+#[test]
+fn a_wire_carries_ping_tcp_and_jumbo_frames() -> Result {
+    let (lab, r1, r2) = wired("traffic")?;
+    assert!(ping(&r1, "10.0.0.2", &[]), "ping across the wire");
+    assert!(
+        ping(&r1, "10.0.0.2", &["-s", "8972", "-M", "do"]),
+        "a 9000-byte packet crosses unfragmented"
+    );
+    let mut server = Command::new("iperf3");
+    server
+        .args(["-s", "-1", "-B", "10.0.0.2"])
+        .stdout(Stdio::null());
+    let mut server = r2.spawn(server)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = r1.exec("iperf3", &["-c", "10.0.0.2", "-t", "1", "-J"])?;
+    let _ = server.wait();
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    let bps = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(bps > 0.0, "TCP must cross the wire: {out}");
+    eprintln!("TCP over the wire: {:.2} Gbit/s", bps / 1e9);
+    drop(lab);
+    Ok(())
+}
+
+#[test]
+fn l2_control_frames_cross_unchanged() -> Result {
+    let (_lab, r1, r2) = wired("l2")?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/l2.py");
+    let mut recv = Command::new("python3");
+    recv.args([script, "recv", "eth1", "3"])
+        .stdout(Stdio::piped());
+    let recv = r2.spawn(recv)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = r1.exec("python3", &[script, "send", "eth1"])?;
+    let got = String::from_utf8(recv.wait_with_output()?.stdout)?;
+    for frame in sent.lines() {
+        assert!(
+            got.lines().any(|l| l == frame),
+            "frame {frame} did not arrive intact; got:\n{got}"
+        );
+    }
+    assert_eq!(
+        sent.lines().count(),
+        4,
+        "LLDP, LACP, STP and IS-IS frames were sent"
+    );
+    Ok(())
+}
+
+#[test]
+fn link_down_and_up_through_the_agent() -> Result {
+    let (lab, r1, r2) = wired("flap")?;
+    let key = lab.agent().links()[0].0.key.clone();
+    let agent = lab.agent();
+    let k = key.clone();
+    lab.on(async move { agent.set_admin(&k, AdminState::Down).await })?;
+    assert!(
+        !carrier(&r1) && !carrier(&r2),
+        "both ends lose carrier when the call returns"
+    );
+    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+    assert!(!ping(&r1, "10.0.0.2", &[]));
+    let agent = lab.agent();
+    lab.on(async move { agent.set_admin(&key, AdminState::Up).await })?;
+    lab.wait_for("carrier back", || carrier(&r1) && carrier(&r2))?;
+    assert!(ping(&r1, "10.0.0.2", &[]));
+    Ok(())
+}
+
+#[test]
+fn a_crashed_agent_restarts_without_touching_wires() -> Result {
+    let (mut lab, r1, r2) = wired("restart")?;
+    // Take the link down first: the admin state must survive the restart too.
+    let flows_before =
+        lab.node
+            .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
+    let pinger = std::thread::spawn({
+        let path = r1.path().to_owned();
+        move || {
+            let ns = std::fs::File::open(path).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            Command::new("ping")
+                .args(["-i", "0.01", "-c", "200", "-W", "1", "-q", "10.0.0.2"])
+                .output()
+                .unwrap()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    lab.crash();
+    let agent = lab.start()?;
+    lab.settle()?;
+    let out = pinger.join().expect("pinger");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" 0% packet loss"),
+        "frames were lost across the restart:\n{text}"
+    );
+    assert_eq!(
+        agent.plans_applied(),
+        0,
+        "nothing changed, so nothing may be sent"
+    );
+    let flows_after =
+        lab.node
+            .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
+    assert_eq!(flows_before, flows_after);
+    assert_eq!(lab.status(LINK), Some(LinkStatus::Up));
+    assert!(carrier(&r2));
+    Ok(())
+}
+
+#[test]
+fn admin_down_survives_an_agent_restart() -> Result {
+    let (mut lab, r1, _r2) = wired("keepdown")?;
+    let key = lab.agent().links()[0].0.key.clone();
+    let agent = lab.agent();
+    lab.on(async move { agent.set_admin(&key, AdminState::Down).await })?;
+    lab.crash();
+    let agent = lab.start()?;
+    lab.settle()?;
+    assert_eq!(agent.plans_applied(), 0);
+    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+    assert!(!carrier(&r1));
+    Ok(())
+}
+
+#[test]
+fn vswitchd_restart_brings_the_wires_back() -> Result {
+    let (mut lab, r1, _r2) = wired("vswitchd")?;
+    lab.node.restart_vswitchd()?;
+    lab.wait_for("the wire to pass traffic again", || {
+        ping(&r1, "10.0.0.2", &[])
+    })?;
+    assert_eq!(lab.status(LINK), Some(LinkStatus::Up));
+    Ok(())
+}
+
+#[test]
+fn a_pod_restart_rewires_only_its_link() -> Result {
+    let topo =
+        "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r3:eth1, r4:eth1]\n";
+    let mut lab = Lab::new("podrestart", topo)?;
+    lab.start()?;
+    let pods: Vec<_> = ["r1", "r2", "r3", "r4"]
+        .iter()
+        .map(|p| lab.node.pod(p))
+        .collect::<ovswire_testbed::Result<_>>()?;
+    for (i, p) in ["r1", "r2", "r3", "r4"].iter().enumerate() {
+        lab.attach("lab", p, "eth1", &format!("c{i}"), pods[i].path())?;
+    }
+    lab.wait_for("both links up", || {
+        lab.agent()
+            .links()
+            .iter()
+            .all(|(_, s)| *s == LinkStatus::Up)
+    })?;
+    let r3r4 = |lab: &Lab| -> Result<String> {
+        let flows = lab
+            .node
+            .ofctl(&["-O", "OpenFlow13", "dump-flows", "ovsbr0"])?;
+        // Flow durations grow while untouched; a re-added flow would restart from zero.
+        Ok(flows
+            .lines()
+            .filter(|l| l.contains("in_port=32770") || l.contains("in_port=32771"))
+            .map(|l| l.split(", duration").next().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    };
+    let before = r3r4(&lab)?;
+    // r2 restarts: new sandbox, new namespace, new veth.
+    lab.detach("c1", "eth1")?;
+    let r2b = lab.node.pod("r2b")?;
+    lab.attach("lab", "r2", "eth1", "c1-new", r2b.path())?;
+    lab.wait_for("r1-r2 back up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    assert_eq!(
+        before,
+        r3r4(&lab)?,
+        "the other link's flows were not touched"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_requests_fail_clearly_and_leave_nothing() -> Result {
+    let mut lab = Lab::new("bad", ONE_LINK)?;
+    lab.start()?;
+    let missing = std::path::Path::new("/run/netns/ovswire-test-missing");
+    let err = lab.attach("lab", "r1", "eth1", "c1", missing).unwrap_err();
+    let err = err.downcast::<AttachError>().map_err(|e| format!("{e}"))?;
+    assert!(matches!(*err, AttachError::Netns(_)), "{err}");
+    let r1 = lab.node.pod("r1")?;
+    lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    let again = lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    assert_eq!(
+        again.container_id, "c1",
+        "a repeated ADD returns the same attachment"
+    );
+    let clash = lab
+        .attach("lab", "r1b", "eth1", "c9", r1.path())
+        .unwrap_err();
+    assert!(
+        clash.to_string().contains("already exists in the pod"),
+        "{clash}"
+    );
+    lab.settle()?;
+    let ports = lab.node.vsctl(&["list-ports", "ovsbr0"])?;
+    assert_eq!(ports.lines().count(), 1, "only r1's port: {ports}");
+    Ok(())
+}
