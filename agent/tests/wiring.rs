@@ -280,3 +280,77 @@ fn bad_requests_fail_clearly_and_leave_nothing() -> Result {
     assert_eq!(ports.lines().count(), 1, "only r1's port: {ports}");
     Ok(())
 }
+
+#[test]
+fn an_ovsdb_server_restart_is_survived() -> Result {
+    let topo =
+        "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r3:eth1, r4:eth1]\n";
+    let mut lab = Lab::new("ovsdb-restart", topo)?;
+    lab.start()?;
+    let pods: Vec<_> = ["r1", "r2", "r3", "r4"]
+        .iter()
+        .map(|p| lab.node.pod(p))
+        .collect::<ovswire_testbed::Result<_>>()?;
+    lab.attach("lab", "r1", "eth1", "c1", pods[0].path())?;
+    lab.attach("lab", "r2", "eth1", "c2", pods[1].path())?;
+    lab.wait_for("r1-r2 up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    lab.node.restart_ovsdb()?;
+    // Pods registering after the restart are wired through the reconnected client.
+    lab.attach("lab", "r3", "eth1", "c3", pods[2].path())?;
+    lab.attach("lab", "r4", "eth1", "c4", pods[3].path())?;
+    lab.wait_for("r3-r4 up", || {
+        lab.status("lab/r3:eth1--r4:eth1") == Some(LinkStatus::Up)
+    })?;
+    assert!(carrier(&pods[0]) && carrier(&pods[3]));
+    Ok(())
+}
+
+#[test]
+fn ports_and_flows_of_others_are_left_alone() -> Result {
+    let mut lab = Lab::new("foreign", ONE_LINK)?;
+    lab.start()?;
+    lab.node.veth("x1", "x2")?;
+    lab.node.vsctl(&[
+        "add-port",
+        "ovsbr0",
+        "x1",
+        "--",
+        "set",
+        "Interface",
+        "x1",
+        "ofport_request=7",
+    ])?;
+    lab.node.ofctl(&[
+        "-O",
+        "OpenFlow13",
+        "add-flow",
+        "ovsbr0",
+        "table=0,priority=5,cookie=0x1,in_port=7,actions=drop",
+    ])?;
+    let r1 = lab.node.pod("r1")?;
+    let r2 = lab.node.pod("r2")?;
+    lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    lab.wait_for("the link up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    lab.detach("c1", "eth1")?;
+    lab.detach("c2", "eth1")?;
+    lab.settle()?;
+    assert_eq!(
+        lab.node.vsctl(&["list-ports", "ovsbr0"])?.trim(),
+        "x1",
+        "only the agent's ports went"
+    );
+    let flows = lab
+        .node
+        .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
+    assert!(
+        flows.contains("cookie=0x1") && flows.contains("in_port=7"),
+        "{flows}"
+    );
+    assert_eq!(
+        flows.lines().filter(|l| l.contains("cookie=")).count(),
+        1,
+        "{flows}"
+    );
+    Ok(())
+}
