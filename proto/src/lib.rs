@@ -13,3 +13,24 @@
 pub mod v1 {
     tonic::include_proto!("ovswire.v1");
 }
+
+/// Connects a gRPC channel to an agent's unix socket (the agent serves both services on unix
+/// sockets). Fails at once if nothing listens there.
+#[cfg(feature = "client")]
+pub async fn unix_channel(
+    path: impl AsRef<std::path::Path>,
+    connect_timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let path = path.as_ref().to_owned();
+    // The URI is a placeholder: the connector always dials the unix socket.
+    tonic::transport::Endpoint::from_static("http://[::]:50051")
+        .connect_timeout(connect_timeout)
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+}

@@ -1,8 +1,11 @@
 //! Benchmark scenarios. Each builds its own private OVS nodes, measures ovswire and the
 //! command-line baseline in the same run, and returns one [`Report`].
 
+pub mod baseline;
+pub mod cni;
 pub mod flows;
 pub mod ovsdb_ports;
+pub mod wire;
 
 use serde_json::{Map, Value};
 

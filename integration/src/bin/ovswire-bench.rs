@@ -32,19 +32,33 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         flows: usize,
     },
+    /// Register every interface of N links through the agent's Cni API and time until all
+    /// links are up and pass traffic, vs the CLI (per link up to 500, batched and bundled above).
+    Wire {
+        /// Link counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000")]
+        links: Vec<usize>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let report: Report = match args.scenario {
-        Scenario::OvsdbPorts { ports } => bench::ovsdb_ports::run(ports).await?,
-        Scenario::Flows { ports, flows } => bench::flows::run(ports, flows).await?,
+    let print = |report: Report| {
+        if args.json {
+            println!("{}", report.to_json());
+        } else {
+            println!("{}", report.to_text());
+        }
     };
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
+    match args.scenario {
+        Scenario::OvsdbPorts { ports } => print(bench::ovsdb_ports::run(ports).await?),
+        Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
+        Scenario::Wire { ref links } => {
+            for &n in links {
+                print(bench::wire::run(n).await?);
+            }
+        }
     }
     Ok(())
 }
