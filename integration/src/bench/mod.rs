@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod cni;
 pub mod flows;
 pub mod ovsdb_ports;
+pub mod tcp;
 pub mod wire;
 
 use serde_json::{Map, Value};

@@ -39,6 +39,12 @@ enum Scenario {
         #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000")]
         links: Vec<usize>,
     },
+    /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
+    Tcp {
+        /// Seconds each iperf3 run lasts.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+    },
 }
 
 #[tokio::main]
@@ -54,6 +60,7 @@ async fn main() -> Result<()> {
     match args.scenario {
         Scenario::OvsdbPorts { ports } => print(bench::ovsdb_ports::run(ports).await?),
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
+        Scenario::Tcp { seconds } => print(bench::tcp::run(seconds).await?),
         Scenario::Wire { ref links } => {
             for &n in links {
                 print(bench::wire::run(n).await?);
