@@ -2,6 +2,7 @@
 //! calls. Everything it decides comes from [`crate::core::plan`]; this module only moves data
 //! between OVS, the kernel and that planner.
 
+pub mod args;
 pub mod ovs;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,6 +146,9 @@ pub struct Agent {
     /// Plans sent to OVS since start (each one OVSDB transaction and/or one bundle).
     applied: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<LinkEvent>,
+    /// The agent itself, so work that must finish even when its caller goes away (a CNI
+    /// request cancelled mid-ADD) can run in its own task.
+    me: std::sync::Weak<Self>,
 }
 
 impl Agent {
@@ -183,7 +187,8 @@ impl Agent {
         state.observed = observed;
         state.refresh_statuses();
         state.ready = true;
-        let agent = Arc::new(Self {
+        let agent = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             ovs: tokio::sync::RwLock::new(ovs),
             netdev,
             state: Mutex::new(state),
@@ -431,6 +436,53 @@ impl Agent {
         }
     }
 
+    /// Creates the veth pair for a reserved `(container, ifname)` and registers the endpoint;
+    /// the reservation is released whatever happens.
+    async fn create_endpoint(
+        &self,
+        req: AttachRequest,
+        ofport: u32,
+        mtu: u32,
+    ) -> Result<Attachment, AttachError> {
+        let id = (req.container_id.clone(), req.key.ifname.clone());
+        let host = host_ifname(&req.container_id, &req.key.ifname);
+        let (host_mac, pod_mac) = macs(&req.container_id, &req.key.ifname);
+        let created = self
+            .netdev
+            .create_veth(&VethSpec {
+                host: &host,
+                host_mac,
+                netns: &req.netns,
+                ifname: &req.key.ifname,
+                pod_mac,
+                mtu,
+            })
+            .await;
+        let mut st = self.state();
+        st.reserved.remove(&id);
+        created.map_err(|e| match e {
+            NetdevError::Netns { .. } => AttachError::Netns(e.to_string()),
+            NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
+            other => AttachError::Internal(other.to_string()),
+        })?;
+        let ep = Endpoint {
+            key: req.key.clone(),
+            container_id: req.container_id.clone(),
+            netns: req.netns.display().to_string(),
+            host_ifname: host,
+            ofport,
+            mtu,
+        };
+        let attachment = Self::attachment_of(&ep);
+        if let Some(old) = st.remove_endpoint(&req.key) {
+            info!(endpoint = %req.key, old = %old.container_id, new = %req.container_id, "replacing the pod's interface");
+        }
+        st.insert_endpoint(ep);
+        drop(st);
+        self.kick();
+        Ok(attachment)
+    }
+
     /// The attachment record for an endpoint.
     fn attachment_of(ep: &Endpoint) -> Attachment {
         let (host_mac, pod_mac) = macs(&ep.container_id, &ep.key.ifname);
@@ -479,42 +531,16 @@ impl Attacher for Agent {
             st.reserved.insert(id.clone(), (req.key.clone(), ofport));
             (ofport, mtu)
         };
-        let host = host_ifname(&req.container_id, &req.key.ifname);
-        let (host_mac, pod_mac) = macs(&req.container_id, &req.key.ifname);
-        let created = self
-            .netdev
-            .create_veth(&VethSpec {
-                host: &host,
-                host_mac,
-                netns: &req.netns,
-                ifname: &req.key.ifname,
-                pod_mac,
-                mtu,
-            })
-            .await;
-        let mut st = self.state();
-        st.reserved.remove(&id);
-        created.map_err(|e| match e {
-            NetdevError::Netns { .. } => AttachError::Netns(e.to_string()),
-            NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
-            other => AttachError::Internal(other.to_string()),
-        })?;
-        let ep = Endpoint {
-            key: req.key.clone(),
-            container_id: req.container_id.clone(),
-            netns: req.netns.display().to_string(),
-            host_ifname: host,
-            ofport,
-            mtu,
-        };
-        let attachment = Self::attachment_of(&ep);
-        if let Some(old) = st.remove_endpoint(&req.key) {
-            info!(endpoint = %req.key, old = %old.container_id, new = %req.container_id, "replacing the pod's interface");
-        }
-        st.insert_endpoint(ep);
-        drop(st);
-        self.kick();
-        Ok(attachment)
+        // The veth pair is created and recorded in a task of its own: if the caller goes away
+        // midway (the plugin timed out, the runtime cancelled), the interface is still either
+        // fully registered, so a retried ADD returns it, or not there at all.
+        let this = self
+            .me
+            .upgrade()
+            .ok_or_else(|| AttachError::Internal("the agent is shutting down; try again".into()))?;
+        tokio::spawn(async move { this.create_endpoint(req, ofport, mtu).await })
+            .await
+            .map_err(|e| AttachError::Internal(format!("attaching the interface failed: {e}")))?
     }
 
     async fn detach(&self, container_id: &str, ifname: &str) -> Result<(), AttachError> {
