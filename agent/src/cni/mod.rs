@@ -1,1 +1,365 @@
 //! The agent's side of CNI: requests forwarded by `ovswire-cni`, answered per the CNI spec.
+//!
+//! The plugin hands over each invocation as the runtime made it (`CNI_*` variables and the
+//! network configuration bytes); [`CniServer`] validates it, negotiates the spec version, asks
+//! the node's [`Attacher`] to do the work and returns the result JSON or a CNI error. It is
+//! served over gRPC:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn serve<A: ovswire_agent::attach::Attacher>(attacher: Arc<A>) {
+//! use ovswire_proto::v1::cni_server;
+//! let service = cni_server::CniServer::new(ovswire_agent::cni::CniServer::new(attacher));
+//! # let _ = service;
+//! # }
+//! ```
+//!
+//! Error codes: the spec's 1 (version), 2 (unsupported field), 3 (no such netns), 4 (bad
+//! `CNI_*` variable), 6 (not JSON), 7 (invalid configuration), 11 (agent not ready) and 50
+//! (STATUS: not ready), and ovswire's 100 (the node failed: netlink or OVS) and 101 (CHECK
+//! found the interface missing or changed). `docs/cni.md` describes each command.
+
+mod config;
+mod error;
+mod result;
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ovswire_proto::v1 as proto;
+use ovswire_proto::v1::cni_server::Cni;
+use serde_json::Value;
+use tracing::{info, warn};
+
+pub use config::{Command, NetConf, PodIdentity, Version};
+pub use error::{CniError, Code};
+pub use result::{add_result, mac_string};
+
+use crate::attach::{AttachRequest, Attacher};
+use crate::core::model::EndpointKey;
+use crate::netdev::PodLink;
+use config::{check_cni_ifname, check_container_id, check_netns};
+use error::Result;
+use result::find_sandbox_interface;
+
+/// What CHECK reads from inside a pod: its interface as the kernel shows it.
+pub trait Sandbox: Send + Sync + 'static {
+    /// Interface `ifname` in the namespace at `netns`; `None` if it is not there.
+    fn pod_link(
+        &self,
+        netns: &Path,
+        ifname: &str,
+    ) -> impl Future<Output = Result<Option<PodLink>, String>> + Send;
+}
+
+/// The real [`Sandbox`]: asks the kernel over netlink from inside the pod's namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Netlink;
+
+impl Sandbox for Netlink {
+    async fn pod_link(&self, netns: &Path, ifname: &str) -> Result<Option<PodLink>, String> {
+        crate::netdev::pod_link(netns, ifname)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The `ovswire.v1.Cni` gRPC service: CNI requests in, results or CNI errors out.
+pub struct CniServer<A, S = Netlink> {
+    inner: Arc<Inner<A, S>>,
+}
+
+struct Inner<A, S> {
+    attacher: Arc<A>,
+    sandbox: S,
+}
+
+impl<A, S> fmt::Debug for CniServer<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CniServer").finish_non_exhaustive()
+    }
+}
+
+impl<A: Attacher> CniServer<A> {
+    /// A service that attaches pods through `attacher` and inspects them over netlink.
+    pub fn new(attacher: Arc<A>) -> Self {
+        Self::with_sandbox(attacher, Netlink)
+    }
+}
+
+impl<A: Attacher, S: Sandbox> CniServer<A, S> {
+    /// A service that inspects pods through `sandbox` (tests pass a fake one).
+    pub fn with_sandbox(attacher: Arc<A>, sandbox: S) -> Self {
+        Self {
+            inner: Arc::new(Inner { attacher, sandbox }),
+        }
+    }
+
+    /// Answers one CNI request for `command`.
+    ///
+    /// The request runs on a task of its own, so it completes even when the caller goes away
+    /// (the plugin timed out): an ADD cut short could leave a half-made interface behind.
+    pub async fn handle(&self, command: Command, req: &proto::CniRequest) -> proto::CniResponse {
+        let inner = self.inner.clone();
+        let request = req.clone();
+        let outcome = tokio::spawn(async move { inner.dispatch(command, &request).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(CniError::new(
+                    Code::Internal,
+                    format!("the agent's {command} handler failed: {e}"),
+                    "this is a bug in ovswire-agent; please report it with the agent's log",
+                ))
+            });
+        match outcome {
+            Ok(result) => {
+                info!(
+                    command = %command,
+                    container = %req.container_id,
+                    ifname = %req.ifname,
+                    "CNI request served"
+                );
+                proto::CniResponse {
+                    result,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                warn!(
+                    command = %command,
+                    container = %req.container_id,
+                    ifname = %req.ifname,
+                    code = e.code.get(),
+                    msg = %e.msg,
+                    "CNI request failed"
+                );
+                proto::CniResponse {
+                    result: Vec::new(),
+                    error: Some(proto::CniError {
+                        code: e.code.get(),
+                        msg: e.msg,
+                        details: e.details,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl<A: Attacher, S: Sandbox> Inner<A, S> {
+    async fn dispatch(&self, command: Command, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        if !req.command.is_empty() && req.command != command.as_str() {
+            return Err(CniError::new(
+                Code::InvalidEnv,
+                format!(
+                    "CNI_COMMAND={} was sent as a {command} request",
+                    req.command
+                ),
+                "the plugin and the agent disagree; install the ovswire-cni that matches the agent",
+            ));
+        }
+        let conf = NetConf::parse(&req.network_config, command)?;
+        match command {
+            Command::Add => self.run_add(&conf, req).await,
+            Command::Del => self.run_del(req).await,
+            Command::Check => self.run_check(&conf, req).await,
+            Command::Status => self.run_status().await,
+            Command::Gc => self.run_gc(&conf).await,
+        }
+    }
+
+    async fn run_add(&self, conf: &NetConf, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        check_container_id(&req.container_id)?;
+        check_cni_ifname(&req.ifname)?;
+        check_netns(&req.netns)?;
+        conf.check_supported()?;
+        let pod = PodIdentity::resolve(&req.args, &conf.cni_args)?;
+        let key = EndpointKey::new(&pod.namespace, &pod.name, &req.ifname).map_err(|e| {
+            CniError::new(
+                Code::InvalidEnv,
+                e.to_string(),
+                "the pod's namespace, name and interface must be valid names",
+            )
+        })?;
+        let what = format!("ADD {}/{key} (container {})", key.lab, req.container_id);
+        let request = AttachRequest {
+            container_id: req.container_id.clone(),
+            netns: PathBuf::from(&req.netns),
+            key,
+            mtu: conf.mtu,
+        };
+        let attachment = self
+            .attacher
+            .attach(request)
+            .await
+            .map_err(|e| CniError::from_attach(&what, e))?;
+        let result = add_result(conf.version, &attachment, conf.prev_result.as_ref());
+        Ok(result.to_string().into_bytes())
+    }
+
+    async fn run_del(&self, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        check_container_id(&req.container_id)?;
+        check_cni_ifname(&req.ifname)?;
+        let what = format!("DEL {} (container {})", req.ifname, req.container_id);
+        self.attacher
+            .detach(&req.container_id, &req.ifname)
+            .await
+            .map_err(|e| CniError::from_attach(&what, e))?;
+        Ok(Vec::new())
+    }
+
+    async fn run_check(&self, conf: &NetConf, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        check_container_id(&req.container_id)?;
+        check_cni_ifname(&req.ifname)?;
+        check_netns(&req.netns)?;
+        let (id, ifname, netns) = (&req.container_id, &req.ifname, &req.netns);
+        let failed = |msg: String| {
+            CniError::new(
+                Code::CheckFailed,
+                msg,
+                "the pod's ovswire interface is not as ADD left it; delete and recreate the pod",
+            )
+        };
+        let prev = conf.prev_result.as_ref().ok_or_else(|| {
+            CniError::new(
+                Code::InvalidConfig,
+                "CHECK needs prevResult, the result of the ADD",
+                "the runtime must pass the cached ADD result as prevResult",
+            )
+        })?;
+        let record = self.attacher.attachment(id, ifname).await.ok_or_else(|| {
+            failed(format!(
+                "the agent has no attachment for container {id} interface {ifname} (never added \
+                 on this node, or removed by DEL or GC)"
+            ))
+        })?;
+        let listed = find_sandbox_interface(prev, ifname).ok_or_else(|| {
+            failed(format!(
+                "prevResult lists no interface {ifname} inside a sandbox"
+            ))
+        })?;
+        let want_mac = mac_string(&record.pod_mac);
+        if let Some(mac) = listed.get("mac").and_then(Value::as_str) {
+            if !mac.eq_ignore_ascii_case(&want_mac) {
+                return Err(failed(format!(
+                    "prevResult gives {ifname} MAC {mac}, the agent recorded {want_mac}"
+                )));
+            }
+        }
+        let link = self
+            .sandbox
+            .pod_link(Path::new(netns), ifname)
+            .await
+            .map_err(|e| failed(format!("cannot inspect {ifname} in {netns}: {e}")))?
+            .ok_or_else(|| failed(format!("interface {ifname} is missing from {netns}")))?;
+        if link.mtu != record.mtu {
+            return Err(failed(format!(
+                "{ifname} has MTU {}, the agent recorded {}",
+                link.mtu, record.mtu
+            )));
+        }
+        if link.mac != record.pod_mac {
+            return Err(failed(format!(
+                "{ifname} has MAC {}, the agent recorded {want_mac}",
+                mac_string(&link.mac)
+            )));
+        }
+        if link.tx_checksum {
+            return Err(failed(format!(
+                "{ifname} has TX checksum offload on, so TCP across the wire would fail"
+            )));
+        }
+        Ok(Vec::new())
+    }
+
+    async fn run_status(&self) -> Result<Vec<u8>> {
+        self.attacher.ready().await.map_err(|why| {
+            CniError::new(
+                Code::Unavailable,
+                format!("the ovswire agent cannot take ADDs: {why}"),
+                "wait for the agent to connect to Open vSwitch; see the ovswire-agent log",
+            )
+        })?;
+        Ok(Vec::new())
+    }
+
+    async fn run_gc(&self, conf: &NetConf) -> Result<Vec<u8>> {
+        let keep = conf.valid_attachments()?;
+        let mut failures = Vec::new();
+        let mut stale = 0;
+        for (id, ifname) in self.attacher.attachments().await {
+            if keep.contains(&(id.clone(), ifname.clone())) {
+                continue;
+            }
+            stale += 1;
+            if let Err(e) = self.attacher.detach(&id, &ifname).await {
+                failures.push(format!("container {id} interface {ifname}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            info!(removed = stale, kept = keep.len(), "CNI GC done");
+            return Ok(Vec::new());
+        }
+        Err(CniError::new(
+            Code::Internal,
+            format!(
+                "GC could not remove {} of {stale} stale attachments",
+                failures.len()
+            ),
+            failures.join("; "),
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl<A: Attacher, S: Sandbox> Cni for CniServer<A, S> {
+    async fn add(
+        &self,
+        request: tonic::Request<proto::CniRequest>,
+    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.handle(Command::Add, request.get_ref()).await,
+        ))
+    }
+
+    async fn del(
+        &self,
+        request: tonic::Request<proto::CniRequest>,
+    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.handle(Command::Del, request.get_ref()).await,
+        ))
+    }
+
+    async fn check(
+        &self,
+        request: tonic::Request<proto::CniRequest>,
+    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.handle(Command::Check, request.get_ref()).await,
+        ))
+    }
+
+    async fn status(
+        &self,
+        request: tonic::Request<proto::CniRequest>,
+    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.handle(Command::Status, request.get_ref()).await,
+        ))
+    }
+
+    async fn gc(
+        &self,
+        request: tonic::Request<proto::CniRequest>,
+    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.handle(Command::Gc, request.get_ref()).await,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

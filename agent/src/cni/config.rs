@@ -1,0 +1,685 @@
+//! What a CNI request says: the command, the spec version, the network configuration from
+//! stdin and the `CNI_*` variables, each validated with an error that names the culprit.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::error::{CniError, Code, Result};
+use crate::core::model::{check_ifname, check_object_name};
+use crate::core::topology::{MAX_MTU, MIN_MTU};
+
+/// A CNI command the agent serves (VERSION is answered by the plugin itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Create the pod's interface.
+    Add,
+    /// Remove it.
+    Del,
+    /// Verify it.
+    Check,
+    /// Report readiness.
+    Status,
+    /// Remove attachments the runtime no longer knows.
+    Gc,
+}
+
+impl Command {
+    /// The `CNI_COMMAND` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "ADD",
+            Self::Del => "DEL",
+            Self::Check => "CHECK",
+            Self::Status => "STATUS",
+            Self::Gc => "GC",
+        }
+    }
+
+    /// The oldest spec version that has this command.
+    fn since(self) -> Version {
+        match self {
+            Self::Add | Self::Del => Version::V0_3_0,
+            Self::Check => Version::V0_4_0,
+            Self::Status | Self::Gc => Version::V1_1_0,
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A CNI spec version ovswire speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// 0.3.0: the first rich result.
+    V0_3_0,
+    /// 0.3.1: typo fixes only.
+    V0_3_1,
+    /// 0.4.0: CHECK, and `prevResult` on DEL.
+    V0_4_0,
+    /// 1.0.0: `ips[].version` dropped.
+    V1_0_0,
+    /// 1.1.0: STATUS, GC, `interfaces[].mtu`.
+    V1_1_0,
+}
+
+impl Version {
+    /// Every supported version, oldest first.
+    pub const ALL: [Self; 5] = [
+        Self::V0_3_0,
+        Self::V0_3_1,
+        Self::V0_4_0,
+        Self::V1_0_0,
+        Self::V1_1_0,
+    ];
+
+    /// The version string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V0_3_0 => "0.3.0",
+            Self::V0_3_1 => "0.3.1",
+            Self::V0_4_0 => "0.4.0",
+            Self::V1_0_0 => "1.0.0",
+            Self::V1_1_0 => "1.1.0",
+        }
+    }
+
+    /// Parses a version string; `None` if ovswire does not speak it.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn supported_list() -> String {
+    Version::ALL.map(Version::as_str).join(", ")
+}
+
+fn invalid(msg: impl Into<String>, details: impl Into<String>) -> CniError {
+    CniError::new(Code::InvalidConfig, msg, details)
+}
+
+/// The network configuration (stdin), as far as ovswire reads it. Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConf {
+    /// `cniVersion`.
+    pub version: Version,
+    /// `name`.
+    pub name: String,
+    /// `mtu`: the links' MTU when the topology sets none.
+    pub mtu: Option<u32>,
+    /// `prevResult`, the result of the plugins before us (ADD) or of the last ADD (CHECK, DEL).
+    pub prev_result: Option<Map<String, Value>>,
+    /// `args.cni`: per-attachment arguments (Multus puts the annotation's `cni-args` here).
+    pub cni_args: Map<String, Value>,
+    raw: Map<String, Value>,
+}
+
+impl NetConf {
+    /// Decodes and validates the configuration for `command`.
+    pub fn parse(bytes: &[u8], command: Command) -> Result<Self> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            CniError::new(
+                Code::Decode,
+                format!("the network configuration on stdin is not valid JSON: {e}"),
+                "fix the JSON of the network configuration (the NetworkAttachmentDefinition's \
+                 spec.config, or the file in the CNI configuration directory)",
+            )
+        })?;
+        let Value::Object(raw) = value else {
+            return Err(CniError::new(
+                Code::Decode,
+                format!("the network configuration must be a JSON object, not {value}"),
+                "write it as {\"cniVersion\": \"1.1.0\", \"name\": ..., \"type\": \"ovswire-cni\"}",
+            ));
+        };
+        let version = match raw.get("cniVersion") {
+            None => {
+                return Err(invalid(
+                    "the network configuration has no cniVersion",
+                    format!("add \"cniVersion\" with one of {}", supported_list()),
+                ));
+            }
+            Some(Value::String(v)) => Version::parse(v).ok_or_else(|| {
+                CniError::new(
+                    Code::IncompatibleVersion,
+                    format!("incompatible CNI versions: the configuration asks for {v}"),
+                    format!("set cniVersion to one of {}", supported_list()),
+                )
+            })?,
+            Some(other) => {
+                return Err(invalid(
+                    format!("cniVersion must be a string, not {other}"),
+                    format!("set cniVersion to one of {}", supported_list()),
+                ));
+            }
+        };
+        if version < command.since() {
+            return Err(CniError::new(
+                Code::IncompatibleVersion,
+                format!(
+                    "CNI {version} has no {command} command (it came with {})",
+                    command.since()
+                ),
+                format!("set cniVersion to {} or later", command.since()),
+            ));
+        }
+        let name = match raw.get("name") {
+            Some(Value::String(n)) if !n.is_empty() => n.clone(),
+            _ => {
+                return Err(invalid(
+                    "the network configuration has no name",
+                    "add \"name\": a non-empty string naming the network, such as \"ovswire\"",
+                ));
+            }
+        };
+        let mtu = match raw.get("mtu") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .filter(|m| (MIN_MTU..=MAX_MTU).contains(m))
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("mtu {v} is not a valid MTU"),
+                            format!("set mtu to a whole number from {MIN_MTU} to {MAX_MTU}"),
+                        )
+                    })?,
+            ),
+        };
+        let prev_result = match raw.get("prevResult") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(p)) => {
+                if !matches!(p.get("interfaces"), None | Some(Value::Array(_))) {
+                    return Err(invalid(
+                        "prevResult.interfaces must be a list",
+                        "the runtime must pass the previous result unchanged",
+                    ));
+                }
+                Some(p.clone())
+            }
+            Some(other) => {
+                return Err(invalid(
+                    format!("prevResult must be an object, not {other}"),
+                    "the runtime must pass the previous result unchanged",
+                ));
+            }
+        };
+        let cni_args = match raw.get("args") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(args)) => match args.get("cni") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(cni)) => cni.clone(),
+                Some(other) => {
+                    return Err(invalid(
+                        format!("args.cni must be an object, not {other}"),
+                        "write args as {\"cni\": {\"KEY\": \"value\"}}",
+                    ));
+                }
+            },
+            Some(other) => {
+                return Err(invalid(
+                    format!("args must be an object, not {other}"),
+                    "write args as {\"cni\": {\"KEY\": \"value\"}}",
+                ));
+            }
+        };
+        Ok(Self {
+            version,
+            name,
+            mtu,
+            prev_result,
+            cni_args,
+            raw,
+        })
+    }
+
+    /// Rejects what ADD cannot honour: address management and runtime-requested MACs or IPs.
+    /// The spec says a requested address must be applied or the attachment must fail.
+    pub fn check_supported(&self) -> Result<()> {
+        let unsupported = |key: &str, value: &Value| {
+            CniError::new(
+                Code::UnsupportedField,
+                format!("unsupported field {key}={value}"),
+                "ovswire links are layer-2 wires and assign no MAC or IP addresses; remove it and \
+                 configure addresses inside the routers",
+            )
+        };
+        match self.raw.get("ipam") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) if o.is_empty() => {}
+            Some(v) => return Err(unsupported("ipam", v)),
+        }
+        if let Some(Value::Object(rc)) = self.raw.get("runtimeConfig") {
+            for key in ["mac", "ips"] {
+                match rc.get(key) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(s)) if s.is_empty() => {}
+                    Some(Value::Array(a)) if a.is_empty() => {}
+                    Some(v) => return Err(unsupported(&format!("runtimeConfig.{key}"), v)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// GC's `cni.dev/valid-attachments` (libcni also sends it as `cni.dev/attachments`): the
+    /// (container id, ifname) pairs to keep.
+    pub fn valid_attachments(&self) -> Result<BTreeSet<(String, String)>> {
+        let list = self
+            .raw
+            .get("cni.dev/valid-attachments")
+            .or_else(|| self.raw.get("cni.dev/attachments"))
+            .ok_or_else(|| {
+                invalid(
+                    "GC needs cni.dev/valid-attachments; refusing to remove every attachment",
+                    "pass the list of attachments to keep (it may be empty: [])",
+                )
+            })?;
+        let bad = |what: String| {
+            invalid(
+                format!("cni.dev/valid-attachments: {what}"),
+                "write it as [{\"containerID\": \"...\", \"ifname\": \"eth1\"}, ...]",
+            )
+        };
+        let Value::Array(items) = list else {
+            return Err(bad(format!("must be a list, not {list}")));
+        };
+        items
+            .iter()
+            .map(|item| {
+                let field = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
+                match (field("containerID"), field("ifname")) {
+                    (Some(c), Some(i)) => Ok((c, i)),
+                    _ => Err(bad(format!("{item} needs string containerID and ifname"))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Checks `CNI_CONTAINERID` as the spec defines it.
+pub(super) fn check_container_id(id: &str) -> Result<()> {
+    let env = |msg: String| {
+        CniError::new(
+            Code::InvalidEnv,
+            msg,
+            "the runtime must set CNI_CONTAINERID to the container's id",
+        )
+    };
+    let mut chars = id.chars();
+    match chars.next() {
+        None => Err(env("CNI_CONTAINERID is missing".into())),
+        Some(c) if !c.is_ascii_alphanumeric() => Err(env(format!(
+            "CNI_CONTAINERID {id:?} must start with a letter or digit"
+        ))),
+        _ if !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) => Err(env(format!(
+            "CNI_CONTAINERID {id:?} may only hold letters, digits, '_', '.' and '-'"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `CNI_IFNAME`.
+pub(super) fn check_cni_ifname(ifname: &str) -> Result<()> {
+    if ifname.is_empty() {
+        return Err(CniError::new(
+            Code::InvalidEnv,
+            "CNI_IFNAME is missing",
+            "the runtime must name the pod's interface in CNI_IFNAME",
+        ));
+    }
+    check_ifname(ifname).map_err(|e| {
+        CniError::new(
+            Code::InvalidEnv,
+            format!("CNI_IFNAME: {e}"),
+            "pick another `interface` in the pod's k8s.v1.cni.cncf.io/networks annotation",
+        )
+    })
+}
+
+/// Checks `CNI_NETNS` for commands that need it.
+pub(super) fn check_netns(netns: &str) -> Result<()> {
+    let details = "the runtime must set CNI_NETNS to the pod's network namespace, like \
+                   /var/run/netns/<name> or /proc/<pid>/ns/net";
+    if netns.is_empty() {
+        return Err(CniError::new(
+            Code::InvalidEnv,
+            "CNI_NETNS is missing",
+            details,
+        ));
+    }
+    if !Path::new(netns).is_absolute() {
+        return Err(CniError::new(
+            Code::InvalidEnv,
+            format!("CNI_NETNS {netns:?} is not an absolute path"),
+            details,
+        ));
+    }
+    Ok(())
+}
+
+/// The pod a request is for: its namespace (the lab) and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIdentity {
+    /// `K8S_POD_NAMESPACE`.
+    pub namespace: String,
+    /// `K8S_POD_NAME`.
+    pub name: String,
+}
+
+const NAMESPACE: &str = "K8S_POD_NAMESPACE";
+const POD_NAME: &str = "K8S_POD_NAME";
+const KNOWN_ARGS: [&str; 5] = [
+    "IgnoreUnknown",
+    NAMESPACE,
+    POD_NAME,
+    "K8S_POD_UID",
+    "K8S_POD_INFRA_CONTAINER_ID",
+];
+
+impl PodIdentity {
+    /// Reads the pod from `CNI_ARGS`, falling back to the configuration's `args.cni`.
+    /// `CNI_ARGS` wins: it comes from the runtime, `args.cni` from the pod's annotation.
+    pub fn resolve(cni_args: &str, conf_args: &Map<String, Value>) -> Result<Self> {
+        let env = parse_cni_args(cni_args)?;
+        let get = |key: &str| -> Result<(String, Code, String)> {
+            if let Some(v) = env.iter().find(|(k, _)| k == key) {
+                return Ok((v.1.clone(), Code::InvalidEnv, format!("CNI_ARGS {key}")));
+            }
+            match conf_args.get(key) {
+                Some(Value::String(s)) => {
+                    Ok((s.clone(), Code::InvalidConfig, format!("args.cni.{key}")))
+                }
+                Some(other) => Err(invalid(
+                    format!("args.cni.{key} must be a string, not {other}"),
+                    "write it as a string",
+                )),
+                None => Err(CniError::new(
+                    Code::InvalidEnv,
+                    format!("CNI_ARGS has no {key}"),
+                    format!(
+                        "ovswire names each endpoint after its pod: the runtime (kubelet via \
+                         Multus) sets {NAMESPACE} and {POD_NAME} in CNI_ARGS; when calling the \
+                         plugin by hand, set CNI_ARGS={NAMESPACE}=<lab>;{POD_NAME}=<router>"
+                    ),
+                )),
+            }
+        };
+        let check = |what: &'static str, key: &str| -> Result<String> {
+            let (value, code, source) = get(key)?;
+            check_object_name(what, &value).map_err(|e| {
+                CniError::new(
+                    code,
+                    format!("{source}: {e}"),
+                    "ovswire takes the lab from the pod's namespace and the router from the pod's \
+                     name; both must be valid Kubernetes names",
+                )
+            })?;
+            Ok(value)
+        };
+        Ok(Self {
+            namespace: check("lab name", NAMESPACE)?,
+            name: check("pod name", POD_NAME)?,
+        })
+    }
+}
+
+/// Splits `CNI_ARGS` (`K=V;K=V`). Unknown keys are an error unless `IgnoreUnknown` is true,
+/// as the CNI conventions say.
+fn parse_cni_args(s: &str) -> Result<Vec<(String, String)>> {
+    let bad = |msg: String| {
+        CniError::new(
+            Code::InvalidEnv,
+            msg,
+            "write CNI_ARGS as KEY=VALUE pairs separated by ';'",
+        )
+    };
+    let mut pairs = Vec::new();
+    for part in s.split(';').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("CNI_ARGS: {part:?} is not KEY=VALUE")))?;
+        pairs.push((k.to_owned(), v.to_owned()));
+    }
+    let ignore_unknown = match pairs.iter().find(|(k, _)| k == "IgnoreUnknown") {
+        None => false,
+        Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            _ => {
+                return Err(bad(format!(
+                    "CNI_ARGS: IgnoreUnknown={v:?} is not a boolean"
+                )));
+            }
+        },
+    };
+    if !ignore_unknown {
+        if let Some((k, v)) = pairs
+            .iter()
+            .find(|(k, _)| !KNOWN_ARGS.contains(&k.as_str()))
+        {
+            return Err(CniError::new(
+                Code::InvalidEnv,
+                format!("CNI_ARGS: unknown argument {k}={v}"),
+                format!(
+                    "ovswire knows {}; add IgnoreUnknown=true to pass others",
+                    KNOWN_ARGS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(json: &str, command: Command) -> Result<NetConf> {
+        NetConf::parse(json.as_bytes(), command)
+    }
+
+    fn code<T: fmt::Debug>(r: Result<T>) -> u32 {
+        r.unwrap_err().code.get()
+    }
+
+    #[test]
+    fn versions_are_negotiated() {
+        for v in Version::ALL {
+            let c = conf(
+                &format!(r#"{{"cniVersion":"{v}","name":"n"}}"#),
+                Command::Add,
+            )
+            .unwrap();
+            assert_eq!(c.version, v);
+        }
+        let err = conf(r#"{"cniVersion":"0.2.0","name":"n"}"#, Command::Add).unwrap_err();
+        assert_eq!(err.code, Code::IncompatibleVersion);
+        assert!(err.details.contains("1.1.0"), "{err}");
+        assert_eq!(
+            code(conf(r#"{"cniVersion":"9.9.9","name":"n"}"#, Command::Add)),
+            1
+        );
+        assert_eq!(
+            code(conf(r#"{"cniVersion":"0.3.1","name":"n"}"#, Command::Check)),
+            1
+        );
+        assert_eq!(
+            code(conf(
+                r#"{"cniVersion":"1.0.0","name":"n"}"#,
+                Command::Status
+            )),
+            1
+        );
+        assert_eq!(
+            code(conf(r#"{"cniVersion":"1.0.0","name":"n"}"#, Command::Gc)),
+            1
+        );
+        assert!(conf(r#"{"cniVersion":"1.1.0","name":"n"}"#, Command::Gc).is_ok());
+        assert_eq!(code(conf(r#"{"name":"n"}"#, Command::Add)), 7);
+        assert_eq!(
+            code(conf(r#"{"cniVersion":1,"name":"n"}"#, Command::Add)),
+            7
+        );
+    }
+
+    #[test]
+    fn bad_json_is_a_decode_error() {
+        for bad in ["", "{", "[]", "\"x\"", "{\"cniVersion\": }", "\u{0}"] {
+            assert_eq!(code(conf(bad, Command::Add)), 6, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fields_are_checked_and_unknown_ones_ignored() {
+        let c = conf(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"ovswire-cni","mtu":9000,"x":{"y":1},
+                "socket":"/s","args":{"cni":{"a":"b"}}}"#,
+            Command::Add,
+        )
+        .unwrap();
+        assert_eq!(c.mtu, Some(9000));
+        assert_eq!(c.cni_args.get("a"), Some(&Value::from("b")));
+        for bad in [
+            r#""mtu":"9000""#,
+            r#""mtu":67"#,
+            r#""mtu":70000"#,
+            r#""mtu":-1"#,
+            r#""mtu":1.5"#,
+        ] {
+            let json = format!(r#"{{"cniVersion":"1.0.0","name":"n",{bad}}}"#);
+            assert_eq!(code(conf(&json, Command::Add)), 7, "{bad}");
+        }
+        for bad in [
+            r#""name":"""#,
+            r#""name":3"#,
+            r#""args":[]"#,
+            r#""args":{"cni":1}"#,
+        ] {
+            let json = format!(r#"{{"cniVersion":"1.0.0","x":0,{bad}}}"#);
+            assert_eq!(code(conf(&json, Command::Add)), 7, "{bad}");
+        }
+        let prev = r#"{"cniVersion":"1.0.0","name":"n","prevResult":{"interfaces":3}}"#;
+        assert_eq!(code(conf(prev, Command::Add)), 7);
+        let prev = r#"{"cniVersion":"1.0.0","name":"n","prevResult":[]}"#;
+        assert_eq!(code(conf(prev, Command::Add)), 7);
+    }
+
+    #[test]
+    fn addresses_are_unsupported() {
+        let ok = [
+            r#""ipam":{}"#,
+            r#""runtimeConfig":{"mac":"","ips":[]}"#,
+            r#""x":1"#,
+        ];
+        for f in ok {
+            let c = conf(
+                &format!(r#"{{"cniVersion":"1.0.0","name":"n",{f}}}"#),
+                Command::Add,
+            );
+            assert!(c.unwrap().check_supported().is_ok(), "{f}");
+        }
+        for f in [
+            r#""ipam":{"type":"host-local"}"#,
+            r#""runtimeConfig":{"mac":"02:00:00:00:00:01"}"#,
+        ] {
+            let c = conf(
+                &format!(r#"{{"cniVersion":"1.0.0","name":"n",{f}}}"#),
+                Command::Add,
+            );
+            let err = c.unwrap().check_supported().unwrap_err();
+            assert_eq!(err.code, Code::UnsupportedField, "{f}");
+            assert!(err.msg.contains('='), "names key and value: {err}");
+        }
+    }
+
+    #[test]
+    fn valid_attachments_are_read() {
+        let c = conf(
+            r#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":
+               [{"containerID":"c1","ifname":"eth1"}]}"#,
+            Command::Gc,
+        )
+        .unwrap();
+        let keep = c.valid_attachments().unwrap();
+        assert!(keep.contains(&("c1".to_owned(), "eth1".to_owned())));
+        let c = conf(
+            r#"{"cniVersion":"1.1.0","name":"n","cni.dev/attachments":[]}"#,
+            Command::Gc,
+        );
+        assert!(c.unwrap().valid_attachments().unwrap().is_empty());
+        let c = conf(r#"{"cniVersion":"1.1.0","name":"n"}"#, Command::Gc).unwrap();
+        assert_eq!(code(c.valid_attachments()), 7);
+        let c = conf(
+            r#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":[{"containerID":1}]}"#,
+            Command::Gc,
+        );
+        assert_eq!(code(c.unwrap().valid_attachments()), 7);
+    }
+
+    #[test]
+    fn env_is_checked() {
+        assert!(check_container_id("abc-1_2.3").is_ok());
+        for bad in ["", "-abc", "a b", "a/b"] {
+            assert_eq!(code(check_container_id(bad)), 4, "{bad:?}");
+        }
+        assert!(check_cni_ifname("eth1").is_ok());
+        for bad in ["", "eth1234567890123", "a/b", "."] {
+            assert_eq!(code(check_cni_ifname(bad)), 4, "{bad:?}");
+        }
+        assert!(check_netns("/var/run/netns/x").is_ok());
+        assert_eq!(code(check_netns("")), 4);
+        assert_eq!(code(check_netns("netns/x")), 4);
+    }
+
+    #[test]
+    fn pod_identity_comes_from_cni_args_then_conf() {
+        let none = Map::new();
+        let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=r1;K8S_POD_UID=u;FOO=bar";
+        let id = PodIdentity::resolve(args, &none).unwrap();
+        assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab", "r1"));
+
+        let mut conf_args = Map::new();
+        conf_args.insert(NAMESPACE.into(), "lab2".into());
+        conf_args.insert(POD_NAME.into(), "r2".into());
+        let id = PodIdentity::resolve("K8S_POD_NAME=r1", &conf_args).unwrap();
+        assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab2", "r1"));
+
+        assert_eq!(
+            code(PodIdentity::resolve("K8S_POD_NAMESPACE=lab", &none)),
+            4
+        );
+        assert_eq!(
+            code(PodIdentity::resolve(
+                "K8S_POD_NAMESPACE=lab;K8S_POD_NAME=R_1",
+                &none
+            )),
+            4
+        );
+        assert_eq!(
+            code(PodIdentity::resolve("K8S_POD_NAME=r1;FOO=1", &conf_args)),
+            4
+        );
+        assert_eq!(code(PodIdentity::resolve("K8S_POD_NAME", &conf_args)), 4);
+        assert_eq!(
+            code(PodIdentity::resolve("IgnoreUnknown=maybe", &conf_args)),
+            4
+        );
+        conf_args.insert(POD_NAME.into(), "Bad_Name".into());
+        assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
+        conf_args.insert(POD_NAME.into(), 5.into());
+        assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
+    }
+}
