@@ -127,9 +127,6 @@ func run(ctx context.Context, o *options, exec *capture) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(list.Plugins) != 1 {
-		return nil, fmt.Errorf("want one plugin in %s, found %d", o.conf, len(list.Plugins))
-	}
 	cni := libcni.NewCNIConfigWithCacheDir([]string{o.binDir}, o.cacheDir, exec)
 	rt := &libcni.RuntimeConf{
 		ContainerID: o.container,
@@ -181,6 +178,9 @@ func confList(bytes []byte) (*libcni.NetworkConfigList, error) {
 
 // execSpec11 runs one command the way libcni 1.2 does for spec 1.1.0, through libcni's exec.
 func execSpec11(ctx context.Context, o *options, exec *capture, list *libcni.NetworkConfigList) ([]byte, error) {
+	if len(list.Plugins) != 1 {
+		return nil, fmt.Errorf("%s and spec 1.1.0 want one plugin, found %d", o.command, len(list.Plugins))
+	}
 	var conf map[string]interface{}
 	if err := json.Unmarshal(list.Plugins[0].Bytes, &conf); err != nil {
 		return nil, err

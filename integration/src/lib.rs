@@ -3,5 +3,6 @@
 //! The tests live in `tests/`; `ovswire-bench` (in `src/bin/`) measures ovswire next to the
 //! command-line baseline in the same run. This library holds what both share.
 
+pub mod agent;
 pub mod bench;
 pub mod measure;

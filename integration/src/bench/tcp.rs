@@ -10,8 +10,8 @@ use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{CniRequest, ListLinksRequest, OperState};
 use ovswire_testbed::{Netns, Testbed};
 
-use super::wire::AgentProcess;
 use super::{Report, progress};
+use crate::agent::{AgentProcess, Binaries};
 
 const MTU: u32 = 9000;
 
@@ -35,14 +35,11 @@ pub fn iperf(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
 async fn ovswire(secs: u32) -> Result<f64> {
     let node = Testbed::node("bench-tcp")?;
     let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
-    let topo = node.dir().join("topology.yaml");
-    std::fs::write(
-        &topo,
-        format!("lab: tcp\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: {MTU}\n"),
-    )?;
-    let agent = AgentProcess::start(&node, &topo)?;
-    let mut cni =
-        CniClient::new(ovswire_proto::unix_channel(&agent.cni, Duration::from_secs(5)).await?);
+    let topology = format!("lab: tcp\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: {MTU}\n");
+    let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology))?;
+    let mut cni = CniClient::new(
+        ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
+    );
     for (pod, ns) in [("r1", &r1), ("r2", &r2)] {
         let resp = cni
             .add(CniRequest {
@@ -59,8 +56,9 @@ async fn ovswire(secs: u32) -> Result<f64> {
             .into_inner();
         ensure!(resp.error.is_none(), "ADD {pod}: {:?}", resp.error);
     }
-    let mut wires =
-        WiresClient::new(ovswire_proto::unix_channel(&agent.wires, Duration::from_secs(5)).await?);
+    let mut wires = WiresClient::new(
+        ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let links = wires

@@ -2,20 +2,19 @@
 //! clients can, and time until every link is up and sampled wires pass traffic; the CLI baseline
 //! wires the same number of links in the same run.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use futures::stream::{self, StreamExt};
 use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{CniRequest, ListLinksRequest, OperState};
-use ovswire_testbed::{Netns, Node, Testbed};
+use ovswire_testbed::{Netns, Testbed};
 
 use super::baseline::{self, Mode};
 use super::{Report, progress};
+use crate::agent::{AgentProcess, Binaries};
 use crate::measure::{ratio, secs_since};
 
 /// Interfaces per pod: labs have routers with many ports, not one pod per interface.
@@ -23,74 +22,6 @@ const IFACES_PER_POD: usize = 8;
 /// CNI calls in flight at once (what a busy kubelet with Multus does).
 const CONCURRENCY: usize = 64;
 const LAB: &str = "bench";
-
-/// Where a built binary of this workspace is: next to the running one.
-pub fn sibling_binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .context("no parent directory of the running binary")?;
-    for candidate in [dir.join(name), dir.join("..").join(name)] {
-        if candidate.exists() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "{name} is not built next to {}: run `cargo build --release --workspace` first",
-        exe.display()
-    )
-}
-
-/// The agent running inside a node, killed on drop.
-#[derive(Debug)]
-pub struct AgentProcess {
-    child: Child,
-    /// Its CNI socket.
-    pub cni: PathBuf,
-    /// Its Wires socket.
-    pub wires: PathBuf,
-}
-
-impl AgentProcess {
-    /// Starts `ovswire-agent` in `node` with `topology`, and waits for its sockets.
-    pub fn start(node: &Node, topology: &Path) -> Result<Self> {
-        let (cni, wires) = (node.dir().join("cni.sock"), node.dir().join("wires.sock"));
-        let mut cmd = Command::new(sibling_binary("ovswire-agent")?);
-        cmd.arg(format!("--ovsdb=unix:{}", node.db_sock().display()))
-            .arg(format!("--ovs-rundir={}", node.rundir().display()))
-            .args(["--datapath-type=netdev", "--log=warn"])
-            .arg(format!("--topology={}", topology.display()))
-            .arg(format!("--cni-socket={}", cni.display()))
-            .arg(format!("--wires-socket={}", wires.display()))
-            .stderr(Stdio::inherit());
-        let child = node.netns().spawn(cmd)?;
-        let mut agent = Self { child, cni, wires };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(agent.cni.exists() && agent.wires.exists()) {
-            if let Some(status) = agent.child.try_wait()? {
-                bail!("ovswire-agent exited with {status} before serving");
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "ovswire-agent did not serve within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(agent)
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `(pod, ifname)` of both ends of link `i` among `links`: the first half of the pods hold the
 /// `a` ends, the second half the `b` ends.
@@ -149,13 +80,13 @@ pub async fn run(links: usize) -> Result<Report> {
     let pod_ns: Vec<Netns> = (0..pods)
         .map(|p| node.pod(&format!("p{p}")))
         .collect::<ovswire_testbed::Result<_>>()?;
-    let topo = node.dir().join("topology.yaml");
-    std::fs::write(&topo, topology(links))?;
-    let agent = AgentProcess::start(&node, &topo)?;
-    let cni =
-        CniClient::new(ovswire_proto::unix_channel(&agent.cni, Duration::from_secs(5)).await?);
-    let mut wires =
-        WiresClient::new(ovswire_proto::unix_channel(&agent.wires, Duration::from_secs(5)).await?);
+    let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology(links)))?;
+    let cni = CniClient::new(
+        ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
+    );
+    let mut wires = WiresClient::new(
+        ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
+    );
     let pod_ns = Arc::new(pod_ns);
 
     let start = Instant::now();

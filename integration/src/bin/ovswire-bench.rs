@@ -39,6 +39,15 @@ enum Scenario {
         #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000")]
         links: Vec<usize>,
     },
+    /// CNI ADD latency through the real ovswire-cni binary, every pod added at once.
+    Cni {
+        /// How many pods.
+        #[arg(long, default_value_t = 50)]
+        pods: usize,
+        /// ovswire interfaces per pod (added one after the other, as Multus does).
+        #[arg(long, default_value_t = 4)]
+        ifaces: usize,
+    },
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -60,6 +69,7 @@ async fn main() -> Result<()> {
     match args.scenario {
         Scenario::OvsdbPorts { ports } => print(bench::ovsdb_ports::run(ports).await?),
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
+        Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds } => print(bench::tcp::run(seconds).await?),
         Scenario::Wire { ref links } => {
             for &n in links {

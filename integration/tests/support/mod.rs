@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use ovswire_integration::bench::cni::{AgentProcess, Binaries};
+use ovswire_integration::agent::{AgentProcess, Binaries};
 use ovswire_testbed::{Netns, Node, Testbed};
 use serde_json::{Value, json};
 
 /// The CNI spec versions under test.
-pub const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+pub(crate) const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// Builds `integration/cni-driver` once per test run (skipped when the binary is newer than
 /// its source) and returns its path.
@@ -53,29 +53,31 @@ fn build_driver() -> Result<PathBuf> {
 
 /// One CNI invocation's parameters.
 #[derive(Debug, Clone, Default)]
-pub struct Call {
+pub(crate) struct Call {
     /// `CNI_CONTAINERID`.
-    pub container: String,
+    pub(crate) container: String,
     /// `CNI_NETNS`.
-    pub netns: String,
+    pub(crate) netns: String,
     /// `CNI_IFNAME`.
-    pub ifname: String,
+    pub(crate) ifname: String,
     /// `CNI_ARGS`.
-    pub args: String,
+    pub(crate) args: String,
     /// Bypass libcni and send the configuration file byte for byte.
-    pub raw: bool,
+    pub(crate) raw: bool,
     /// GC: attachments to keep, as `ID/IFNAME`.
-    pub valid: Vec<String>,
+    pub(crate) valid: Vec<String>,
 }
 
 impl Call {
     /// A call for interface `eth1` of pod `pod` (lab `lab`) in `netns`, container id `id`.
-    pub fn pod(id: &str, pod: &str, netns: &Netns) -> Self {
+    pub(crate) fn pod(id: &str, pod: &str, netns: &Netns) -> Self {
         Self {
             container: id.into(),
             netns: netns.path().display().to_string(),
             ifname: "eth1".into(),
-            args: format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME={pod};K8S_POD_UID=uid-{pod}"),
+            args: format!(
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME={pod};K8S_POD_UID=uid-{pod}"
+            ),
             ..Self::default()
         }
     }
@@ -83,30 +85,32 @@ impl Call {
 
 /// What the driver printed.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Exit status 0.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// stdout as JSON (`Null` when empty): the result, or the error `{code, msg, details}`.
-    pub json: Value,
+    pub(crate) json: Value,
     /// The plugin's own stdout, byte for byte.
-    pub plugin_stdout: Vec<u8>,
+    pub(crate) plugin_stdout: Vec<u8>,
 }
 
 impl Outcome {
     /// The CNI error code, or a panic naming the unexpected success.
-    pub fn code(&self) -> u64 {
+    pub(crate) fn code(&self) -> u64 {
         assert!(!self.ok, "expected an error, got {}", self.json);
-        self.json["code"].as_u64().unwrap_or_else(|| panic!("no code in {}", self.json))
+        self.json["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no code in {}", self.json))
     }
 
     /// The result, or a panic with the error.
-    pub fn result(&self) -> &Value {
+    pub(crate) fn result(&self) -> &Value {
         assert!(self.ok, "expected success, got {}", self.json);
         &self.json
     }
 
     /// The plugin's stdout as JSON.
-    pub fn plugin_json(&self) -> Value {
+    pub(crate) fn plugin_json(&self) -> Value {
         serde_json::from_slice(&self.plugin_stdout).unwrap_or(Value::Null)
     }
 }
@@ -114,11 +118,11 @@ impl Outcome {
 /// A node with a running agent and a CNI bin dir holding `ovswire-cni` (and `tuning`, for
 /// chains).
 #[derive(Debug)]
-pub struct Harness {
+pub(crate) struct Harness {
     /// The agent; `None` once stopped.
-    pub agent: Option<AgentProcess>,
+    pub(crate) agent: Option<AgentProcess>,
     /// The node.
-    pub node: Node,
+    pub(crate) node: Node,
     bins: Binaries,
     bin_dir: PathBuf,
     socket: PathBuf,
@@ -127,7 +131,7 @@ pub struct Harness {
 
 impl Harness {
     /// Starts a node named `name` and the agent on it with an optional topology.
-    pub fn start(name: &str, topology: Option<&str>) -> Result<Self> {
+    pub(crate) fn start(name: &str, topology: Option<&str>) -> Result<Self> {
         let bins = Binaries::locate()?;
         driver()?;
         let node = Testbed::node(name)?;
@@ -147,24 +151,27 @@ impl Harness {
     }
 
     /// The agent, while it runs.
-    pub fn agent(&self) -> &AgentProcess {
+    pub(crate) fn agent(&self) -> &AgentProcess {
         self.agent.as_ref().expect("the agent is running")
     }
 
     /// Stops the agent with SIGTERM.
-    pub fn stop_agent(&mut self) -> Result<()> {
-        self.agent.take().context("the agent is not running")?.stop()
+    pub(crate) fn stop_agent(&mut self) -> Result<()> {
+        self.agent
+            .take()
+            .context("the agent is not running")?
+            .stop()
     }
 
     /// Starts the agent again on the same node (no topology).
-    pub fn restart_agent(&mut self) -> Result<()> {
+    pub(crate) fn restart_agent(&mut self) -> Result<()> {
         ensure!(self.agent.is_none(), "stop the agent first");
         self.agent = Some(AgentProcess::start(&self.node, &self.bins, None)?);
         Ok(())
     }
 
     /// Writes a configuration file: `{cniVersion, name, type, socket}` plus `extra`'s fields.
-    pub fn conf(&self, version: &str, extra: Value) -> PathBuf {
+    pub(crate) fn conf(&self, version: &str, extra: Value) -> PathBuf {
         let mut conf = json!({
             "cniVersion": version,
             "name": "ovswire",
@@ -178,7 +185,7 @@ impl Harness {
     }
 
     /// Writes a configuration file with exactly these bytes.
-    pub fn write_conf(&self, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn write_conf(&self, bytes: &[u8]) -> PathBuf {
         let n = self.files.fetch_add(1, Ordering::Relaxed);
         let path = self.node.dir().join(format!("conf-{n}.json"));
         std::fs::write(&path, bytes).expect("write a configuration file");
@@ -186,8 +193,9 @@ impl Harness {
     }
 
     /// Runs `cni-driver <command>` with configuration `conf`.
-    pub fn cni(&self, command: &str, conf: &Path, call: &Call) -> Outcome {
-        self.try_cni(command, conf, call).unwrap_or_else(|e| panic!("{command}: {e:#}"))
+    pub(crate) fn cni(&self, command: &str, conf: &Path, call: &Call) -> Outcome {
+        self.try_cni(command, conf, call)
+            .unwrap_or_else(|e| panic!("{command}: {e:#}"))
     }
 
     fn try_cni(&self, command: &str, conf: &Path, call: &Call) -> Result<Outcome> {
@@ -227,11 +235,15 @@ impl Harness {
     }
 
     /// Waits up to 30 s for `cond`.
-    pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    pub(crate) fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cond() {
             if Instant::now() > deadline {
-                let log = self.agent.as_ref().map(AgentProcess::log).unwrap_or_default();
+                let log = self
+                    .agent
+                    .as_ref()
+                    .map(AgentProcess::log)
+                    .unwrap_or_default();
                 bail!("timed out waiting for {what}; agent log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -241,14 +253,17 @@ impl Harness {
 }
 
 /// The pod-side entry (with a `sandbox`) of a result's interfaces.
-pub fn pod_interface<'a>(result: &'a Value, ifname: &str) -> &'a Value {
+pub(crate) fn pod_interface<'a>(result: &'a Value, ifname: &str) -> &'a Value {
     result["interfaces"]
         .as_array()
-        .and_then(|l| l.iter().find(|i| i["name"] == ifname && i.get("sandbox").is_some()))
+        .and_then(|l| {
+            l.iter()
+                .find(|i| i["name"] == ifname && i.get("sandbox").is_some())
+        })
         .unwrap_or_else(|| panic!("no sandbox interface {ifname} in {result}"))
 }
 
 /// A MAC as CNI results write it.
-pub fn mac(m: [u8; 6]) -> String {
+pub(crate) fn mac(m: [u8; 6]) -> String {
     m.map(|b| format!("{b:02x}")).join(":")
 }

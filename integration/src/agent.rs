@@ -1,0 +1,188 @@
+//! A real `ovswire-agent` and `ovswire-cni` of this build, run the way a node runs them: shared
+//! by the benchmarks and the end-to-end suites.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use ovswire_testbed::Node;
+
+/// The agent and plugin binaries of this build.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `ovswire-agent`.
+    pub agent: PathBuf,
+    /// `ovswire-cni`.
+    pub plugin: PathBuf,
+    /// The directory both are in (`target/<profile>`).
+    pub dir: PathBuf,
+}
+
+impl Binaries {
+    /// Finds the binaries next to the running executable: `target/<profile>/` for a binary,
+    /// `target/<profile>/deps/` for a test.
+    pub fn locate() -> Result<Self> {
+        let exe = std::env::current_exe().context("find the running executable")?;
+        let mut dir = exe.parent().context("the executable has no directory")?;
+        if dir.ends_with("deps") {
+            dir = dir.parent().context("deps/ has no parent")?;
+        }
+        let find = |name: &str| -> Result<PathBuf> {
+            let path = dir.join(name);
+            if !path.is_file() {
+                bail!(
+                    "{} is missing: build it first with `cargo build --workspace` (same profile \
+                     as this run)",
+                    path.display()
+                );
+            }
+            Ok(path)
+        };
+        Ok(Self {
+            agent: find("ovswire-agent")?,
+            plugin: find("ovswire-cni")?,
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+/// A real `ovswire-agent` running inside a node's network namespace against the node's OVS.
+/// Killed when dropped.
+#[derive(Debug)]
+pub struct AgentProcess {
+    child: Child,
+    cni_socket: PathBuf,
+    wires_socket: PathBuf,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts the agent on `node` (bridge `ovsbr0`, userspace datapath) with an optional
+    /// topology file's text, and waits until its CNI socket is up.
+    pub fn start(node: &Node, bins: &Binaries, topology: Option<&str>) -> Result<Self> {
+        let dir = node.dir();
+        let cni_socket = dir.join("cni.sock");
+        let wires_socket = dir.join("wires.sock");
+        let log = dir.join("agent.log");
+        let mut cmd = Command::new(&bins.agent);
+        cmd.arg(format!("--ovsdb=unix:{}", node.db_sock().display()))
+            .arg(format!("--ovs-rundir={}", node.rundir().display()))
+            .args(["--bridge=ovsbr0", "--datapath-type=netdev", "--log=info"])
+            .arg(format!("--cni-socket={}", cni_socket.display()))
+            .arg(format!("--wires-socket={}", wires_socket.display()))
+            .arg(format!("--node-name={}", node.name()))
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).context("create the agent's log file")?);
+        if let Some(text) = topology {
+            let file = dir.join("topology.yaml");
+            std::fs::write(&file, text).context("write the topology file")?;
+            cmd.arg(format!("--topology={}", file.display()));
+        }
+        let child = node.netns().spawn(cmd)?;
+        let mut agent = Self {
+            child,
+            cni_socket,
+            wires_socket,
+            log,
+        };
+        agent.wait_ready()?;
+        Ok(agent)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(self.cni_socket.exists() && self.wires_socket.exists()) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "ovswire-agent exited ({status}) before serving CNI; its log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "ovswire-agent did not serve CNI within 30 s; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// The agent's CNI socket.
+    pub fn cni_socket(&self) -> &Path {
+        &self.cni_socket
+    }
+
+    /// The agent's Wires socket.
+    pub fn wires_socket(&self) -> &Path {
+        &self.wires_socket
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) with `kill`.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .context("run kill")?;
+        ensure!(status.success(), "kill -{name} {} failed", self.pid());
+        Ok(())
+    }
+
+    /// Stops the agent with SIGTERM, as systemd or the kubelet would, and waits for it.
+    pub fn stop(mut self) -> Result<()> {
+        self.signal("TERM")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("ovswire-agent ignored SIGTERM for 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // A paused agent (SIGSTOP) is continued first so that it dies at once.
+        let _ = self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the plugin once the way a runtime does: `CNI_*` variables, configuration on stdin.
+pub fn invoke_plugin(plugin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Result<Output> {
+    use std::io::Write;
+    let mut child = Command::new(plugin)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", plugin.display()))?;
+    child
+        .stdin
+        .take()
+        .context("plugin stdin")?
+        .write_all(stdin)
+        .context("write the configuration to the plugin")?;
+    child.wait_with_output().context("wait for the plugin")
+}
