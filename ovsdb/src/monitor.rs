@@ -5,6 +5,9 @@
 //! the stream applies them to the replica with the help of the schema and hands out whole
 //! rows: every [`RowChange`] has the complete old and new row.
 //!
+//! `update2` "initial" and "insert" rows leave out columns that hold their default value (0,
+//! `""`, an empty set or map), so a column missing from a row means its default.
+//!
 //! ```no_run
 //! use ovswire_ovsdb::{Client, Condition, MonitorRequest, UpdateKind};
 //!

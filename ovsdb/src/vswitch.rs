@@ -416,6 +416,42 @@ impl Vswitch {
         Ok(names)
     }
 
+    /// Removes the bridge `name` with all its ports and interfaces (like `ovs-vsctl --if-exists
+    /// del-br`). Returns whether it existed.
+    #[instrument(skip(self))]
+    pub async fn delete_bridge(&self, name: &str) -> Result<bool> {
+        let r = self
+            .client
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Bridge",
+                vec![Condition::eq("name", name)],
+                ["_uuid"],
+            ))
+            .execute()
+            .await?;
+        let Some(row) = r[0].rows()?.first() else {
+            return Ok(false);
+        };
+        // Unreferenced from the root row, the bridge and everything only it refers to (its
+        // ports, their interfaces) are garbage-collected in the same commit.
+        self.client
+            .transact(DB)
+            .op(Operation::mutate(
+                DB,
+                vec![],
+                vec![Mutation::delete("bridges", Value::set([row.uuid()?]))],
+            ))
+            .op(Operation::mutate(
+                DB,
+                vec![],
+                vec![Mutation::new("next_cfg", Mutator::Add, 1i64)],
+            ))
+            .execute()
+            .await?;
+        Ok(true)
+    }
+
     /// Create the bridge, or fix the columns of an existing one that differ from `spec`.
     /// Returns the bridge's UUID. Idempotent: a bridge already as wanted costs one read.
     #[instrument(skip_all, fields(bridge = %spec.name))]
@@ -674,7 +710,13 @@ impl Vswitch {
                 let event = stream.next_event().await.ok_or(Error::ConnectionClosed)??;
                 let mut reached = false;
                 for (_, row) in stream.rows(DB) {
-                    reached |= row.get("cur_cfg")?.as_i64()? >= next_cfg;
+                    // `update2` leaves out columns holding their default: a root row that
+                    // was just created has no `cur_cfg` yet, which means 0.
+                    let cur_cfg = match row.get("cur_cfg") {
+                        Ok(v) => v.as_i64()?,
+                        Err(_) => 0,
+                    };
+                    reached |= cur_cfg >= next_cfg;
                 }
                 if reached {
                     debug!(kind = ?event.kind, "configuration applied");
