@@ -17,6 +17,8 @@ use crate::core::plan::{FLOW_PRIORITY, Flow, Observed, ObservedPort, OfPort, Ofp
 const DB: &str = "Open_vSwitch";
 /// How long ovs-vswitchd may take to apply a batch of ports.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long to wait for the bridge's management socket to appear.
+const MGMT_WAIT: Duration = Duration::from_secs(10);
 /// Prefix of the `Bridge.external_ids` keys that record links taken down through the API.
 pub(crate) const ADMIN_DOWN_PREFIX: &str = "ovswire-down:";
 
@@ -70,7 +72,22 @@ impl Ovs {
 
     async fn open_flow(bridge: &BridgeConfig) -> Result<(Handle, Events)> {
         let mgmt = bridge.rundir.join(format!("{}.mgmt", bridge.name));
-        Ok(conn::connect(mgmt).await?)
+        // ovs-vswitchd opens the socket when it reconfigures the bridge; one that has just
+        // started (or restarted) may not have it yet.
+        let deadline = tokio::time::Instant::now() + MGMT_WAIT;
+        loop {
+            match conn::connect(mgmt.as_path()).await {
+                Err(ovswire_openflow::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Opens a new OpenFlow connection after the old one died (e.g. ovs-vswitchd restarted).
