@@ -1,0 +1,347 @@
+//! What every format shares: turning parser errors into [`FileError`]s with a line and a hint,
+//! and the checks that make a [`Draft`] (a lab as a file describes it) a [`LabSpec`].
+
+use std::collections::BTreeMap;
+
+use ovswire_agent::core::model::{MAX_IFNAME, check_ifname, check_object_name};
+use ovswire_agent::core::topology::{MAX_MTU, MIN_MTU};
+use serde::de::DeserializeOwned;
+
+use super::locate::{Step, line_of};
+use super::{FileError, Format};
+use crate::spec::{Cidr, EndpointSpec, LabSpec, LinkSpec, NodeSpec};
+
+/// The file being read: its name, text and format.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Doc<'a> {
+    /// The file's path, naming it in errors.
+    pub(super) origin: &'a str,
+    /// Its content.
+    pub(super) text: &'a str,
+    /// Its format, for format-specific advice.
+    pub(super) format: Format,
+}
+
+impl Doc<'_> {
+    /// Deserializes the whole text, turning YAML errors into [`FileError::Syntax`].
+    pub(super) fn deserialize<T: DeserializeOwned>(&self) -> Result<T, FileError> {
+        serde_yaml_ng::from_str(self.text).map_err(|e| self.syntax(&e))
+    }
+
+    fn syntax(&self, e: &serde_yaml_ng::Error) -> FileError {
+        let location = e.location();
+        let mut message = e.to_string();
+        // The position goes into the error's own fields, which print it once, up front.
+        if let Some(l) = &location {
+            let at = format!(" at line {} column {}", l.line(), l.column());
+            message = message.replacen(&at, "", 1);
+        }
+        let hint = if message.contains("unknown field") {
+            "remove it or correct its spelling"
+        } else if message.contains("missing field") {
+            "add it"
+        } else if message.contains("invalid type")
+            || message.contains("invalid value")
+            || message.contains("unknown variant")
+        {
+            "correct the value"
+        } else {
+            "fix the YAML there (indentation, colons, quotes, brackets)"
+        };
+        FileError::Syntax {
+            path: self.origin.to_owned(),
+            line: location.as_ref().map(|l| l.line()),
+            column: location.as_ref().map(|l| l.column()),
+            message: format!("{message}; {hint}"),
+        }
+    }
+
+    /// A [`FileError::Invalid`] about the YAML node at `at` (whose line is looked up).
+    pub(super) fn invalid(&self, at: &[Step], message: String) -> FileError {
+        FileError::Invalid {
+            path: self.origin.to_owned(),
+            line: line_of(self.text, at),
+            message,
+        }
+    }
+
+    /// A [`FileError::Invalid`] about link `index` (from 0) at `at`, labelled by its endpoints.
+    pub(super) fn link_error(
+        &self,
+        index: usize,
+        label: &str,
+        at: &[Step],
+        message: &str,
+    ) -> FileError {
+        self.invalid(at, format!("link {} ({label}): {message}", index + 1))
+    }
+}
+
+/// A lab as a file describes it, before the checks common to all formats.
+#[derive(Debug)]
+pub(super) struct Draft {
+    /// The lab's name.
+    pub(super) name: String,
+    /// Where the name is written (empty when it comes from elsewhere, like the file name).
+    pub(super) name_at: Vec<Step>,
+    /// The default link MTU, if set.
+    pub(super) mtu: Option<u32>,
+    /// Where it is written.
+    pub(super) mtu_at: Vec<Step>,
+    /// The nodes the file declares, when it declares them; every link endpoint must then name
+    /// one of them.
+    pub(super) declared: Option<Declared>,
+    /// The links, in file order.
+    pub(super) links: Vec<DraftLink>,
+}
+
+/// The nodes a file declares, and under which key, for error messages.
+#[derive(Debug)]
+pub(super) struct Declared {
+    /// `pods`, `nodes`, `topology.nodes`.
+    pub(super) under: &'static str,
+    /// The nodes, in file order.
+    pub(super) nodes: Vec<DraftNode>,
+}
+
+/// A declared node.
+#[derive(Debug)]
+pub(super) struct DraftNode {
+    /// Its name.
+    pub(super) name: String,
+    /// What to run in it.
+    pub(super) spec: NodeSpec,
+    /// Where it is declared.
+    pub(super) at: Vec<Step>,
+}
+
+/// A link as written.
+#[derive(Debug)]
+pub(super) struct DraftLink {
+    /// Its endpoints (a valid link has two).
+    pub(super) endpoints: Vec<EndpointSpec>,
+    /// Its MTU, if set.
+    pub(super) mtu: Option<u32>,
+    /// Administratively down.
+    pub(super) down: bool,
+    /// Where it is written.
+    pub(super) at: Vec<Step>,
+}
+
+/// `r1:eth1 -- r2:eth1`, naming a link in errors.
+pub(super) fn label<T: std::fmt::Display>(endpoints: &[T]) -> String {
+    let names: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+    names.join(" -- ")
+}
+
+/// Splits `node:ifname` (ovswire's and containerlab's brief endpoints) or, when `with_addr`,
+/// `node:ifname[:addr/len]` (k8s-topo's, and ovswire's inline address); an IPv6 address may
+/// contain `:`, as interface names cannot.
+pub(super) fn split_endpoint(
+    endpoint: &str,
+    with_addr: bool,
+) -> Result<(EndpointSpec, Option<&str>), String> {
+    let form = if with_addr {
+        "node:interface or node:interface:address/length, like r1:eth1 or r1:eth1:10.0.0.1/30"
+    } else {
+        "node:interface, like r1:eth1"
+    };
+    let (node, rest) = endpoint
+        .split_once(':')
+        .ok_or_else(|| format!("endpoint {endpoint:?} must be written {form}"))?;
+    let (ifname, addr) = match rest.split_once(':') {
+        Some((ifname, addr)) if with_addr => (ifname, Some(addr)),
+        _ => (rest, None),
+    };
+    let spec = EndpointSpec {
+        node: node.to_owned(),
+        ifname: ifname.to_owned(),
+        addrs: Vec::new(),
+    };
+    Ok((spec, addr))
+}
+
+/// Parses an interface address, saying which endpoint it is for when it is wrong.
+pub(super) fn parse_addr(endpoint: &EndpointSpec, addr: &str) -> Result<Cidr, String> {
+    addr.trim().parse().map_err(|e| format!("{endpoint}: {e}"))
+}
+
+/// Reads endpoints written `node:ifname[:addr/len]`, with their inline address if any.
+pub(super) fn endpoints_with_addrs(written: &[String]) -> Result<Vec<EndpointSpec>, String> {
+    written
+        .iter()
+        .map(|w| {
+            let (mut endpoint, addr) = split_endpoint(w, true)?;
+            if let Some(addr) = addr {
+                let cidr = parse_addr(&endpoint, addr)?;
+                endpoint.addrs.push(cidr);
+            }
+            Ok(endpoint)
+        })
+        .collect()
+}
+
+/// What to do about a node name Kubernetes would refuse.
+const RENAME_NODE: &str = "rename it here and in its links";
+
+fn check_mtu(mtu: u32) -> Result<(), String> {
+    if (MIN_MTU..=MAX_MTU).contains(&mtu) {
+        Ok(())
+    } else {
+        Err(format!(
+            "MTU {mtu} is out of range; use {MIN_MTU} to {MAX_MTU}"
+        ))
+    }
+}
+
+/// What to do about an interface name the kernel would refuse.
+fn ifname_advice(format: Format, ifname: &str) -> String {
+    if ifname.contains('/') {
+        if format == Format::Containerlab {
+            return match clab_alias(ifname) {
+                Some(alias) => format!(
+                    "use containerlab's short alias {alias} instead (it names the same port)"
+                ),
+                None => "use containerlab's short interface alias instead (like e1-1 for \
+                         ethernet-1/1)"
+                    .to_owned(),
+            };
+        }
+        return format!("rename it, e.g. {}", ifname.replace('/', "-"));
+    }
+    if ifname.len() > MAX_IFNAME {
+        return format!("shorten it to at most {MAX_IFNAME} characters");
+    }
+    "rename it".to_owned()
+}
+
+/// containerlab's short alias of an SR Linux-style port name: `ethernet-1/1` → `e1-1`,
+/// `ethernet-1/3/1` → `e1-3-1`.
+fn clab_alias(ifname: &str) -> Option<String> {
+    let numbers = ifname.strip_prefix("ethernet-")?;
+    let parts: Vec<&str> = numbers.split('/').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    (parts.len() >= 2 && parts.iter().all(numeric)).then(|| format!("e{}", parts.join("-")))
+}
+
+/// Runs the checks every format shares and builds the [`LabSpec`].
+pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> {
+    check_object_name("lab name", &draft.name)
+        .map_err(|e| doc.invalid(&draft.name_at, format!("{e}; rename the lab")))?;
+    if let Some(mtu) = draft.mtu {
+        check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m))?;
+    }
+
+    let mut nodes = BTreeMap::new();
+    let under = match draft.declared {
+        None => None,
+        Some(declared) => {
+            for n in declared.nodes {
+                check_object_name("node name", &n.name).map_err(|e| {
+                    doc.invalid(
+                        &n.at,
+                        format!("{e}; each node becomes a Kubernetes pod: {RENAME_NODE}"),
+                    )
+                })?;
+                nodes.insert(n.name, n.spec);
+            }
+            Some(declared.under)
+        }
+    };
+
+    let mut links = Vec::with_capacity(draft.links.len());
+    // Which link (index, label) uses each interface.
+    let mut used: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
+    for (i, link) in draft.links.into_iter().enumerate() {
+        let name = label(&link.endpoints);
+        let fail = |m: &str| doc.link_error(i, &name, &link.at, m);
+        let [a, b] = <[EndpointSpec; 2]>::try_from(link.endpoints.clone()).map_err(|eps| {
+            fail(&format!(
+                "needs exactly 2 endpoints, has {}; a link is a cable between two interfaces",
+                eps.len()
+            ))
+        })?;
+        for e in [&a, &b] {
+            check_object_name("node name", &e.node).map_err(|err| {
+                fail(&format!(
+                    "{err}; each node becomes a Kubernetes pod: {RENAME_NODE}"
+                ))
+            })?;
+            if let Some(under) = under
+                && !nodes.contains_key(&e.node)
+            {
+                return Err(fail(&format!(
+                    "node {} is not defined under {under}; define it there or correct the name",
+                    e.node
+                )));
+            }
+            check_ifname(&e.ifname)
+                .map_err(|err| fail(&format!("{err}; {}", ifname_advice(doc.format, &e.ifname))))?;
+        }
+        if a.node == b.node && a.ifname == b.ifname {
+            return Err(fail(&format!(
+                "both ends are {a}; a link needs two different interfaces"
+            )));
+        }
+        for e in [&a, &b] {
+            let key = (e.node.clone(), e.ifname.clone());
+            if let Some((j, other)) = used.get(&key) {
+                return Err(fail(&format!(
+                    "{e} is already used by link {} ({other}); an interface can be in one link \
+                     only",
+                    j + 1
+                )));
+            }
+        }
+        if let Some(mtu) = link.mtu {
+            check_mtu(mtu).map_err(|m| fail(&m))?;
+        }
+        for e in [&a, &b] {
+            used.insert((e.node.clone(), e.ifname.clone()), (i, name.clone()));
+            nodes.entry(e.node.clone()).or_default();
+        }
+        links.push(LinkSpec {
+            a,
+            b,
+            mtu: link.mtu,
+            down: link.down,
+        });
+    }
+
+    Ok(LabSpec {
+        name: draft.name,
+        mtu: draft.mtu,
+        nodes,
+        links,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_split_with_and_without_addresses() {
+        let (e, addr) = split_endpoint("r1:eth1:2001:db8::1/64", true).unwrap();
+        assert_eq!(
+            (e.to_string(), addr),
+            ("r1:eth1".to_owned(), Some("2001:db8::1/64"))
+        );
+        let (e, addr) = split_endpoint("r1:eth1:x", false).unwrap();
+        assert_eq!((e.ifname.as_str(), addr), ("eth1:x", None));
+        assert!(
+            split_endpoint("r1", true)
+                .unwrap_err()
+                .contains("node:interface")
+        );
+    }
+
+    #[test]
+    fn srlinux_ports_have_short_aliases() {
+        assert_eq!(clab_alias("ethernet-1/1").as_deref(), Some("e1-1"));
+        assert_eq!(clab_alias("ethernet-1/3/2").as_deref(), Some("e1-3-2"));
+        assert_eq!(clab_alias("ethernet-1"), None);
+        assert_eq!(clab_alias("Ethernet1/1"), None);
+        assert_eq!(clab_alias("ethernet-1//1"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! ovswire's own format: the agent's (`docs/topology.md`) plus what a local lab needs.
+//!
+//! ```yaml
+//! lab: demo
+//! mtu: 9000                       # optional default link MTU
+//! nodes:                          # optional; or `pods: [r1, r2]` as for the agent
+//!   r1: {exec: ["ip route add default via 10.0.0.2"]}
+//!   r2:
+//! links:
+//!   - endpoints: ["r1:eth1", "r2:eth1"]
+//!     ips: [10.0.0.1/30, 10.0.0.2/30]   # optional, one per endpoint, in order
+//!     mtu: 1500                         # optional
+//!     state: down                       # optional: up (default) or down
+//!   - endpoints: ["r1:eth2:2001:db8::1/64", "r2:eth2:2001:db8::2/64"]  # address inline
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::FileError;
+use super::check::{self, Declared, Doc, Draft, DraftLink, DraftNode};
+use super::locate::Step;
+use crate::spec::{LabSpec, NodeSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "ovswire topology")]
+struct File {
+    lab: String,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    pods: Option<Vec<String>>,
+    #[serde(default)]
+    nodes: Option<BTreeMap<String, Option<Node>>>,
+    #[serde(default)]
+    links: Option<Vec<Link>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "node")]
+struct Node {
+    #[serde(default)]
+    exec: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "link")]
+struct Link {
+    endpoints: Vec<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    state: Option<State>,
+    #[serde(default)]
+    ips: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Up,
+    Down,
+}
+
+/// Parses and checks an ovswire topology file.
+pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
+    let file: File = doc.deserialize()?;
+    let declared = match (file.pods, file.nodes) {
+        (Some(_), Some(_)) => {
+            return Err(doc.invalid(
+                &[Step::key("nodes")],
+                "both pods and nodes are given; list the nodes under one of them (under nodes \
+                 to give them exec commands)"
+                    .to_owned(),
+            ));
+        }
+        (Some(pods), None) => Some(Declared {
+            under: "pods",
+            nodes: pods
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| DraftNode {
+                    name,
+                    spec: NodeSpec::default(),
+                    at: vec![Step::key("pods"), Step::Index(i)],
+                })
+                .collect(),
+        }),
+        (None, Some(nodes)) => Some(Declared {
+            under: "nodes",
+            nodes: nodes
+                .into_iter()
+                .map(|(name, node)| DraftNode {
+                    at: vec![Step::key("nodes"), Step::Key(name.clone())],
+                    spec: NodeSpec {
+                        exec: node.map(|n| n.exec).unwrap_or_default(),
+                    },
+                    name,
+                })
+                .collect(),
+        }),
+        (None, None) => None,
+    };
+
+    let mut links = Vec::new();
+    for (i, link) in file.links.unwrap_or_default().into_iter().enumerate() {
+        let at = vec![Step::key("links"), Step::Index(i)];
+        let fail = |m: &str| doc.link_error(i, &link.endpoints.join(" -- "), &at, m);
+        let mut endpoints = check::endpoints_with_addrs(&link.endpoints).map_err(|m| fail(&m))?;
+        if let Some(ips) = &link.ips {
+            if ips.len() != endpoints.len() {
+                return Err(fail(&format!(
+                    "ips has {} addresses for {} endpoints; give one address per endpoint, in \
+                     the same order",
+                    ips.len(),
+                    endpoints.len()
+                )));
+            }
+            for (endpoint, addr) in endpoints.iter_mut().zip(ips) {
+                let cidr = check::parse_addr(endpoint, addr).map_err(|m| fail(&m))?;
+                endpoint.addrs.push(cidr);
+            }
+        }
+        links.push(DraftLink {
+            endpoints,
+            mtu: link.mtu,
+            down: link.state == Some(State::Down),
+            at,
+        });
+    }
+
+    check::finish(
+        doc,
+        Draft {
+            name: file.lab,
+            name_at: vec![Step::key("lab")],
+            mtu: file.mtu,
+            mtu_at: vec![Step::key("mtu")],
+            declared,
+            links,
+        },
+    )
+}

@@ -1,0 +1,725 @@
+use std::path::{Path, PathBuf};
+
+use ovswire_agent::core::model::AdminState;
+use ovswire_agent::core::topology::Topology;
+
+use super::*;
+use crate::spec::{Cidr, EndpointSpec, LinkSpec, NodeSpec};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
+}
+
+/// `node:ifname` with addresses.
+fn ep(endpoint: &str, addrs: &[&str]) -> EndpointSpec {
+    let (node, ifname) = endpoint.split_once(':').unwrap();
+    EndpointSpec {
+        node: node.to_owned(),
+        ifname: ifname.to_owned(),
+        addrs: addrs.iter().map(|a| a.parse::<Cidr>().unwrap()).collect(),
+    }
+}
+
+fn link(a: EndpointSpec, b: EndpointSpec, mtu: Option<u32>, down: bool) -> LinkSpec {
+    LinkSpec { a, b, mtu, down }
+}
+
+/// A link between two endpoints without addresses.
+fn plain(a: &str, b: &str) -> LinkSpec {
+    link(ep(a, &[]), ep(b, &[]), None, false)
+}
+
+fn exec(cmds: &[&str]) -> NodeSpec {
+    NodeSpec {
+        exec: cmds.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+/// Parses `text` (named `origin`) in `format` and returns the error's message and line.
+fn error(text: &str, origin: &str, format: Format) -> (String, Option<usize>) {
+    let e = parse(text, origin, format).expect_err(text);
+    (e.to_string(), e.line())
+}
+
+fn load_error(name: &str) -> (String, Option<usize>) {
+    let e = load(&fixture(name)).expect_err(name);
+    let message = e.to_string();
+    // Messages name the file as given; keep the fixture's name only, for readable asserts.
+    let dir = format!(
+        "{}/",
+        fixture("").display().to_string().trim_end_matches('/')
+    );
+    (message.replace(&dir, ""), e.line())
+}
+
+#[test]
+fn containerlab_clos_fabric() {
+    let spec = load(&fixture("clos.clab.yml")).unwrap();
+    assert_eq!(spec.name, "clos");
+    assert_eq!(spec.mtu, None);
+
+    let srl = [
+        "sysctl -w net.ipv4.ip_forward=1",
+        "sysctl -w net.ipv6.conf.all.forwarding=1",
+    ];
+    let spine = [
+        &srl[..],
+        &["sysctl -w net.ipv4.fib_multipath_hash_policy=1"],
+    ]
+    .concat();
+    let leaf = [&srl[..], &["sysctl -w net.ipv4.conf.all.rp_filter=0"]].concat();
+    let leaf1 = [&leaf[..], &["ip address add 192.0.2.1/32 dev lo"]].concat();
+    let expected_nodes = [
+        (
+            "client1",
+            exec(&[
+                "sysctl -w net.ipv4.ip_forward=1",
+                "ip link set dev lo up",
+                "ip address add 172.16.1.10/24 dev eth1",
+                "ip route add default via 172.16.1.1",
+            ]),
+        ),
+        ("leaf1", exec(&leaf1)),
+        ("leaf2", exec(&leaf)),
+        ("leaf3", exec(&leaf)),
+        ("leaf4", exec(&leaf)),
+        ("spine1", exec(&spine)),
+        ("spine2", exec(&spine)),
+    ];
+    let nodes: Vec<(&str, &NodeSpec)> = spec.nodes.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let expected: Vec<(&str, &NodeSpec)> = expected_nodes.iter().map(|(n, s)| (*n, s)).collect();
+    assert_eq!(nodes, expected);
+
+    let expected_links = vec![
+        plain("leaf1:e1-49", "spine1:e1-1"),
+        link(
+            ep("leaf2:e1-49", &[]),
+            ep("spine1:e1-2", &[]),
+            Some(9000),
+            false,
+        ),
+        plain("leaf3:e1-49", "spine1:e1-3"),
+        plain("leaf4:e1-49", "spine1:e1-4"),
+        link(
+            ep("leaf1:e1-50", &["10.0.2.1/31"]),
+            ep("spine2:e1-1", &["10.0.2.0/31", "2001:db8:2::/127"]),
+            Some(9000),
+            false,
+        ),
+        link(
+            ep("leaf2:e1-50", &["10.0.2.3/31"]),
+            ep("spine2:e1-2", &["10.0.2.2/31"]),
+            None,
+            false,
+        ),
+        plain("leaf3:e1-50", "spine2:e1-3"),
+        plain("leaf4:e1-50", "spine2:e1-4"),
+        plain("client1:eth1", "leaf1:e1-1"),
+    ];
+    assert_eq!(spec.links, expected_links);
+}
+
+#[test]
+fn k8s_topo_ring_is_named_after_its_file() {
+    let spec = load(&fixture("ring.k8s-topo.yml")).unwrap();
+    assert_eq!(spec.name, "ring");
+    assert_eq!(spec.mtu, None);
+    assert_eq!(
+        spec.nodes.keys().collect::<Vec<_>>(),
+        ["qrtr-1", "qrtr-2", "qrtr-3", "qrtr-4"]
+    );
+    assert!(spec.nodes.values().all(|n| n.exec.is_empty()));
+    let a = |e, ip| ep(e, &[ip]);
+    assert_eq!(
+        spec.links,
+        vec![
+            link(
+                a("qrtr-1:eth1", "12.12.12.1/24"),
+                a("qrtr-2:eth1", "12.12.12.2/24"),
+                None,
+                false
+            ),
+            link(
+                a("qrtr-2:eth2", "23.23.23.2/24"),
+                a("qrtr-3:eth1", "23.23.23.3/24"),
+                None,
+                false
+            ),
+            link(
+                a("qrtr-3:eth2", "34.34.34.3/24"),
+                a("qrtr-4:eth1", "34.34.34.4/24"),
+                None,
+                false
+            ),
+            plain("qrtr-4:eth2", "qrtr-1:eth2"),
+        ]
+    );
+}
+
+#[test]
+fn native_file_with_nodes_addresses_and_states() {
+    let spec = load(&fixture("native.yaml")).unwrap();
+    assert_eq!(spec.name, "triangle");
+    assert_eq!(spec.mtu, Some(9000));
+    let nodes: Vec<(&str, &NodeSpec)> = spec.nodes.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    assert_eq!(
+        nodes,
+        vec![
+            ("r1", &exec(&["ip route add 10.0.23.0/30 via 10.0.12.2"])),
+            ("r2", &exec(&["sysctl -w net.ipv4.ip_forward=1"])),
+            ("r3", &NodeSpec::default()),
+            ("spare", &NodeSpec::default()),
+        ]
+    );
+    assert_eq!(
+        spec.links,
+        vec![
+            link(
+                ep("r1:eth1", &["10.0.12.1/30"]),
+                ep("r2:eth1", &["10.0.12.2/30"]),
+                None,
+                false
+            ),
+            link(
+                ep("r2:eth2", &["10.0.23.1/30", "2001:db8:23::1/64"]),
+                ep("r3:eth1", &["10.0.23.2/30", "2001:db8:23::2/64"]),
+                Some(1500),
+                false,
+            ),
+            link(
+                ep("r3:eth2", &["2001:db8:31::3/64"]),
+                ep("r1:eth2", &["2001:db8:31::1/64"]),
+                None,
+                true,
+            ),
+        ]
+    );
+}
+
+#[test]
+fn native_accepts_the_agent_format() {
+    let text = "lab: demo\nmtu: 9000\npods: [r1, r2, r3]\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n  - endpoints: [r2:eth2, r3:eth1]\n    mtu: 1500\n    state: down\n";
+    let spec = parse(text, "t.yaml", Format::Native).unwrap();
+    assert_eq!(spec.nodes.len(), 3);
+    assert_eq!(
+        spec.links,
+        vec![
+            plain("r1:eth1", "r2:eth1"),
+            link(ep("r2:eth2", &[]), ep("r3:eth1", &[]), Some(1500), true),
+        ]
+    );
+    // Without pods or nodes, the links' nodes are the lab's nodes; links may be absent.
+    let spec = parse(
+        "lab: x\nlinks:\n- endpoints: [a:e1, b:e1]\n",
+        "t",
+        Format::Native,
+    )
+    .unwrap();
+    assert_eq!(spec.nodes.keys().collect::<Vec<_>>(), ["a", "b"]);
+    let spec = parse("lab: x\nnodes:\n  a:\n", "t", Format::Native).unwrap();
+    assert_eq!((spec.nodes.len(), spec.links.len()), (1, 0));
+}
+
+#[test]
+fn containerlab_exec_is_inherited_like_containerlab_does() {
+    // defaults, then the kind's (here found through the default group), then the group's, then
+    // the node's own.
+    let text = "\
+name: inherit
+topology:
+  defaults: {group: g, exec: [d]}
+  kinds:
+    k: {exec: [k]}
+    other: {exec: [never]}
+  groups:
+    g: {kind: k, exec: [g]}
+    h: {exec: [h]}
+  nodes:
+    a: {exec: [a]}
+    b: {group: h}
+    c: {kind: other, group: h, exec: [c]}
+";
+    let spec = parse(text, "t.clab.yml", Format::Containerlab).unwrap();
+    let execs: Vec<(&str, Vec<&str>)> = spec
+        .nodes
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.exec.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        execs,
+        vec![
+            ("a", vec!["d", "k", "g", "a"]),
+            // b's own group has no kind: the default group's applies.
+            ("b", vec!["d", "k", "h"]),
+            ("c", vec!["d", "never", "h", "c"]),
+        ]
+    );
+}
+
+#[test]
+fn formats_are_detected_from_name_and_content() {
+    let p = Path::new;
+    assert_eq!(detect(p("x.clab.yml"), "lab: x"), Format::Containerlab);
+    assert_eq!(detect(p("dir/x.clab.yaml"), ""), Format::Containerlab);
+    assert_eq!(
+        detect(p("x.yml"), "name: x\ntopology: {}\n"),
+        Format::Containerlab
+    );
+    assert_eq!(detect(p("x.yml"), "lab: x\n"), Format::Native);
+    assert_eq!(
+        detect(
+            p("x.yml"),
+            "links:\n  - endpoints: [\"a:eth1:10.0.0.1/24\", b:eth1]\n"
+        ),
+        Format::K8sTopo
+    );
+    assert_eq!(
+        detect(p("x.yml"), "etcd_port: 32379\nlinks: []\n"),
+        Format::K8sTopo
+    );
+    assert_eq!(
+        detect(p("x.yml"), "links:\n  - endpoints: [a, b]\n"),
+        Format::Native
+    );
+    assert_eq!(detect(p("x.yml"), "links: []\n"), Format::Native);
+    assert_eq!(detect(p("x.yml"), "{{{"), Format::Native);
+    assert_eq!(detect(p("x.yml"), "- a\n"), Format::Native);
+    for f in ["clos.clab.yml", "ring.k8s-topo.yml", "native.yaml"] {
+        let text = std::fs::read_to_string(fixture(f)).unwrap();
+        // Renamed, the content alone still tells.
+        let by_content = detect(p("renamed.yaml"), &text);
+        assert_eq!(by_content, detect(&fixture(f), &text), "{f}");
+    }
+}
+
+#[test]
+fn k8s_topo_lab_names_come_from_the_file_name() {
+    let name = |origin: &str| parse("links: []\n", origin, Format::K8sTopo).unwrap().name;
+    assert_eq!(name("ring.k8s-topo.yml"), "ring");
+    assert_eq!(name("/labs/My_Lab v2.yaml"), "my-lab-v2");
+    assert_eq!(name("--Core--.yml"), "core");
+    assert_eq!(name("__.yml"), "lab");
+    assert_eq!(name(".hidden.yml"), "lab");
+    assert_eq!(name("ÜBER.yml"), "ber");
+    assert_eq!(name(&format!("{}.yml", "a".repeat(300))).len(), 63);
+}
+
+#[test]
+fn agent_topology_round_trips_through_the_agents_parser() {
+    for f in ["clos.clab.yml", "ring.k8s-topo.yml", "native.yaml"] {
+        let spec = load(&fixture(f)).unwrap();
+        let text = agent_topology(&spec);
+        let topo =
+            Topology::parse(&text, "agent.yaml").unwrap_or_else(|e| panic!("{f}: {e}\n{text}"));
+        assert_eq!(topo.lab, spec.name);
+        assert_eq!(topo.links.len(), spec.links.len(), "{f}");
+        let default_mtu = spec.mtu.unwrap_or(ovswire_agent::core::model::DEFAULT_MTU);
+        for l in &spec.links {
+            let found = topo
+                .links
+                .values()
+                .find(|t| {
+                    let ends = [t.key.a().to_string(), t.key.b().to_string()];
+                    ends.contains(&l.a.to_string()) && ends.contains(&l.b.to_string())
+                })
+                .unwrap_or_else(|| panic!("{f}: {} missing from\n{text}", l.name()));
+            assert_eq!(found.mtu, l.mtu.unwrap_or(default_mtu));
+            let admin = if l.down {
+                AdminState::Down
+            } else {
+                AdminState::Up
+            };
+            assert_eq!(found.admin, admin);
+        }
+    }
+}
+
+#[test]
+fn agent_topology_lists_every_node_and_sets_only_what_is_set() {
+    let spec = load(&fixture("native.yaml")).unwrap();
+    let text = agent_topology(&spec);
+    assert!(
+        text.starts_with("lab: triangle\nmtu: 9000\npods:\n- r1\n- r2\n- r3\n- spare\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("state: down").count(), 1, "{text}");
+    assert_eq!(text.matches("mtu: 1500").count(), 1, "{text}");
+    assert!(
+        !text.contains("10.0."),
+        "addresses are not the agent's business: {text}"
+    );
+
+    let ring = load(&fixture("ring.k8s-topo.yml")).unwrap();
+    let text = agent_topology(&ring);
+    assert!(!text.contains("mtu"), "{text}");
+}
+
+#[test]
+fn syntax_errors_carry_line_column_and_advice() {
+    let (m, line) = load_error("bad-unknown-field.yaml");
+    assert_eq!(line, Some(4), "{m}");
+    assert!(
+        m.starts_with("topology file bad-unknown-field.yaml, line 4 column 5: links[0]: unknown field `mut`, expected one of"),
+        "{m}"
+    );
+    assert!(m.ends_with("; remove it or correct its spelling"), "{m}");
+
+    let (m, line) = load_error("bad-syntax.yaml");
+    assert_eq!(line, Some(4), "{m}");
+    assert!(
+        m.starts_with("topology file bad-syntax.yaml, line 4 column"),
+        "{m}"
+    );
+    assert!(m.contains("fix the YAML"), "{m}");
+
+    let (m, line) = error("lab: x\nmtu: big\n", "t.yaml", Format::Native);
+    assert_eq!(line, Some(2), "{m}");
+    assert!(
+        m.contains("invalid type") && m.ends_with("correct the value"),
+        "{m}"
+    );
+
+    let (m, line) = error(
+        "lab: x\nlinks:\n  - endpoints: [a:e, b:e]\n    state: sideways\n",
+        "t.yaml",
+        Format::Native,
+    );
+    assert_eq!(line, Some(4), "{m}");
+    assert!(
+        m.contains("unknown variant `sideways`, expected `up` or `down`"),
+        "{m}"
+    );
+
+    let (m, _) = error("mtu: 9000\n", "t.yaml", Format::Native);
+    assert!(m.contains("missing field `lab`; add it"), "{m}");
+
+    let (m, line) = error("name: x\ntopolgy: {}\n", "t.clab.yml", Format::Containerlab);
+    assert_eq!(line, Some(2), "{m}");
+    assert!(m.contains("unknown field `topolgy`"), "{m}");
+
+    let (m, line) = error(
+        "name: x\ntopology:\n  nodes:\n    r1:\n      exec: ls\n",
+        "t.clab.yml",
+        Format::Containerlab,
+    );
+    assert_eq!(line, Some(5), "{m}");
+    assert!(
+        m.contains("topology.nodes.r1.exec: invalid type: string \"ls\", expected a sequence"),
+        "{m}"
+    );
+
+    let (m, line) = error(
+        "name: x\ntopology:\n  links:\n    - endpoints: [{node: r1}, r2:e1]\n",
+        "t.clab.yml",
+        Format::Containerlab,
+    );
+    assert_eq!(line, Some(4), "{m}");
+    assert!(m.contains("missing field `interface`"), "{m}");
+
+    let (m, line) = error(
+        "links:\n  - endpoints: \"a:e1 b:e1\"\n",
+        "t.yml",
+        Format::K8sTopo,
+    );
+    assert_eq!(line, Some(2), "{m}");
+    assert!(m.contains("expected a sequence"), "{m}");
+}
+
+#[test]
+fn a_reused_interface_names_both_links() {
+    let (m, line) = load_error("bad-duplicate-endpoint.clab.yml");
+    assert_eq!(
+        m,
+        "topology file bad-duplicate-endpoint.clab.yml, line 10: link 3 (r1:eth1 -- r3:eth2): \
+         r1:eth1 is already used by link 1 (r1:eth1 -- r2:eth1); an interface can be in one link \
+         only"
+    );
+    assert_eq!(line, Some(10));
+}
+
+#[test]
+fn links_to_the_host_and_other_special_endpoints_are_refused() {
+    let (m, line) = load_error("bad-host-link.clab.yml");
+    assert_eq!(
+        m,
+        "topology file bad-host-link.clab.yml, line 8: link 1 (host:r1-eth1 -- r1:eth1): \
+         endpoint host:r1-eth1 connects to the container host, which ovswire does not wire: it \
+         wires veth links between two nodes only; remove the link"
+    );
+    assert_eq!(line, Some(8));
+
+    let head = "name: x\ntopology:\n  nodes:\n    r1: {}\n    r2: {}\n  links:\n";
+    let cases = [
+        (
+            "    - endpoints: [r1:eth1, mgmt-net:r1-eth1]\n",
+            "connects to containerlab's management network",
+        ),
+        (
+            "    - endpoints: [\"macvlan:enp0s3\", r1:eth1]\n",
+            "connects to a macvlan",
+        ),
+        (
+            "    - type: macvlan\n      endpoint: {node: r1, interface: eth1}\n      host-interface: enp0s3\n",
+            "link type macvlan (a macvlan on a host interface) is not supported",
+        ),
+        (
+            "    - type: vxlan\n      endpoint: {node: r1, interface: eth1}\n      remote: 10.0.0.20\n      vni: 100\n",
+            "link type vxlan (a VXLAN tunnel to another host)",
+        ),
+        (
+            "    - type: dummy\n      endpoint: {node: r1, interface: eth1}\n",
+            "link type dummy",
+        ),
+        (
+            "    - type: host\n      endpoint: {node: r1, interface: eth1}\n      host-interface: r1-eth1\n",
+            "link type host",
+        ),
+        (
+            "    - type: Teleport\n      endpoints: [r1:eth1, r2:eth1]\n",
+            "unknown containerlab link type \"teleport\"",
+        ),
+        ("    - type: veth\n", "has no endpoints"),
+    ];
+    for (link, expected) in cases {
+        let (m, line) = error(&format!("{head}{link}"), "t.clab.yml", Format::Containerlab);
+        assert!(m.contains(expected) && m.contains("link 1 ("), "{m}");
+        assert_eq!(line, Some(7), "{m}");
+    }
+    let (m, _) = error(
+        &format!("{head}    - type: dummy\n      endpoint: {{node: r1, interface: eth1}}\n"),
+        "t.clab.yml",
+        Format::Containerlab,
+    );
+    assert!(m.contains("link 1 (r1:eth1)"), "{m}");
+}
+
+#[test]
+fn bridge_nodes_are_refused() {
+    let text = "name: x\ntopology:\n  nodes:\n    r1: {kind: linux}\n    br1:\n      kind: bridge\n  links:\n    - endpoints: [r1:eth1, br1:eth1]\n";
+    let (m, line) = error(text, "t.clab.yml", Format::Containerlab);
+    assert_eq!(line, Some(6), "{m}");
+    assert!(
+        m.contains("node br1 has kind bridge (a Linux bridge on the host)"),
+        "{m}"
+    );
+    assert!(m.ends_with("remove the node and its links"), "{m}");
+}
+
+#[test]
+fn containerlab_names_ovswire_cannot_use_are_explained() {
+    let (m, line) = load_error("bad-node-name.clab.yml");
+    assert_eq!(line, Some(7), "{m}");
+    assert!(
+        m.starts_with("topology file bad-node-name.clab.yml, line 7: invalid node name \"Leaf_1\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("only lower-case letters, digits, '-' and '.' are allowed; each node becomes a Kubernetes pod: rename it here and in its links"),
+        "{m}"
+    );
+
+    let (m, line) = load_error("bad-interface.clab.yml");
+    assert_eq!(line, Some(10), "{m}");
+    assert!(
+        m.starts_with("topology file bad-interface.clab.yml, line 10: link 1 (srl1:ethernet-1/1 -- srl2:ethernet-1/1): invalid interface name \"ethernet-1/1\""),
+        "{m}"
+    );
+    assert!(
+        m.ends_with("use containerlab's short alias e1-1 instead (it names the same port)"),
+        "{m}"
+    );
+
+    let (m, _) = error(
+        "name: Big_Lab\ntopology: {nodes: {}}\n",
+        "t.clab.yml",
+        Format::Containerlab,
+    );
+    assert!(
+        m.starts_with("topology file t.clab.yml, line 1: invalid lab name \"Big_Lab\""),
+        "{m}"
+    );
+    assert!(m.ends_with("rename the lab"), "{m}");
+
+    let (m, line) = error(
+        "name: x\ntopology:\n  nodes: {r1: {}}\n  links:\n    - endpoints: [r1:eth1, r9:eth1]\n",
+        "t.clab.yml",
+        Format::Containerlab,
+    );
+    assert_eq!(line, Some(5), "{m}");
+    assert!(m.contains("link 1 (r1:eth1 -- r9:eth1): node r9 is not defined under topology.nodes; define it there"), "{m}");
+}
+
+#[test]
+fn semantic_errors_name_the_link_and_its_line() {
+    let native = |links: &str| {
+        error(
+            &format!("lab: d\nlinks:\n  - endpoints: [r0:e0, r0:e9]\n{links}"),
+            "lab.yaml",
+            Format::Native,
+        )
+    };
+    let cases = [
+        (
+            "  - endpoints: [r1:eth1]\n",
+            "link 2 (r1:eth1): needs exactly 2 endpoints, has 1",
+        ),
+        (
+            "  - endpoints: [a:e1, b:e1, c:e1]\n",
+            "needs exactly 2 endpoints, has 3",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r1:eth1]\n",
+            "both ends are r1:eth1; a link needs two different interfaces",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2]\n",
+            "endpoint \"r2\" must be written node:interface",
+        ),
+        (
+            "  - endpoints: [r1:eth1, R2:eth1]\n",
+            "invalid node name \"R2\"",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2:averyveryverylongname]\n",
+            "shorten it to at most 15 characters",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 70000\n",
+            "MTU 70000 is out of range; use 68 to 65535",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 67\n",
+            "MTU 67 is out of range",
+        ),
+        (
+            "  - endpoints: [r1:eth1, \"r2:eth1:10.0.0.2\"]\n",
+            "r2:eth1: address \"10.0.0.2\" has no prefix length",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2:eth1]\n    ips: [10.0.0.1/30]\n",
+            "ips has 1 addresses for 2 endpoints",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r2:eth1]\n    ips: [10.0.0.1/30, 10.0.0.300/30]\n",
+            "r2:eth1: \"10.0.0.300\" is not an IPv4 or IPv6 address",
+        ),
+        (
+            "  - endpoints: [r1:eth1, r0:e9]\n",
+            "r0:e9 is already used by link 1 (r0:e0 -- r0:e9)",
+        ),
+    ];
+    for (link, expected) in cases {
+        let (m, line) = native(link);
+        assert!(
+            m.starts_with("topology file lab.yaml, line 4: link 2 ("),
+            "{m}"
+        );
+        assert!(m.contains(expected), "{expected:?} not in {m}");
+        assert_eq!(line, Some(4), "{m}");
+    }
+
+    let (m, line) = error(
+        "lab: d\npods: [r1]\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n",
+        "t",
+        Format::Native,
+    );
+    assert!(
+        m.contains("link 1 (r1:eth1 -- r2:eth1): node r2 is not defined under pods"),
+        "{m}"
+    );
+    assert_eq!(line, Some(4));
+    let (m, line) = error("lab: d\nnodes:\n  r1:\n  Bad:\n", "t", Format::Native);
+    assert!(m.contains("line 4: invalid node name \"Bad\""), "{m}");
+    assert_eq!(line, Some(4));
+    let (m, _) = error("lab: d\npods: [a]\nnodes: {a: }\n", "t", Format::Native);
+    assert!(
+        m.starts_with("topology file t, line 3: both pods and nodes are given"),
+        "{m}"
+    );
+    let (m, line) = error("lab: d\nmtu: 10\n", "t", Format::Native);
+    assert_eq!(
+        (m.as_str(), line),
+        (
+            "topology file t, line 2: MTU 10 is out of range; use 68 to 65535",
+            Some(2)
+        )
+    );
+    let (m, _) = error(
+        "lab: d\nlinks:\n  - endpoints: [r1:eth/1, r2:eth1]\n",
+        "t",
+        Format::Native,
+    );
+    assert!(m.ends_with("rename it, e.g. eth-1"), "{m}");
+
+    // Flow style: still found.
+    let (m, line) = error(
+        "lab: d\nlinks: [{endpoints: [a:e1, b:e1]},\n  {endpoints: [a:e1, c:e1]}]\n",
+        "t",
+        Format::Native,
+    );
+    assert!(m.contains("a:e1 is already used by link 1"), "{m}");
+    assert_eq!(line, Some(3), "{m}");
+
+    let (m, line) = error(
+        "links:\n  - endpoints: [a:e1:1.2.3.4/24, b:e1:1.2.3.5/33]\n",
+        "t.yml",
+        Format::K8sTopo,
+    );
+    assert!(
+        m.contains("link 1 (a:e1:1.2.3.4/24 -- b:e1:1.2.3.5/33): b:e1: prefix length \"33\""),
+        "{m}"
+    );
+    assert_eq!(line, Some(2), "{m}");
+}
+
+#[test]
+fn a_missing_file_says_so() {
+    let e = load(&fixture("no-such-file.yaml")).unwrap_err();
+    assert!(matches!(e, FileError::Read { .. }));
+    assert!(
+        e.to_string().starts_with("cannot read topology file "),
+        "{e}"
+    );
+    assert_eq!(e.line(), None);
+}
+
+#[test]
+fn bad_input_never_panics() {
+    let inputs = [
+        "",
+        "~",
+        "---\n---\n",
+        "[]",
+        "42",
+        "{{{",
+        "\t\tlab: x",
+        "lab: [x]",
+        "lab: x\nlinks: {a: b}\n",
+        "lab: x\nlinks:\n  - endpoints: [[a], {b: c}]\n",
+        "lab: x\nlinks:\n  - endpoints: [\":\", \"::\"]\n",
+        "lab: x\nlinks:\n  - endpoints: [\"a:\", \":b\"]\n    ips: [\"\", \"/\"]\n",
+        "lab: x\nmtu: -1\n",
+        "lab: x\nmtu: 99999999999999999999\n",
+        "name: x\ntopology:\n  nodes: [a, b]\n",
+        "name: x\ntopology:\n  nodes: {a: 1}\n",
+        "name: x\ntopology:\n  links:\n    - endpoints: 7\n",
+        "name: x\ntopology:\n  links:\n    - endpoints: [\"é:é\", \"\"]\n",
+        "name: x\ntopology:\n  links:\n    - {}\n",
+        "name: x\ntopology: {kinds: {k: 1}, groups: {g: [1]}, defaults: 3}\n",
+        "links:\n  - endpoints: [a:b:c:d:e:f, \"\"]\n",
+        "links:\n  - 1\n",
+        "a: &x [*x]\n",
+        "a: *nope\n",
+        "\u{feff}lab: x\n",
+        "lab: x\nlinks:\n  - endpoints: [a:e1, b:e1]\n  - endpoints: [a:e1, b:e2]\n    <<: {mtu: 1}\n",
+    ];
+    for input in inputs {
+        for format in [Format::Native, Format::Containerlab, Format::K8sTopo] {
+            if let Err(e) = parse(input, "weird.yml", format) {
+                let m = e.to_string();
+                assert!(m.starts_with("topology file weird.yml"), "{format}: {m}");
+            }
+        }
+        let _ = detect(Path::new("weird.yml"), input);
+    }
+}

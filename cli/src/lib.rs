@@ -1,0 +1,13 @@
+//! The `ovswire` command: local labs on one machine, link control and watch against any agent,
+//! graphs of a topology, and the topology file formats it reads (ovswire's own, containerlab's
+//! `.clab.yml` and k8s-topo's).
+
+pub mod file;
+pub mod graph;
+pub mod lab;
+pub mod netlink;
+pub mod netns;
+pub mod ovs;
+pub mod process;
+pub mod spec;
+pub mod wires;

@@ -1,0 +1,422 @@
+//! `ovswire`: local labs, link control and watch, graphs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ovswire_cli::graph::{self, LinkState};
+use ovswire_cli::spec::LabSpec;
+use ovswire_cli::wires::{self, Target, Wires};
+use ovswire_cli::{file, lab};
+use ovswire_proto::v1::OperState;
+
+/// Emulated networks wired by Open vSwitch: bring a lab up on this machine, flap and watch its
+/// links, draw it.
+#[derive(Debug, Parser)]
+#[command(name = "ovswire", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Local labs: one network namespace per node, wired through Open vSwitch (run as root).
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// List links and their state.
+    Links {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// One JSON object per link, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a link down, bring it up, or flap it.
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Print link events as they happen (Ctrl-C stops).
+    Watch {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// One JSON object per event, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw a topology as Mermaid, Graphviz DOT or a self-contained HTML page, with live link
+    /// states when its lab is up.
+    Graph {
+        /// The topology file; without it, the lab that is up (see --lab).
+        file: Option<PathBuf>,
+        /// Picture format.
+        #[arg(long, short, value_enum, default_value_t = Format::Mermaid)]
+        format: Format,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The lab to draw when no file is given, when several are up.
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Bring a lab up from a topology file (ovswire's, containerlab's .clab.yml or k8s-topo's),
+    /// or converge a lab that is up to the file.
+    Up {
+        /// The topology file.
+        file: PathBuf,
+        /// Use the OVS whose database is at this address (`unix:PATH`) instead of the
+        /// machine's or ovswire's own.
+        #[arg(long, requires = "ovs_rundir", conflicts_with = "own_ovs")]
+        ovsdb: Option<String>,
+        /// With --ovsdb: the directory holding that OVS's bridge `.mgmt` sockets.
+        #[arg(long, requires = "ovsdb")]
+        ovs_rundir: Option<PathBuf>,
+        /// Run on ovswire's own OVS (started under /run/ovswire/ovs when needed) even when the
+        /// machine runs one.
+        #[arg(long)]
+        own_ovs: bool,
+    },
+    /// Remove a lab: its nodes, wires, agent and bridge.
+    Down {
+        /// The lab's name or its topology file.
+        lab: String,
+    },
+    /// Show the labs that are up and their links.
+    Status {
+        /// Only this lab.
+        lab: Option<String>,
+        /// One JSON object per link, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LinkCommand {
+    /// Take the link with this endpoint down: both ends lose carrier.
+    Down {
+        /// An endpoint of the link, NODE:IFNAME.
+        endpoint: String,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Bring the link with this endpoint back up.
+    Up {
+        /// An endpoint of the link, NODE:IFNAME.
+        endpoint: String,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Take the link down and up again, COUNT times.
+    Flap {
+        /// An endpoint of the link, NODE:IFNAME.
+        endpoint: String,
+        /// How many down/up cycles.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Milliseconds the link stays down, and up between cycles.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+}
+
+/// Which agent to talk to.
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// A local lab (default: the only lab that is up).
+    #[arg(long)]
+    lab: Option<String>,
+    /// An agent's Wires unix socket (a cluster node's is /run/ovswire/wires.sock).
+    #[arg(long, conflicts_with_all = ["lab", "server"])]
+    socket: Option<PathBuf>,
+    /// An agent's Wires TCP address (its --wires-listen), e.g. http://127.0.0.1:7070.
+    #[arg(long, conflicts_with = "lab")]
+    server: Option<String>,
+}
+
+impl AgentArgs {
+    fn target(&self) -> Result<Target> {
+        if let Some(s) = &self.socket {
+            return Ok(Target::Socket(s.clone()));
+        }
+        if let Some(s) = &self.server {
+            return Ok(Target::Server(s.clone()));
+        }
+        lab::target(self.lab.as_deref())
+    }
+
+    /// The lab links are named in: the one given, else none (every lab the agent has).
+    fn lab(&self) -> String {
+        self.lab.clone().unwrap_or_else(|| {
+            if self.socket.is_none() && self.server.is_none() {
+                lab::names().into_iter().next().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Mermaid,
+    Dot,
+    Html,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ovswire: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ovswire: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn need_root() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("local labs need root (network namespaces, Open vSwitch): run it with sudo");
+    }
+    Ok(())
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Lab(LabCommand::Up {
+            file,
+            ovsdb,
+            ovs_rundir,
+            own_ovs,
+        }) => {
+            need_root()?;
+            let spec = file::load(&file)?;
+            let choice = match (ovsdb, ovs_rundir) {
+                (Some(db), Some(rundir)) => lab::OvsChoice::At { db, rundir },
+                _ if own_ovs => lab::OvsChoice::Own,
+                _ => lab::OvsChoice::Auto,
+            };
+            let links = lab::up(&spec, &file, &choice).await?;
+            print!("{}", wires::table(&links));
+        }
+        Command::Lab(LabCommand::Down { lab: which }) => {
+            need_root()?;
+            let name = if Path::new(&which).is_file() {
+                file::load(Path::new(&which))?.name
+            } else {
+                which
+            };
+            lab::down(&name).await?;
+        }
+        Command::Lab(LabCommand::Status { lab: which, json }) => {
+            let names = match which {
+                Some(n) => vec![n],
+                None => lab::names(),
+            };
+            if names.is_empty() {
+                eprintln!("no lab is up; `ovswire lab up FILE` brings one up");
+            }
+            for name in names {
+                let state = lab::LabState::load(&name)?
+                    .with_context(|| format!("no lab named {name} is up"))?;
+                let links = Wires::connect(&Target::Socket(state.wires_socket()))
+                    .await?
+                    .links(&name)
+                    .await?;
+                if json {
+                    for l in &links {
+                        println!("{}", wires::json(l));
+                    }
+                } else {
+                    println!(
+                        "lab {name}: {} nodes, {} links, from {}",
+                        state.nodes.len(),
+                        links.len(),
+                        state.file.display()
+                    );
+                    print!("{}", wires::table(&links));
+                }
+            }
+        }
+        Command::Links { agent, json } => {
+            let links = Wires::connect(&agent.target()?)
+                .await?
+                .links(&agent.lab())
+                .await?;
+            if json {
+                for l in &links {
+                    println!("{}", wires::json(l));
+                }
+            } else {
+                print!("{}", wires::table(&links));
+            }
+        }
+        Command::Link(cmd) => link(cmd).await?,
+        Command::Watch { agent, json } => {
+            let mut events = Wires::connect(&agent.target()?)
+                .await?
+                .watch(&agent.lab())
+                .await?;
+            while let Some(ev) = events.message().await? {
+                let Some(l) = ev.link else { continue };
+                let time = now();
+                if json {
+                    let mut v = wires::json(&l);
+                    v["time"] = time.into();
+                    v["initial"] = ev.initial.into();
+                    v["removed"] = ev.removed.into();
+                    println!("{v}");
+                } else {
+                    let what = if ev.removed {
+                        "removed"
+                    } else {
+                        wires::state_word(&l)
+                    };
+                    println!(
+                        "{time}  {}  {}  {what}",
+                        wires::lab_of(&l),
+                        wires::link_name(&l)
+                    );
+                }
+            }
+        }
+        Command::Graph {
+            file: path,
+            format,
+            output,
+            lab: which,
+        } => {
+            let spec = match &path {
+                Some(p) => file::load(p)?,
+                None => {
+                    let name = match which {
+                        Some(n) => n,
+                        None => match lab::names().as_slice() {
+                            [one] => one.clone(),
+                            [] => bail!("no lab is up; give a topology file"),
+                            _ => bail!("several labs are up; name one with --lab or give a file"),
+                        },
+                    };
+                    let st = lab::LabState::load(&name)?
+                        .with_context(|| format!("no lab named {name} is up"))?;
+                    file::load(&st.file)?
+                }
+            };
+            let states = live_states(&spec).await;
+            let state = |l: &ovswire_cli::spec::LinkSpec| {
+                states
+                    .get(&l.name())
+                    .or_else(|| states.get(&format!("{}--{}", l.b, l.a)))
+                    .copied()
+                    .unwrap_or(LinkState::Unknown)
+            };
+            let text = match format {
+                Format::Mermaid => graph::mermaid(&spec, &state),
+                Format::Dot => graph::dot(&spec, &state),
+                Format::Html => graph::html(&spec, &state),
+            };
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?
+                }
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Link states of the lab when it is up here, by link name.
+async fn live_states(spec: &LabSpec) -> std::collections::BTreeMap<String, LinkState> {
+    let mut map = std::collections::BTreeMap::new();
+    let Ok(Some(st)) = lab::LabState::load(&spec.name) else {
+        return map;
+    };
+    let Ok(w) = Wires::connect(&Target::Socket(st.wires_socket())).await else {
+        return map;
+    };
+    for l in w.links(&spec.name).await.unwrap_or_default() {
+        let s = match OperState::try_from(l.oper) {
+            Ok(OperState::Up) => LinkState::Up,
+            Ok(OperState::Down) => LinkState::Down,
+            Ok(OperState::Pending) => LinkState::Pending,
+            _ => LinkState::Unknown,
+        };
+        map.insert(wires::link_name(&l), s);
+    }
+    map
+}
+
+async fn link(cmd: LinkCommand) -> Result<()> {
+    match cmd {
+        LinkCommand::Down { endpoint, agent } => set(&agent, &endpoint, false).await,
+        LinkCommand::Up { endpoint, agent } => set(&agent, &endpoint, true).await,
+        LinkCommand::Flap {
+            endpoint,
+            count,
+            interval_ms,
+            agent,
+        } => {
+            if count == 0 {
+                bail!("--count must be at least 1");
+            }
+            let wires = Wires::connect(&agent.target()?).await?;
+            let lab = agent.lab();
+            let pause = Duration::from_millis(interval_ms);
+            for i in 1..=count {
+                let l = wires.set(&lab, &endpoint, false).await?;
+                println!("{}  {}  down ({i}/{count})", now(), wires::link_name(&l));
+                tokio::time::sleep(pause).await;
+                let l = wires.set(&lab, &endpoint, true).await?;
+                println!("{}  {}  up ({i}/{count})", now(), wires::link_name(&l));
+                if i < count {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn set(agent: &AgentArgs, endpoint: &str, up: bool) -> Result<()> {
+    let l = Wires::connect(&agent.target()?)
+        .await?
+        .set(&agent.lab(), endpoint, up)
+        .await?;
+    println!("{}  {}", wires::link_name(&l), wires::state_word(&l));
+    Ok(())
+}
+
+/// Wall-clock time of day, UTC, with milliseconds.
+fn now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let s = t.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_millis()
+    )
+}

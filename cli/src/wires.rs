@@ -1,0 +1,300 @@
+//! Thin clients of an agent's Wires API: list links, set a link down or up, flap it, watch
+//! link events. They work against a local lab's agent or any node agent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ovswire_proto::v1::wires_client::WiresClient;
+use ovswire_proto::v1::{
+    AdminState, Endpoint, Link, LinkEvent, LinkRef, ListLinksRequest, OperState,
+    SetLinkStateRequest, WatchLinksRequest,
+};
+use tonic::transport::Channel;
+
+/// Where a node agent serves Wires when ovswire runs as a DaemonSet.
+pub const NODE_SOCKET: &str = "/run/ovswire/wires.sock";
+
+/// How to reach an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A unix socket.
+    Socket(PathBuf),
+    /// A TCP address (`--wires-listen` of the agent), `http://127.0.0.1:7070`.
+    Server(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Socket(p) => write!(f, "{}", p.display()),
+            Self::Server(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A connected Wires client.
+#[derive(Debug, Clone)]
+pub struct Wires {
+    client: WiresClient<Channel>,
+    target: Target,
+}
+
+impl Wires {
+    /// Connects to `target`.
+    pub async fn connect(target: &Target) -> Result<Self> {
+        let channel = match target {
+            Target::Socket(path) => unix(path).await?,
+            Target::Server(addr) => tonic::transport::Endpoint::from_shared(addr.clone())
+                .with_context(|| format!("{addr:?} is not a URL like http://127.0.0.1:7070"))?
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach the agent at {addr}; is it running?"))?,
+        };
+        Ok(Self {
+            client: WiresClient::new(channel),
+            target: target.clone(),
+        })
+    }
+
+    /// Every link of `lab` (every link the agent knows when `lab` is empty), sorted by name.
+    pub async fn links(&self, lab: &str) -> Result<Vec<Link>> {
+        let mut links = self
+            .client
+            .clone()
+            .list_links(ListLinksRequest { lab: lab.into() })
+            .await
+            .map_err(|s| self.error("list links", s))?
+            .into_inner()
+            .links;
+        links.sort_by_key(link_name);
+        Ok(links)
+    }
+
+    /// The link of `lab` that has endpoint `pod:ifname` at either end.
+    pub async fn find(&self, lab: &str, endpoint: &str) -> Result<Link> {
+        let (pod, ifname) = endpoint.split_once(':').ok_or_else(|| {
+            anyhow!("{endpoint:?} is not an endpoint; write it as NODE:IFNAME, e.g. r1:eth1")
+        })?;
+        let links = self.links(lab).await?;
+        let is = |e: &Option<Endpoint>| {
+            e.as_ref()
+                .is_some_and(|e| e.pod == pod && e.ifname == ifname)
+        };
+        let matching: Vec<_> = links
+            .into_iter()
+            .filter(|l| l.r#ref.as_ref().is_some_and(|r| is(&r.a) || is(&r.b)))
+            .collect();
+        match matching.len() {
+            1 => Ok(matching.into_iter().next().expect("one link")),
+            0 => bail!(
+                "no link has endpoint {endpoint}{}; `ovswire links` lists them",
+                if lab.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in lab {lab}")
+                }
+            ),
+            _ => bail!(
+                "{endpoint} is an endpoint in several labs ({}); name one with --lab",
+                matching
+                    .iter()
+                    .filter_map(|l| l.r#ref.as_ref().map(|r| r.lab.clone()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Sets the link with endpoint `endpoint` administratively up or down; the link after.
+    pub async fn set(&self, lab: &str, endpoint: &str, up: bool) -> Result<Link> {
+        let link = self.find(lab, endpoint).await?;
+        let admin = if up { AdminState::Up } else { AdminState::Down };
+        self.client
+            .clone()
+            .set_link_state(SetLinkStateRequest {
+                r#ref: link.r#ref,
+                admin: admin as i32,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error("set the link state", s))
+    }
+
+    /// The stream of link events of `lab` (all labs when empty), starting with one `initial`
+    /// event per existing link.
+    pub async fn watch(&self, lab: &str) -> Result<tonic::Streaming<LinkEvent>> {
+        self.client
+            .clone()
+            .watch_links(WatchLinksRequest { lab: lab.into() })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error("watch links", s))
+    }
+
+    fn error(&self, what: &str, status: tonic::Status) -> anyhow::Error {
+        match status.code() {
+            tonic::Code::Unavailable => anyhow!(
+                "cannot {what}: the agent at {} is unavailable ({}); is it running?",
+                self.target,
+                status.message()
+            ),
+            _ => anyhow!("cannot {what}: {}", status.message()),
+        }
+    }
+}
+
+async fn unix(path: &Path) -> Result<Channel> {
+    if !path.exists() {
+        bail!(
+            "no agent socket at {}: bring a lab up with `ovswire lab up FILE`, or point at an \
+             agent with --socket or --server",
+            path.display()
+        );
+    }
+    ovswire_proto::unix_channel(path, Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot connect to the agent at {}", path.display()))
+}
+
+/// `r1:eth1--r2:eth1`.
+pub fn link_name(link: &Link) -> String {
+    let end = |e: &Option<Endpoint>| {
+        e.as_ref()
+            .map_or_else(|| "?".into(), |e| format!("{}:{}", e.pod, e.ifname))
+    };
+    link.r#ref
+        .as_ref()
+        .map_or_else(|| "?".into(), |r| format!("{}--{}", end(&r.a), end(&r.b)))
+}
+
+/// The lab of a link.
+pub fn lab_of(link: &Link) -> &str {
+    link.r#ref.as_ref().map_or("", |r: &LinkRef| r.lab.as_str())
+}
+
+/// The link's state in one word: `up`, `down` (administratively), `no-carrier` (wired but
+/// down), `pending`, `error`.
+pub fn state_word(link: &Link) -> &'static str {
+    let admin_down = link.admin == AdminState::Down as i32;
+    match OperState::try_from(link.oper).unwrap_or(OperState::Unspecified) {
+        OperState::Up => "up",
+        OperState::Down if admin_down => "down",
+        OperState::Down => "no-carrier",
+        OperState::Pending => "pending",
+        OperState::Error => "error",
+        OperState::Unspecified => "unknown",
+    }
+}
+
+/// Whether the link is as its admin state asks: up and passing frames, or down on purpose.
+pub fn settled(link: &Link) -> bool {
+    let oper = OperState::try_from(link.oper).unwrap_or(OperState::Unspecified);
+    if link.admin == AdminState::Down as i32 {
+        oper == OperState::Down
+    } else {
+        oper == OperState::Up
+    }
+}
+
+/// An aligned text table of links.
+pub fn table(links: &[Link]) -> String {
+    let rows: Vec<[String; 5]> = links
+        .iter()
+        .map(|l| {
+            [
+                lab_of(l).to_owned(),
+                link_name(l),
+                l.mtu.to_string(),
+                state_word(l).to_owned(),
+                l.reason.clone(),
+            ]
+        })
+        .collect();
+    let header = ["LAB", "LINK", "MTU", "STATE", "REASON"].map(String::from);
+    let mut width = [0; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(width)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A link as JSON for `--json` output.
+pub fn json(link: &Link) -> serde_json::Value {
+    let end = |e: &Option<Endpoint>| {
+        e.as_ref()
+            .map(|e| serde_json::json!({"node": e.pod, "ifname": e.ifname}))
+    };
+    let r = link.r#ref.clone().unwrap_or_default();
+    serde_json::json!({
+        "lab": r.lab,
+        "name": link_name(link),
+        "a": end(&r.a),
+        "b": end(&r.b),
+        "mtu": link.mtu,
+        "admin": if link.admin == AdminState::Down as i32 { "down" } else { "up" },
+        "state": state_word(link),
+        "reason": link.reason,
+        "node_a": link.node_a,
+        "node_b": link.node_b,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(a: &str, b: &str, admin: AdminState, oper: OperState) -> Link {
+        let end = |s: &str| {
+            let (pod, ifname) = s.split_once(':').unwrap();
+            Some(Endpoint {
+                pod: pod.into(),
+                ifname: ifname.into(),
+            })
+        };
+        Link {
+            r#ref: Some(LinkRef {
+                lab: "lab".into(),
+                a: end(a),
+                b: end(b),
+            }),
+            admin: admin as i32,
+            oper: oper as i32,
+            reason: String::new(),
+            mtu: 1500,
+            node_a: "n".into(),
+            node_b: "n".into(),
+        }
+    }
+
+    #[test]
+    fn states_read_as_words_and_settle() {
+        let up = link("r1:eth1", "r2:eth1", AdminState::Up, OperState::Up);
+        let down = link("r1:eth2", "r3:eth1", AdminState::Down, OperState::Down);
+        let lost = link("r1:eth3", "r4:eth1", AdminState::Up, OperState::Down);
+        let pending = link("r1:eth4", "r5:eth1", AdminState::Up, OperState::Pending);
+        assert_eq!(
+            [&up, &down, &lost, &pending].map(state_word),
+            ["up", "down", "no-carrier", "pending"]
+        );
+        assert!(settled(&up) && settled(&down));
+        assert!(!settled(&lost) && !settled(&pending));
+        let t = table(&[up, down]);
+        assert!(t.starts_with("LAB  LINK"));
+        assert!(t.contains("lab  r1:eth1--r2:eth1  1500  up"));
+        assert!(t.contains("r1:eth2--r3:eth1  1500  down"));
+    }
+}

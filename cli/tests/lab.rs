@@ -1,0 +1,339 @@
+//! `ovswire lab` end to end on a real, private Open vSwitch: up → every wire passes traffic →
+//! link down → NO-CARRIER → up → up again converges → down leaves nothing behind. Needs root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ovswire_testbed::{Netns, Node, Testbed};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique lab name per test and process (network namespaces are machine-wide).
+fn lab_name(tag: &str) -> String {
+    format!(
+        "t{}{tag}{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs `ovswire` inside a namespace with the lab state kept in `state`.
+struct Cli<'a> {
+    ns: &'a Netns,
+    state: PathBuf,
+    /// Extra `lab up` arguments choosing the OVS.
+    ovs: Vec<String>,
+    lab: String,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovswire"));
+        cmd.args(args).env("OVSWIRE_STATE_DIR", &self.state);
+        let child = self
+            .ns
+            .spawn({
+                cmd.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                cmd
+            })
+            .expect("start ovswire");
+        child.wait_with_output().expect("wait for ovswire")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ovswire {args:?} failed:\nstdout: {}\nstderr: {}\nagent log: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.state.join("labs").join(&self.lab).join("agent.log"))
+                .unwrap_or_default()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn up(&self, file: &Path) -> String {
+        let mut args = vec!["lab", "up", file.to_str().unwrap()];
+        args.extend(self.ovs.iter().map(String::as_str));
+        self.ok(&args)
+    }
+}
+
+impl Drop for Cli<'_> {
+    /// Whatever happened, the lab goes.
+    fn drop(&mut self) {
+        if self.state.join("labs").join(&self.lab).exists() {
+            let _ = self.run(&["lab", "down", &self.lab]);
+        }
+    }
+}
+
+fn netns_exec(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("run ip netns exec")
+}
+
+fn pings(ns: &str, addr: &str) -> bool {
+    netns_exec(ns, &["ping", "-c", "1", "-W", "2", addr])
+        .status
+        .success()
+}
+
+fn no_carrier(ns: &str, ifname: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "link", "show", ifname])
+        .output()
+        .expect("run ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER")
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn write_lab(dir: &Path, lab: &str) -> PathBuf {
+    let file = dir.join(format!("{lab}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "lab: {lab}\nmtu: 1500\nlinks:\n\
+             - endpoints: [\"r1:eth1:10.0.0.1/30\", \"r2:eth1:10.0.0.2/30\"]\n\
+             - endpoints: [\"r2:eth2:10.0.1.1/30\", \"r3:eth1:10.0.1.2/30\"]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn assert_gone(node: Option<&Node>, lab: &str, state: &Path) {
+    for r in ["r1", "r2", "r3"] {
+        assert!(
+            !Path::new("/run/netns").join(format!("{lab}-{r}")).exists(),
+            "namespace {lab}-{r} left behind"
+        );
+    }
+    assert!(
+        !state.join("labs").join(lab).exists(),
+        "lab state left behind"
+    );
+    if let Some(node) = node {
+        let veths: Vec<String> = node
+            .netns()
+            .links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("ow") && l.len() == 15)
+            .collect();
+        assert!(veths.is_empty(), "host ends left behind: {veths:?}");
+        let bridges = node.vsctl(&["list-br"]).unwrap();
+        assert!(
+            !bridges.lines().any(|b| b == format!("ow-{lab}")),
+            "bridge left: {bridges}"
+        );
+        assert_eq!(
+            node.vsctl(&["--columns=name", "--bare", "list", "Interface"])
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("ow"))
+                .count(),
+            0,
+            "interfaces left behind"
+        );
+    }
+}
+
+#[test]
+fn lab_up_wires_flaps_converges_and_down_removes_everything() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("a");
+    let cli = Cli {
+        ns: node.netns(),
+        state: node.dir().join("state"),
+        ovs: vec![
+            format!("--ovsdb=unix:{}", node.db_sock().display()),
+            format!("--ovs-rundir={}", node.rundir().display()),
+        ],
+        lab: lab.clone(),
+    };
+    let file = write_lab(node.dir(), &lab);
+    let table = cli.up(&file);
+    assert_eq!(table.matches("  up").count(), 2, "{table}");
+
+    // Every wire carries traffic, both ways, and TCP too.
+    let (r1, r2, r3) = (
+        format!("{lab}-r1"),
+        format!("{lab}-r2"),
+        format!("{lab}-r3"),
+    );
+    assert!(pings(&r1, "10.0.0.2") && pings(&r3, "10.0.1.1"));
+
+    // Down: both ends lose carrier and traffic stops; up brings it back.
+    let out = cli.ok(&["link", "down", "r1:eth1", "--lab", &lab]);
+    assert!(out.contains("r1:eth1--r2:eth1  down"), "{out}");
+    wait_until("r1:eth1 NO-CARRIER", || no_carrier(&r1, "eth1"));
+    wait_until("r2:eth1 NO-CARRIER", || no_carrier(&r2, "eth1"));
+    assert!(!pings(&r1, "10.0.0.2"));
+    assert!(!no_carrier(&r2, "eth2"), "the other link stays up");
+    cli.ok(&["link", "up", "r2:eth1", "--lab", &lab]);
+    wait_until("r1:eth1 carrier", || !no_carrier(&r1, "eth1"));
+    assert!(pings(&r1, "10.0.0.2"));
+
+    // Flap twice; the link ends up.
+    let out = cli.ok(&[
+        "link",
+        "flap",
+        "r3:eth1",
+        "--count",
+        "2",
+        "--interval-ms",
+        "100",
+        "--lab",
+        &lab,
+    ]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    wait_until("r3:eth1 carrier", || !no_carrier(&r3, "eth1"));
+
+    // Up again converges without touching anything.
+    let pid = std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap();
+    cli.up(&file);
+    let again =
+        std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap();
+    assert_eq!(pid, again, "a second up with the same file changes nothing");
+    let links = cli.ok(&["links", "--json", "--lab", &lab]);
+    assert_eq!(links.lines().count(), 2);
+    assert!(pings(&r3, "10.0.1.1"));
+
+    // A graph of the live lab.
+    let dot = cli.ok(&["graph", "--lab", &lab, "--format", "dot"]);
+    assert!(dot.contains("r1") && dot.contains("r3"), "{dot}");
+
+    let state: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let agent = state["agent_pid"].as_i64().expect("the agent runs");
+    cli.ok(&["lab", "down", &lab]);
+    assert_gone(Some(&node), &lab, &cli.state);
+    assert!(
+        !Path::new(&format!("/proc/{agent}/exe")).exists(),
+        "the lab's agent still runs"
+    );
+}
+
+#[test]
+fn a_changed_file_rewires_only_what_changed() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("b");
+    let cli = Cli {
+        ns: node.netns(),
+        state: node.dir().join("state"),
+        ovs: vec![
+            format!("--ovsdb=unix:{}", node.db_sock().display()),
+            format!("--ovs-rundir={}", node.rundir().display()),
+        ],
+        lab: lab.clone(),
+    };
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    let (r1, r3) = (format!("{lab}-r1"), format!("{lab}-r3"));
+    // r3 goes away; r1 gets a second link to r2.
+    std::fs::write(
+        &file,
+        format!(
+            "lab: {lab}\nmtu: 1500\nlinks:\n\
+             - endpoints: [\"r1:eth1:10.0.0.1/30\", \"r2:eth1:10.0.0.2/30\"]\n\
+             - endpoints: [\"r1:eth2:10.0.2.1/30\", \"r2:eth3:10.0.2.2/30\"]\n"
+        ),
+    )
+    .unwrap();
+    let table = cli.up(&file);
+    assert!(
+        table.contains("r1:eth2--r2:eth3") && !table.contains("r3"),
+        "{table}"
+    );
+    assert!(
+        !Path::new("/run/netns").join(&r3).exists(),
+        "removed node's namespace"
+    );
+    assert!(pings(&r1, "10.0.0.2") && pings(&r1, "10.0.2.2"));
+    cli.ok(&["lab", "down", file.to_str().unwrap()]);
+    assert_gone(Some(&node), &lab, &cli.state);
+}
+
+#[test]
+fn own_ovs_is_started_and_stopped_with_the_lab() {
+    let node = Testbed::node("cli").unwrap();
+    let host = node.pod("host").unwrap();
+    let lab = lab_name("c");
+    let state = node.dir().join("own-state");
+    let cli = Cli {
+        ns: &host,
+        state: state.clone(),
+        ovs: vec!["--own-ovs".into()],
+        lab: lab.clone(),
+    };
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    assert!(pings(&format!("{lab}-r1"), "10.0.0.2"));
+    let pids: Vec<i32> = ["ovsdb-server", "ovs-vswitchd"]
+        .iter()
+        .map(|d| {
+            std::fs::read_to_string(state.join("ovs").join(format!("{d}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    cli.ok(&["lab", "down", &lab]);
+    assert_gone(None, &lab, &state);
+    assert!(!state.join("ovs").exists(), "own OVS directory left");
+    for pid in pids {
+        // Gone, or a zombie its new parent has not reaped yet.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rfind(')').map(|i| &stat[i + 2..i + 3]);
+        assert!(
+            matches!(state, None | Some("Z")),
+            "OVS daemon {pid} still running: {stat}"
+        );
+    }
+}
+
+#[test]
+fn bad_files_fail_with_the_line_and_make_nothing() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("d");
+    let cli = Cli {
+        ns: node.netns(),
+        state: node.dir().join("state"),
+        ovs: vec![],
+        lab: lab.clone(),
+    };
+    let file = node.dir().join("bad.yaml");
+    std::fs::write(
+        &file,
+        format!("lab: {lab}\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n    colour: red\n"),
+    )
+    .unwrap();
+    let out = cli.run(&["lab", "up", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line 4"), "{err}");
+    assert!(!cli.state.join("labs").join(&lab).exists());
+
+    let out = cli.run(&["lab", "down", "nosuchlab"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lab named nosuchlab"));
+    let out = cli.run(&["link", "down", "r1", "--socket", "/nonexistent.sock"]);
+    assert!(!out.status.success());
+}
