@@ -10,19 +10,20 @@ use tonic::{Request, Response, Status};
 
 use crate::core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
 use crate::core::plan::LinkStatus;
+use crate::peers::PeerClients;
 use crate::runtime::Agent;
 
 /// The `Wires` service of one agent.
 #[derive(Debug, Clone)]
 pub struct WiresService {
     agent: Arc<Agent>,
-    node: String,
+    peers: Option<Arc<PeerClients>>,
 }
 
 impl WiresService {
-    /// Serves `agent`'s links; `node` is reported as the place of local endpoints.
-    pub fn new(agent: Arc<Agent>, node: String) -> Self {
-        Self { agent, node }
+    /// Serves `agent`'s links; `peers` reach the far ends of cross-node links.
+    pub fn new(agent: Arc<Agent>, peers: Option<Arc<PeerClients>>) -> Self {
+        Self { agent, peers }
     }
 
     fn to_proto(&self, spec: &LinkSpec, status: &LinkStatus) -> pb::Link {
@@ -30,6 +31,7 @@ impl WiresService {
             pod: e.pod.clone(),
             ifname: e.ifname.clone(),
         };
+        let info = self.agent.link_info(spec);
         let (oper, reason) = match status {
             LinkStatus::Pending(r) => (pb::OperState::Pending, r.clone()),
             LinkStatus::Up => (pb::OperState::Up, String::new()),
@@ -47,10 +49,16 @@ impl WiresService {
                 AdminState::Down => pb::AdminState::Down,
             } as i32,
             oper: oper as i32,
-            reason,
+            reason: match (reason.is_empty(), &info.mtu_note) {
+                (true, Some(note)) => note.clone(),
+                (false, Some(note)) => format!("{reason}; {note}"),
+                (_, None) => reason,
+            },
             mtu: spec.mtu,
-            node_a: self.node.clone(),
-            node_b: self.node.clone(),
+            node_a: info.node_a,
+            node_b: info.node_b,
+            effective_mtu: info.effective_mtu,
+            tunnel_key: info.tunnel_key.unwrap_or(0),
         }
     }
 
@@ -116,12 +124,29 @@ impl Wires for WiresService {
                 ));
             }
         };
-        self.agent.set_admin(&key, admin).await.map_err(|e| {
+        // A cross-node link's far end is set by its node's agent, at the same time.
+        let far = match (self.agent.far_node(&key), &self.peers) {
+            (Some(node), Some(peers)) => Some((node, peers)),
+            _ => None,
+        };
+        let remote = async {
+            match &far {
+                Some((node, peers)) => peers.set_link_state(node, &key, admin).await,
+                None => Ok(()),
+            }
+        };
+        let (here, there) = tokio::join!(self.agent.set_admin(&key, admin), remote);
+        here.map_err(|e| {
             if e.starts_with("no link") {
                 Status::not_found(e)
             } else {
                 Status::unavailable(e)
             }
+        })?;
+        there.map_err(|e| {
+            Status::unavailable(format!(
+                "this end of {key} is {admin}, but {e}; try again once that node is back"
+            ))
         })?;
         self.find(&key).map(Response::new)
     }

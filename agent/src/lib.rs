@@ -11,4 +11,5 @@ pub mod cni;
 pub mod core;
 pub mod grpc;
 pub mod netdev;
+pub mod peers;
 pub mod runtime;

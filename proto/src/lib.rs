@@ -3,6 +3,8 @@
 //! - `Cni`: the `ovswire-cni` plugin hands each CNI request, as the runtime made it, to the
 //!   agent on its node over a root-only unix socket, and prints the answer.
 //! - `Wires`: tests and the `ovswire` CLI list links, take them down and up, and watch them.
+//! - `Peers`: agents on different nodes tell each other which pod interfaces they hold, so
+//!   cross-node wires get both halves, over the underlay with a shared token.
 //!
 //! Enable the `client` feature for the generated clients and `server` for the servers; the
 //! message types are always there. The `.proto` files are in `proto/ovswire/v1/` and are

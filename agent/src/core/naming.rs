@@ -67,6 +67,24 @@ pub fn host_ifname(container_id: &str, ifname: &str) -> String {
     format!("{HOST_IF_PREFIX}{h:013x}")
 }
 
+/// The tunnel port to a node: `vx` and 13 hex digits derived from the node's name.
+pub fn tunnel_name(node: &str) -> String {
+    let h = fnv1a(&["tunnel", node]) >> 12;
+    format!("vx{h:013x}")
+}
+
+/// Largest VXLAN network identifier (24 bits).
+pub const MAX_TUNNEL_KEY: u32 = 0x00ff_ffff;
+
+/// The tunnel key a link prefers: 1 to [`MAX_TUNNEL_KEY`], derived from its lab and
+/// endpoints. The node that chooses keys for a pair of nodes takes the next free one when two
+/// links between the same nodes prefer the same key.
+pub fn preferred_tunnel_key(link: &LinkKey) -> u32 {
+    let (a, b) = (link.a(), link.b());
+    let h = fnv1a(&["key", &a.lab, &a.pod, &a.ifname, &b.pod, &b.ifname]);
+    (h % u64::from(MAX_TUNNEL_KEY)) as u32 + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

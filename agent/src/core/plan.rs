@@ -79,23 +79,112 @@ impl Endpoint {
 /// A port the agent wants on the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortWant {
-    /// Port and interface name (the host veth end).
+    /// Port and interface name (the host veth end, or a tunnel).
     pub name: String,
     /// Requested OpenFlow port number.
     pub ofport: u32,
+    /// Interface type: `None` for a system device (a veth end), `Some("vxlan")` for a tunnel.
+    pub kind: Option<String>,
+    /// Interface `options` (a tunnel's `remote_ip` and `key=flow`).
+    pub options: BTreeMap<String, String>,
     /// Ownership and identity.
     pub external_ids: BTreeMap<String, String>,
 }
 
-/// One wire flow: `table=0, priority=FLOW_PRIORITY, in_port=in_port → output:out_port`.
+/// One wire flow in table 0 at [`FLOW_PRIORITY`]: `in_port=in_port[,tun_id=tun_match] →
+/// [set_field:set_tunnel->tun_id,] output:out_port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Flow {
     /// The link's cookie.
     pub cookie: u64,
     /// Matched input port.
     pub in_port: u32,
+    /// Matched tunnel key, for frames arriving from a tunnel port.
+    pub tun_match: Option<u32>,
+    /// Tunnel key to send with, for frames leaving through a tunnel port.
+    pub set_tunnel: Option<u32>,
     /// Output port.
     pub out_port: u32,
+}
+
+impl Flow {
+    /// A same-node flow: `in_port → output`.
+    pub fn wire(cookie: u64, in_port: u32, out_port: u32) -> Self {
+        Self {
+            cookie,
+            in_port,
+            tun_match: None,
+            set_tunnel: None,
+            out_port,
+        }
+    }
+
+    /// What the flow matches on, which identifies it in the table.
+    pub fn key(&self) -> FlowKey {
+        (self.in_port, self.tun_match)
+    }
+}
+
+/// A flow's match: input port and, for flows from a tunnel, the tunnel key.
+pub type FlowKey = (u32, Option<u32>);
+
+/// A pod interface registered on another node, as that node's agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEnd {
+    /// The node.
+    pub node: String,
+    /// That node's half of the wire is in place (its port, tunnel and flows).
+    pub ready: bool,
+}
+
+/// A tunnel port to another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// Port and interface name.
+    pub name: String,
+    /// Requested OpenFlow port number.
+    pub ofport: u32,
+    /// The node's underlay address.
+    pub remote_ip: String,
+}
+
+impl Tunnel {
+    /// The tunnel to `node` as a port the agent wants.
+    pub fn want(&self, node: &str) -> PortWant {
+        PortWant {
+            name: self.name.clone(),
+            ofport: self.ofport,
+            kind: Some("vxlan".into()),
+            options: [("remote_ip", self.remote_ip.as_str()), ("key", "flow")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            external_ids: [
+                (OWNER_KEY, OWNER_VALUE),
+                (TUNNEL_KEY, node),
+                ("ovswire-remote-ip", self.remote_ip.as_str()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        }
+    }
+}
+
+/// `external_ids` key naming the node a tunnel port leads to.
+pub const TUNNEL_KEY: &str = "ovswire-tunnel";
+
+/// What the agent knows beyond its node, for links whose other end is elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// Endpoints registered on other nodes.
+    pub endpoints: BTreeMap<EndpointKey, RemoteEnd>,
+    /// Tunnel ports the agent wants, by the node they lead to.
+    pub tunnels: BTreeMap<String, Tunnel>,
+    /// Agreed tunnel keys of cross-node links.
+    pub keys: BTreeMap<LinkKey, u32>,
+    /// Why a node cannot be reached by tunnel (no underlay address known), by node.
+    pub unreachable: BTreeMap<String, String>,
 }
 
 /// What ovs-vswitchd reports for an OVSDB interface.
@@ -136,8 +225,8 @@ pub struct OfPort {
 pub struct Observed {
     /// The agent's ports in OVSDB, by name.
     pub ports: BTreeMap<String, ObservedPort>,
-    /// The agent's flows (cookie tag, table 0, [`FLOW_PRIORITY`]), by input port.
-    pub flows: BTreeMap<u32, Flow>,
+    /// The agent's flows (cookie tag, table 0, [`FLOW_PRIORITY`]), by match.
+    pub flows: BTreeMap<FlowKey, Flow>,
     /// Every OpenFlow port of the bridge, by number.
     pub of_ports: BTreeMap<u32, OfPort>,
 }
@@ -197,20 +286,37 @@ pub enum LinkStatus {
     Error(String),
 }
 
+/// How a link's two ends stand from this node.
+#[derive(Debug, Clone, Copy)]
+enum Ends<'a> {
+    /// Both registered here.
+    Local(&'a Endpoint, &'a Endpoint),
+    /// One here, one on another node.
+    Cross {
+        local: &'a Endpoint,
+        remote: &'a EndpointKey,
+        end: &'a RemoteEnd,
+    },
+    /// Not both known yet.
+    Missing,
+}
+
 /// The whole input of a reconcile round, indexed once.
 #[derive(Debug)]
 pub struct World<'a> {
     links: &'a BTreeMap<LinkKey, LinkSpec>,
     endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+    elsewhere: &'a Elsewhere,
     by_end: BTreeMap<&'a EndpointKey, &'a LinkSpec>,
-    flows: BTreeMap<u32, Flow>,
+    flows: BTreeMap<FlowKey, Flow>,
 }
 
 impl<'a> World<'a> {
-    /// Wanted links and the endpoints registered on this node.
+    /// Wanted links, the endpoints registered on this node, and what is known of other nodes.
     pub fn new(
         links: &'a BTreeMap<LinkKey, LinkSpec>,
         endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+        elsewhere: &'a Elsewhere,
     ) -> Self {
         let mut by_end = BTreeMap::new();
         for link in links.values() {
@@ -220,6 +326,7 @@ impl<'a> World<'a> {
         let mut world = Self {
             links,
             endpoints,
+            elsewhere,
             by_end,
             flows: BTreeMap::new(),
         };
@@ -227,88 +334,168 @@ impl<'a> World<'a> {
         world
     }
 
-    /// Both endpoints of a link, when both are registered.
-    fn ends(&self, link: &LinkSpec) -> Option<(&'a Endpoint, &'a Endpoint)> {
+    fn ends(&self, link: &LinkSpec) -> Ends<'a> {
+        let (a, b) = (link.key.a(), link.key.b());
+        match (self.endpoints.get(a), self.endpoints.get(b)) {
+            (Some(x), Some(y)) => Ends::Local(x, y),
+            (Some(local), None) | (None, Some(local)) => {
+                let remote = if local.key == *a { b } else { a };
+                match self.elsewhere.endpoints.get_key_value(remote) {
+                    Some((remote, end)) => Ends::Cross { local, remote, end },
+                    None => Ends::Missing,
+                }
+            }
+            (None, None) => Ends::Missing,
+        }
+    }
+
+    /// The tunnel and key a cross-node link needs, when both are known.
+    fn tunnel_of(&self, link: &LinkSpec, end: &RemoteEnd) -> Option<(&'a Tunnel, u32)> {
         Some((
-            self.endpoints.get(link.key.a())?,
-            self.endpoints.get(link.key.b())?,
+            self.elsewhere.tunnels.get(&end.node)?,
+            *self.elsewhere.keys.get(&link.key)?,
         ))
     }
 
-    fn compute_flows(&self) -> BTreeMap<u32, Flow> {
+    fn compute_flows(&self) -> BTreeMap<FlowKey, Flow> {
         let mut flows = BTreeMap::new();
+        let mut put = |f: Flow| {
+            flows.insert(f.key(), f);
+        };
         for link in self.links.values() {
-            if let Some((a, b)) = self.ends(link) {
-                let cookie = link_cookie(&link.key);
-                flows.insert(
-                    a.ofport,
-                    Flow {
-                        cookie,
-                        in_port: a.ofport,
-                        out_port: b.ofport,
-                    },
-                );
-                flows.insert(
-                    b.ofport,
-                    Flow {
-                        cookie,
-                        in_port: b.ofport,
-                        out_port: a.ofport,
-                    },
-                );
+            let cookie = link_cookie(&link.key);
+            match self.ends(link) {
+                Ends::Local(a, b) => {
+                    put(Flow::wire(cookie, a.ofport, b.ofport));
+                    put(Flow::wire(cookie, b.ofport, a.ofport));
+                }
+                Ends::Cross { local, end, .. } => {
+                    if let Some((tunnel, key)) = self.tunnel_of(link, end) {
+                        put(Flow {
+                            set_tunnel: Some(key),
+                            ..Flow::wire(cookie, local.ofport, tunnel.ofport)
+                        });
+                        put(Flow {
+                            tun_match: Some(key),
+                            ..Flow::wire(cookie, tunnel.ofport, local.ofport)
+                        });
+                    }
+                }
+                Ends::Missing => {}
             }
         }
         flows
     }
 
-    /// The flows of every link whose two ends are registered, by input port.
-    pub fn desired_flows(&self) -> &BTreeMap<u32, Flow> {
+    /// The flows of every link whose ends are known, by match.
+    pub fn desired_flows(&self) -> &BTreeMap<FlowKey, Flow> {
         &self.flows
     }
 
-    /// Whether a link is complete in `observed`: both ports exist in OpenFlow and both flows
-    /// are in.
+    /// The flows that carry `link` from this node (two for a same-node link, two for this
+    /// node's half of a cross-node link).
+    fn link_flows(&self, link: &LinkSpec) -> Vec<(FlowKey, &Flow)> {
+        let cookie = link_cookie(&link.key);
+        self.flows
+            .iter()
+            .filter(|(_, f)| f.cookie == cookie)
+            .map(|(k, f)| (*k, f))
+            .collect()
+    }
+
+    /// Whether this node's part of a link is complete in `observed`: its ports exist in
+    /// OpenFlow and its flows are in.
     fn complete(&self, link: &LinkSpec, observed: &Observed) -> bool {
-        let Some((a, b)) = self.ends(link) else {
-            return false;
+        let ports = match self.ends(link) {
+            Ends::Local(a, b) => vec![a.ofport, b.ofport],
+            Ends::Cross { local, end, .. } => match self.tunnel_of(link, end) {
+                Some((tunnel, _)) => vec![local.ofport, tunnel.ofport],
+                None => return false,
+            },
+            Ends::Missing => return false,
         };
-        [a.ofport, b.ofport].iter().all(|p| {
-            observed.of_ports.contains_key(p) && observed.flows.get(p) == self.flows.get(p)
+        let flows = self.link_flows(link);
+        flows.len() == 2
+            && ports.iter().all(|p| observed.of_ports.contains_key(p))
+            && flows.iter().all(|(k, f)| observed.flows.get(k) == Some(*f))
+    }
+
+    /// Whether the half of a cross-node wire on this node is in place for the local endpoint
+    /// `key`, which its peer needs to know before bringing its end up.
+    pub fn half_ready(&self, key: &EndpointKey, observed: &Observed) -> bool {
+        self.by_end.get(key).is_some_and(|link| {
+            matches!(self.ends(link), Ends::Cross { .. }) && self.complete(link, observed)
         })
+    }
+
+    /// Nodes that hold the far end of a link with a local end: the tunnels needed.
+    pub fn needed_nodes(&self) -> BTreeSet<String> {
+        self.links
+            .values()
+            .filter_map(|l| match self.ends(l) {
+                Ends::Cross { end, .. } => Some(end.node.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Cross-node links with their local endpoint and the far end's node.
+    pub fn cross_links(&self) -> Vec<(&'a LinkSpec, &'a Endpoint, String)> {
+        self.links
+            .values()
+            .filter_map(|l| match self.ends(l) {
+                Ends::Cross { local, end, .. } => Some((l, local, end.node.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The difference between what these links and endpoints need and what OVS has.
     pub fn plan(&self, observed: &Observed) -> Plan {
         let mut plan = Plan::default();
 
+        let mut wanted: BTreeSet<&str> = BTreeSet::new();
         for ep in self.endpoints.values() {
+            wanted.insert(&ep.host_ifname);
             if !observed.ports.contains_key(&ep.host_ifname) {
                 plan.add_ports.push(PortWant {
                     name: ep.host_ifname.clone(),
                     ofport: ep.ofport,
+                    kind: None,
+                    options: BTreeMap::new(),
                     external_ids: ep.external_ids(),
                 });
             }
         }
-        let wanted: BTreeSet<&str> = self
-            .endpoints
-            .values()
-            .map(|e| e.host_ifname.as_str())
-            .collect();
-        plan.del_ports = observed
-            .ports
-            .keys()
-            .filter(|n| !wanted.contains(n.as_str()))
-            .cloned()
-            .collect();
+        for (node, tunnel) in &self.elsewhere.tunnels {
+            wanted.insert(&tunnel.name);
+            let want = tunnel.want(node);
+            let same = observed.ports.get(&tunnel.name).is_some_and(|p| {
+                p.ofport_request == Some(tunnel.ofport) && p.external_ids == want.external_ids
+            });
+            if !same {
+                if observed.ports.contains_key(&tunnel.name) {
+                    // The peer moved to a new address: replace the port.
+                    plan.del_ports.push(tunnel.name.clone());
+                }
+                plan.add_ports.push(want);
+            }
+        }
+        plan.del_ports.extend(
+            observed
+                .ports
+                .keys()
+                .filter(|n| !wanted.contains(n.as_str()))
+                .cloned(),
+        );
 
-        for (port, flow) in &self.flows {
-            if observed.flows.get(port) != Some(flow) {
+        for (key, flow) in &self.flows {
+            if observed.flows.get(key) != Some(flow) {
                 plan.add_flows.push(*flow);
             }
         }
-        for (port, flow) in &observed.flows {
-            if !self.flows.contains_key(port) {
+        for (key, flow) in &observed.flows {
+            if !self.flows.contains_key(key) {
                 plan.del_flows.push(*flow);
             }
         }
@@ -317,10 +504,14 @@ impl<'a> World<'a> {
             let Some(of) = observed.of_ports.get(&ep.ofport) else {
                 continue;
             };
-            let up = self
-                .by_end
-                .get(&ep.key)
-                .is_some_and(|link| link.admin == AdminState::Up && self.complete(link, observed));
+            let up = self.by_end.get(&ep.key).is_some_and(|link| {
+                link.admin == AdminState::Up
+                    && self.complete(link, observed)
+                    && match self.ends(link) {
+                        Ends::Cross { end, .. } => end.ready,
+                        _ => true,
+                    }
+            });
             if of.down == up {
                 plan.port_states.push(PortState {
                     ofport: ep.ofport,
@@ -337,6 +528,7 @@ impl<'a> World<'a> {
         let mut missing = Vec::new();
         for end in [link.key.a(), link.key.b()] {
             match self.endpoints.get(end) {
+                None if self.elsewhere.endpoints.contains_key(end) => {}
                 None => missing.push(format!("{end} to register")),
                 Some(ep) => match observed.ports.get(&ep.host_ifname).map(|p| &p.ofport) {
                     Some(OfportState::Failed(why)) => {
@@ -350,17 +542,77 @@ impl<'a> World<'a> {
         if !missing.is_empty() {
             return LinkStatus::Pending(format!("waiting for {}", missing.join(" and ")));
         }
-        if !self.complete(link, observed) {
-            return LinkStatus::Pending("waiting for the flows".to_owned());
-        }
-        let Some((a, b)) = self.ends(link) else {
-            return LinkStatus::Pending("waiting for both ends to register".to_owned());
-        };
         let up = |p: u32| observed.of_ports.get(&p).is_some_and(|o| !o.down);
-        match link.admin {
-            AdminState::Down => LinkStatus::Down,
-            AdminState::Up if up(a.ofport) && up(b.ofport) => LinkStatus::Up,
-            AdminState::Up => LinkStatus::Pending("waiting for the host ends to come up".into()),
+        match self.ends(link) {
+            Ends::Missing => {
+                // Both ends are elsewhere: this node has no part in the wire.
+                LinkStatus::Pending("both ends are on other nodes".into())
+            }
+            Ends::Local(a, b) => {
+                if !self.complete(link, observed) {
+                    return LinkStatus::Pending("waiting for the flows".to_owned());
+                }
+                match link.admin {
+                    AdminState::Down => LinkStatus::Down,
+                    AdminState::Up if up(a.ofport) && up(b.ofport) => LinkStatus::Up,
+                    AdminState::Up => {
+                        LinkStatus::Pending("waiting for the host ends to come up".into())
+                    }
+                }
+            }
+            Ends::Cross { local, remote, end } => {
+                if let Some(why) = self.elsewhere.unreachable.get(&end.node) {
+                    return LinkStatus::Error(format!(
+                        "{remote} is on node {}, which cannot be reached: {why}",
+                        end.node
+                    ));
+                }
+                match self.elsewhere.tunnels.get(&end.node) {
+                    None => {
+                        return LinkStatus::Pending(format!(
+                            "waiting for the tunnel to node {}",
+                            end.node
+                        ));
+                    }
+                    Some(t) => match observed.ports.get(&t.name).map(|p| &p.ofport) {
+                        Some(OfportState::Failed(why)) => {
+                            return LinkStatus::Error(format!(
+                                "the tunnel to node {} failed: {why}",
+                                end.node
+                            ));
+                        }
+                        Some(OfportState::Assigned(_)) => {}
+                        _ => {
+                            return LinkStatus::Pending(format!(
+                                "waiting for the tunnel to node {}",
+                                end.node
+                            ));
+                        }
+                    },
+                }
+                if !self.elsewhere.keys.contains_key(&link.key) {
+                    return LinkStatus::Pending(format!(
+                        "waiting for the tunnel key from node {}",
+                        end.node
+                    ));
+                }
+                if !self.complete(link, observed) {
+                    return LinkStatus::Pending("waiting for the flows".to_owned());
+                }
+                if !end.ready {
+                    return LinkStatus::Pending(format!(
+                        "waiting for node {} to wire {remote}",
+                        end.node
+                    ));
+                }
+                match link.admin {
+                    AdminState::Down => LinkStatus::Down,
+                    AdminState::Up if up(local.ofport) => LinkStatus::Up,
+                    AdminState::Up => {
+                        LinkStatus::Pending("waiting for the host end to come up".into())
+                    }
+                }
+            }
         }
     }
 }
@@ -398,10 +650,10 @@ mod tests {
             );
         }
         for f in &plan.del_flows {
-            obs.flows.remove(&f.in_port);
+            obs.flows.remove(&f.key());
         }
         for f in &plan.add_flows {
-            obs.flows.insert(f.in_port, *f);
+            obs.flows.insert(f.key(), *f);
         }
         for s in &plan.port_states {
             obs.of_ports.get_mut(&s.ofport).unwrap().down = !s.up;
@@ -436,6 +688,7 @@ mod tests {
     struct Lab {
         links: BTreeMap<LinkKey, LinkSpec>,
         eps: BTreeMap<EndpointKey, Endpoint>,
+        elsewhere: Elsewhere,
         obs: Observed,
     }
 
@@ -444,12 +697,13 @@ mod tests {
             Self {
                 links: links.iter().map(|l| (l.key.clone(), l.clone())).collect(),
                 eps: eps.iter().map(|e| (e.key.clone(), e.clone())).collect(),
+                elsewhere: Elsewhere::default(),
                 obs: Observed::default(),
             }
         }
 
         fn plan(&self) -> Plan {
-            World::new(&self.links, &self.eps).plan(&self.obs)
+            World::new(&self.links, &self.eps, &self.elsewhere).plan(&self.obs)
         }
 
         /// Plans and applies until nothing is left; returns the plans that did something.
@@ -468,7 +722,8 @@ mod tests {
 
         fn status(&self, a: &str, b: &str) -> LinkStatus {
             let l = link(a, b);
-            World::new(&self.links, &self.eps).status(&self.links[&l.key], &self.obs)
+            World::new(&self.links, &self.eps, &self.elsewhere)
+                .status(&self.links[&l.key], &self.obs)
         }
 
         fn up(&self, ofport: u32) -> bool {
@@ -539,7 +794,10 @@ mod tests {
             ],
         );
         lab.converge();
-        let r3r4: Vec<_> = [32770, 32771].iter().map(|p| lab.obs.flows[p]).collect();
+        let r3r4: Vec<_> = [32770, 32771]
+            .iter()
+            .map(|p| lab.obs.flows[&(*p, None)])
+            .collect();
         // r2 comes back in a new sandbox with a new veth and port.
         let r2 = ep("r2", 32772, "c2-new");
         lab.eps.insert(r2.key.clone(), r2);
@@ -562,7 +820,7 @@ mod tests {
             r3r4,
             [32770, 32771]
                 .iter()
-                .map(|p| lab.obs.flows[p])
+                .map(|p| lab.obs.flows[&(*p, None)])
                 .collect::<Vec<_>>()
         );
         assert!(lab.up(32768) && lab.up(32772));
@@ -621,5 +879,99 @@ mod tests {
         assert!(
             matches!(lab.status("r1", "r2"), LinkStatus::Error(e) if e.contains("No such device"))
         );
+    }
+
+    #[test]
+    fn a_cross_node_link_waits_for_key_tunnel_and_far_half_then_comes_up() {
+        let mut lab = Lab::new(&[link("r1", "r2")], &[ep("r1", 32768, "c1")]);
+        let r2 = EndpointKey::parse("lab", "r2:eth1").unwrap();
+        lab.elsewhere.endpoints.insert(
+            r2.clone(),
+            RemoteEnd {
+                node: "b".into(),
+                ready: false,
+            },
+        );
+        lab.converge();
+        assert_eq!(
+            lab.status("r1", "r2"),
+            LinkStatus::Pending("waiting for the tunnel to node b".into())
+        );
+        let tunnel = Tunnel {
+            name: "vxtest".into(),
+            ofport: 32769,
+            remote_ip: "192.0.2.2".into(),
+        };
+        lab.elsewhere.tunnels.insert("b".into(), tunnel.clone());
+        let rounds = lab.converge();
+        let added: Vec<_> = rounds.iter().flat_map(|r| &r.add_ports).collect();
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].kind.as_deref(), Some("vxlan"));
+        assert_eq!(added[0].options["remote_ip"], "192.0.2.2");
+        assert_eq!(added[0].options["key"], "flow");
+        assert_eq!(
+            lab.status("r1", "r2"),
+            LinkStatus::Pending("waiting for the tunnel key from node b".into())
+        );
+        let key = lab.links.keys().next().unwrap().clone();
+        lab.elsewhere.keys.insert(key.clone(), 77);
+        lab.converge();
+        let out = lab.obs.flows[&(32768, None)];
+        assert_eq!((out.set_tunnel, out.out_port), (Some(77), 32769));
+        let back = lab.obs.flows[&(32769, Some(77))];
+        assert_eq!((back.out_port, back.set_tunnel), (32768, None));
+        let world = World::new(&lab.links, &lab.eps, &lab.elsewhere);
+        assert!(world.half_ready(&EndpointKey::parse("lab", "r1:eth1").unwrap(), &lab.obs));
+        assert!(!lab.up(32768), "no carrier until the far half is in place");
+        assert!(
+            matches!(lab.status("r1", "r2"), LinkStatus::Pending(r) if r.contains("node b to wire"))
+        );
+
+        lab.elsewhere.endpoints.get_mut(&r2).unwrap().ready = true;
+        lab.converge();
+        assert!(lab.up(32768));
+        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+        assert!(lab.plan().is_empty());
+
+        // The far end goes away: carrier drops, flows and tunnel go.
+        lab.elsewhere.endpoints.clear();
+        lab.elsewhere.tunnels.clear();
+        lab.converge();
+        assert!(!lab.up(32768));
+        assert!(lab.obs.flows.is_empty());
+        assert!(!lab.obs.ports.contains_key("vxtest"));
+    }
+
+    #[test]
+    fn two_links_on_one_tunnel_are_told_apart_by_key() {
+        let l1 = link("r1", "r2");
+        let l2 = link("r3", "r4");
+        let mut lab = Lab::new(
+            &[l1.clone(), l2.clone()],
+            &[ep("r1", 32768, "c1"), ep("r3", 32770, "c3")],
+        );
+        for pod in ["r2", "r4"] {
+            lab.elsewhere.endpoints.insert(
+                EndpointKey::parse("lab", &format!("{pod}:eth1")).unwrap(),
+                RemoteEnd {
+                    node: "b".into(),
+                    ready: true,
+                },
+            );
+        }
+        lab.elsewhere.tunnels.insert(
+            "b".into(),
+            Tunnel {
+                name: "vxtest".into(),
+                ofport: 32771,
+                remote_ip: "192.0.2.2".into(),
+            },
+        );
+        lab.elsewhere.keys.insert(l1.key.clone(), 5);
+        lab.elsewhere.keys.insert(l2.key.clone(), 6);
+        lab.converge();
+        assert_eq!(lab.obs.flows[&(32771, Some(5))].out_port, 32768);
+        assert_eq!(lab.obs.flows[&(32771, Some(6))].out_port, 32770);
+        assert!(lab.up(32768) && lab.up(32770));
     }
 }

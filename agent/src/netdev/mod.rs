@@ -201,6 +201,44 @@ impl Netdev {
         }
     }
 
+    /// The MTU of the interface that holds `addr` (the underlay address), if any does.
+    pub async fn mtu_of_address(&self, addr: std::net::IpAddr) -> Result<Option<u32>> {
+        use netlink_packet_route::address::AddressAttribute;
+        let mut addrs = self.handle.address().get().execute();
+        let mut index = None;
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(nl(String::from("list addresses")))?
+        {
+            let has = msg.attributes.iter().any(|a| {
+                matches!(a, AddressAttribute::Address(ip) | AddressAttribute::Local(ip) if *ip == addr)
+            });
+            if has {
+                index = Some(msg.header.index);
+                break;
+            }
+        }
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let link = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await
+            .map_err(nl(format!("look up interface {index}")))?;
+        Ok(link.and_then(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            })
+        }))
+    }
+
     /// Whether a host interface exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.get(name).await?.is_some())

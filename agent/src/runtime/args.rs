@@ -69,6 +69,24 @@ pub struct Args {
     /// This node's name, reported in link status (defaults to the host name).
     #[arg(long, env = "OVSWIRE_NODE_NAME")]
     pub node_name: Option<String>,
+    /// This node's underlay address: VXLAN tunnels to other nodes start here, and peers reach
+    /// this agent on it. Without it, only same-node wires are built.
+    #[arg(long, env = "OVSWIRE_UNDERLAY_IP")]
+    pub underlay_ip: Option<std::net::IpAddr>,
+    /// Where to serve the Peers API for other nodes' agents (default: the underlay address,
+    /// port 7471).
+    #[arg(long, env = "OVSWIRE_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+    /// Another node's agent, `NAME=IP` (repeat, or comma-separated in the variable).
+    #[arg(long = "peer", env = "OVSWIRE_PEERS", value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<(String, std::net::IpAddr)>,
+    /// The port peers serve their Peers API on.
+    #[arg(long, env = "OVSWIRE_PEER_PORT", default_value_t = crate::peers::DEFAULT_PORT)]
+    pub peer_port: u16,
+    /// File holding the token all agents of the cluster share to authenticate each other
+    /// (mode 0600; at least 16 characters). Required with --underlay-ip.
+    #[arg(long, env = "OVSWIRE_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
     /// Log filter, e.g. `info` or `ovswire_agent=debug`.
     #[arg(long, env = "OVSWIRE_LOG", default_value = "info")]
     pub log: String,
@@ -81,6 +99,17 @@ pub enum Datapath {
     System,
     /// The userspace datapath.
     Netdev,
+}
+
+fn parse_peer(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, ip) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=IP, e.g. node2=10.0.0.2"))?;
+    crate::core::model::check_object_name("peer node name", name).map_err(|e| e.to_string())?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} in {s:?} is not an IP address"))?;
+    Ok((name.to_owned(), ip))
 }
 
 fn node_name(args: &Args) -> String {
@@ -155,15 +184,66 @@ pub async fn run(args: Args) -> Result<()> {
                 args.ovsdb
             )
         })?;
-    let (agent, events) = Agent::start(db, Config { bridge }, links)
-        .await
-        .context("set up the bridge")?;
+    let token = match (&args.underlay_ip, &args.peer_token_file) {
+        (None, _) => None,
+        (Some(_), None) => bail!(
+            "--underlay-ip needs --peer-token-file: agents authenticate each other with a \
+             shared token"
+        ),
+        (Some(_), Some(path)) => Some(crate::peers::load_token(path).map_err(anyhow::Error::msg)?),
+    };
+    if args.underlay_ip.is_none() && !args.peers.is_empty() {
+        bail!("--peer needs --underlay-ip: tunnels to peers start at this node's underlay address");
+    }
+    let underlay_mtu = match args.underlay_ip {
+        Some(ip) => crate::netdev::Netdev::new()?
+            .mtu_of_address(ip)
+            .await?
+            .unwrap_or_else(|| {
+                tracing::warn!(%ip, "no interface holds the underlay address; MTU checks are off");
+                0
+            }),
+        None => 0,
+    };
+    let here = super::Here {
+        node: node.clone(),
+        underlay_ip: args.underlay_ip.map(|ip| ip.to_string()),
+        underlay_mtu,
+    };
+    let peers = args
+        .peers
+        .iter()
+        .filter(|(name, _)| *name != node)
+        .map(|(name, ip)| (name.clone(), ip.to_string()))
+        .collect();
+    let (agent, events) = Agent::start(
+        db,
+        Config {
+            bridge,
+            here,
+            peers,
+        },
+        links,
+    )
+    .await
+    .context("set up the bridge")?;
     tokio::spawn(agent.clone().run(events));
+    let peer_clients = match &token {
+        Some(token) => {
+            let clients = std::sync::Arc::new(
+                crate::peers::PeerClients::new(agent.clone(), token, args.peer_port)
+                    .map_err(anyhow::Error::msg)?,
+            );
+            tokio::spawn(clients.clone().run());
+            Some(clients)
+        }
+        None => None,
+    };
 
     let cni = bind_private(&args.cni_socket).await?;
     let wires = bind_private(&args.wires_socket).await?;
     let wires_svc = ovswire_proto::v1::wires_server::WiresServer::new(
-        crate::grpc::WiresService::new(agent.clone(), node.clone()),
+        crate::grpc::WiresService::new(agent.clone(), peer_clients.clone()),
     );
     let cni_svc =
         ovswire_proto::v1::cni_server::CniServer::new(crate::cni::CniServer::new(agent.clone()));
@@ -189,6 +269,28 @@ pub async fn run(args: Args) -> Result<()> {
             tonic::transport::Server::builder()
                 .add_service(wires_svc)
                 .serve_with_shutdown(addr, stopped(stop_rx.clone())),
+        );
+    }
+    if let (Some(token), Some(ip)) = (&token, args.underlay_ip) {
+        let addr = args
+            .peer_listen
+            .unwrap_or_else(|| SocketAddr::new(ip, args.peer_port));
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot serve the Peers API on {addr}; is another agent running?")
+        })?;
+        let svc = ovswire_proto::v1::peers_server::PeersServer::with_interceptor(
+            crate::peers::PeersService::new(agent.clone()),
+            crate::peers::authenticate(token),
+        );
+        info!(%addr, "serving peers");
+        servers.spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    stopped(stop_rx.clone()),
+                ),
         );
     }
     info!(node, cni = %args.cni_socket.display(), wires = %args.wires_socket.display(), "ovswire-agent ready");

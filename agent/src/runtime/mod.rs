@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod ovs;
+pub mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,9 +17,10 @@ use tracing::{debug, info, warn};
 use crate::attach::{AttachError, AttachRequest, Attacher, Attachment};
 use crate::core::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
 use crate::core::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
-use crate::core::plan::{Endpoint, LinkStatus, Observed, OfportState, Plan, World};
+use crate::core::plan::{Elsewhere, Endpoint, LinkStatus, Observed, OfportState, Plan, World};
 use crate::netdev::{Netdev, NetdevError, VethSpec};
 use ovs::Ovs;
+pub use remote::{Here, PeerView};
 
 /// A change in a link's state, for watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,27 +44,107 @@ struct State {
     observed: Observed,
     statuses: BTreeMap<LinkKey, LinkStatus>,
     ready: bool,
+    /// This node among its peers.
+    here: Here,
+    /// The last report of every peer node.
+    peers: BTreeMap<String, PeerView>,
+    /// What the peers' reports mean for the planner.
+    elsewhere: Elsewhere,
+    /// The report last sent to peers, to tell them only about changes.
+    last_report: Option<Report>,
 }
+
+/// What this node tells a peer: its endpoints with the readiness of their cross-node half, and
+/// the keys it chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every local endpoint, and whether its half of a cross-node wire is in place.
+    pub endpoints: BTreeMap<EndpointKey, bool>,
+    /// Keys this node chose, with the node at the link's far end.
+    pub keys: BTreeMap<LinkKey, (String, u32)>,
+}
+
+/// Where a link's ends are and what it can carry, for status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The node of each end (empty while unknown).
+    pub node_a: String,
+    /// See `node_a`.
+    pub node_b: String,
+    /// The VXLAN key of a cross-node link.
+    pub tunnel_key: Option<u32>,
+    /// The largest payload the wire carries end to end.
+    pub effective_mtu: u32,
+    /// Why `effective_mtu` is below the link's MTU.
+    pub mtu_note: Option<String>,
+}
+
+/// Bytes VXLAN over IPv4 adds to a frame's payload on the underlay: outer IPv4 (20), UDP (8),
+/// VXLAN (8) and the inner Ethernet header (14).
+pub const VXLAN_OVERHEAD: u32 = 50;
 
 impl State {
     fn world(&self) -> World<'_> {
-        World::new(&self.links, &self.endpoints)
+        World::new(&self.links, &self.endpoints, &self.elsewhere)
     }
 
-    fn free_ofport(&self) -> Option<u32> {
-        let used: BTreeSet<u32> = self
-            .endpoints
+    fn used_ofports(&self) -> BTreeSet<u32> {
+        self.endpoints
             .values()
             .map(|e| e.ofport)
             .chain(self.reserved.values().map(|(_, p)| *p))
+            .chain(self.elsewhere.tunnels.values().map(|t| t.ofport))
             .chain(
                 self.observed
                     .ports
                     .values()
                     .filter_map(|p| p.ofport_request),
             )
-            .collect();
+            .collect()
+    }
+
+    fn free_ofport(&self) -> Option<u32> {
+        let used = self.used_ofports();
         (FIRST_OFPORT..=LAST_OFPORT).find(|p| !used.contains(p))
+    }
+
+    /// Recomputes what the peers' reports mean; whether anything changed.
+    fn rebuild_elsewhere(&mut self) -> bool {
+        let mut used = self.used_ofports();
+        let mut alloc = || {
+            let p = (FIRST_OFPORT..=LAST_OFPORT).find(|p| !used.contains(p))?;
+            used.insert(p);
+            Some(p)
+        };
+        let next = remote::rebuild(
+            &self.here,
+            &self.links,
+            &self.endpoints,
+            &self.peers,
+            &self.elsewhere,
+            &mut alloc,
+        );
+        let changed = next != self.elsewhere;
+        self.elsewhere = next;
+        changed
+    }
+
+    fn report(&self) -> Report {
+        let world = self.world();
+        let endpoints = self
+            .endpoints
+            .keys()
+            .map(|k| (k.clone(), world.half_ready(k, &self.observed)))
+            .collect();
+        let keys = world
+            .cross_links()
+            .into_iter()
+            .filter(|(_, _, node)| self.here.node.as_str() < node.as_str())
+            .filter_map(|(l, _, node)| {
+                Some((l.key.clone(), (node, *self.elsewhere.keys.get(&l.key)?)))
+            })
+            .collect();
+        Report { endpoints, keys }
     }
 
     fn insert_endpoint(&mut self, ep: Endpoint) {
@@ -82,7 +164,8 @@ impl State {
 
     /// Recomputes every link's status; returns the ones that changed.
     fn refresh_statuses(&mut self) -> Vec<LinkEvent> {
-        let world = World::new(&self.links, &self.endpoints);
+        self.rebuild_elsewhere();
+        let world = World::new(&self.links, &self.endpoints, &self.elsewhere);
         let mut events = Vec::new();
         let mut next = BTreeMap::new();
         for link in self.links.values() {
@@ -101,6 +184,10 @@ impl State {
     }
 }
 
+fn key_has_local_end(st: &State, key: &LinkKey) -> bool {
+    st.endpoints.contains_key(key.a()) || st.endpoints.contains_key(key.b())
+}
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -117,6 +204,10 @@ pub enum StartError {
 pub struct Config {
     /// The bridge and where its management socket lives.
     pub bridge: ovs::BridgeConfig,
+    /// This node's name and underlay.
+    pub here: Here,
+    /// Peer nodes known from the start, with their underlay addresses.
+    pub peers: BTreeMap<String, String>,
 }
 
 /// Locally administered MACs derived from the container and interface, so a record rebuilt
@@ -146,6 +237,8 @@ pub struct Agent {
     /// Plans sent to OVS since start (each one OVSDB transaction and/or one bundle).
     applied: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<LinkEvent>,
+    /// Woken when what this node reports to its peers changed.
+    peer_wake: Notify,
     /// The agent itself, so work that must finish even when its caller goes away (a CNI
     /// request cancelled mid-ADD) can run in its own task.
     me: std::sync::Weak<Self>,
@@ -184,8 +277,17 @@ impl Agent {
             links = state.links.len(),
             "adopted existing state"
         );
+        let (peers, elsewhere) =
+            remote::adopt(&config.here, &state.links, &state.endpoints, &observed);
+        state.peers = peers;
+        for (node, ip) in &config.peers {
+            state.peers.entry(node.clone()).or_default().underlay_ip = Some(ip.clone());
+        }
+        state.elsewhere = elsewhere;
+        state.here = config.here.clone();
         state.observed = observed;
         state.refresh_statuses();
+        state.last_report = Some(state.report());
         state.ready = true;
         let agent = Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -197,6 +299,7 @@ impl Agent {
             requested: 0.into(),
             applied: 0.into(),
             events: broadcast::channel(1024).0,
+            peer_wake: Notify::new(),
         });
         Ok((agent, events))
     }
@@ -247,6 +350,150 @@ impl Agent {
                 )
             })
             .collect()
+    }
+
+    /// This node's name and underlay.
+    pub fn here(&self) -> Here {
+        self.state().here.clone()
+    }
+
+    /// What this node reports to its peers now.
+    pub fn report(&self) -> Report {
+        self.state().report()
+    }
+
+    /// Resolves when what this node reports may have changed.
+    pub async fn report_changed(&self) {
+        self.peer_wake.notified().await;
+    }
+
+    /// The peer nodes known, with their underlay addresses when known.
+    pub fn peers(&self) -> BTreeMap<String, Option<String>> {
+        self.state()
+            .peers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.underlay_ip.clone()))
+            .collect()
+    }
+
+    /// Adds or moves a peer node (from configuration or discovery).
+    pub fn set_peer_address(&self, node: &str, underlay_ip: Option<String>) {
+        let changed = {
+            let mut st = self.state();
+            let view = st.peers.entry(node.to_owned()).or_default();
+            let changed = view.underlay_ip != underlay_ip;
+            view.underlay_ip = underlay_ip;
+            changed
+        };
+        if changed {
+            self.kick();
+            self.peer_wake.notify_one();
+        }
+    }
+
+    /// Takes in a peer's report; replans when it changes anything.
+    pub fn absorb_peer(&self, node: &str, mut view: PeerView) {
+        let changed = {
+            let mut st = self.state();
+            if node == st.here.node {
+                return;
+            }
+            view.heard = true;
+            let entry = st.peers.entry(node.to_owned()).or_default();
+            if view.underlay_ip.is_none() {
+                view.underlay_ip = entry.underlay_ip.clone();
+            }
+            let changed = *entry != view;
+            *entry = view;
+            changed && st.rebuild_elsewhere()
+        };
+        if changed {
+            let events = self.state().refresh_statuses();
+            self.publish(events);
+            self.kick();
+        }
+    }
+
+    /// A peer stopped answering: its endpoints are gone until it reports again, so the wires
+    /// to it lose carrier here.
+    pub fn peer_lost(&self, node: &str) {
+        let changed = {
+            let mut st = self.state();
+            let Some(view) = st.peers.get_mut(node) else {
+                return;
+            };
+            if view.endpoints.is_empty() {
+                return;
+            }
+            warn!(peer = node, "peer unreachable; its wires lose carrier here");
+            view.endpoints.clear();
+            st.rebuild_elsewhere()
+        };
+        if changed {
+            let events = self.state().refresh_statuses();
+            self.publish(events);
+            self.kick();
+        }
+    }
+
+    /// The node holding the far end of `key` when that end is on another node.
+    pub fn far_node(&self, key: &LinkKey) -> Option<String> {
+        let st = self.state();
+        [key.a(), key.b()]
+            .into_iter()
+            .find(|e| !st.endpoints.contains_key(*e))
+            .and_then(|e| st.elsewhere.endpoints.get(e))
+            .filter(|_| key_has_local_end(&st, key))
+            .map(|r| r.node.clone())
+    }
+
+    /// Where a link's ends are and what it carries.
+    pub fn link_info(&self, spec: &LinkSpec) -> LinkInfo {
+        let st = self.state();
+        let at = |e: &EndpointKey| {
+            if st.endpoints.contains_key(e) {
+                st.here.node.clone()
+            } else {
+                st.elsewhere
+                    .endpoints
+                    .get(e)
+                    .map(|r| r.node.clone())
+                    .unwrap_or_default()
+            }
+        };
+        let (node_a, node_b) = (at(spec.key.a()), at(spec.key.b()));
+        let mut info = LinkInfo {
+            node_a,
+            node_b,
+            tunnel_key: st.elsewhere.keys.get(&spec.key).copied(),
+            effective_mtu: spec.mtu,
+            mtu_note: None,
+        };
+        let Some(far) = [spec.key.a(), spec.key.b()]
+            .into_iter()
+            .find_map(|e| st.elsewhere.endpoints.get(e))
+            .filter(|_| key_has_local_end(&st, &spec.key))
+        else {
+            return info;
+        };
+        let peer_mtu = st.peers.get(&far.node).map_or(0, |v| v.underlay_mtu);
+        let limits = [
+            (st.here.underlay_mtu, st.here.node.as_str()),
+            (peer_mtu, far.node.as_str()),
+        ];
+        for (underlay, node) in limits {
+            if underlay > VXLAN_OVERHEAD && underlay - VXLAN_OVERHEAD < info.effective_mtu {
+                info.effective_mtu = underlay - VXLAN_OVERHEAD;
+                info.mtu_note = Some(format!(
+                    "frames over {} bytes are dropped: the underlay MTU of node {node} is \
+                     {underlay} and VXLAN adds {VXLAN_OVERHEAD}; raise the underlay MTU to \
+                     {} or lower the link's MTU",
+                    info.effective_mtu,
+                    spec.mtu + VXLAN_OVERHEAD
+                ));
+            }
+        }
+        info
     }
 
     /// Sets a link's admin state, records it in OVSDB, and waits until OVS has it.
@@ -320,8 +567,12 @@ impl Agent {
                 () = self.wake.notified() => {}
                 ev = events.recv() => match ev {
                     Some(frame) => {
-                        debug!(msg_type = frame.message.msg_type(), "OpenFlow event");
-                        dirty = true;
+                        // Take every event already queued: one round answers them all.
+                        let mut frames = vec![frame];
+                        while let Some(more) = events.try_recv() {
+                            frames.push(more);
+                        }
+                        dirty |= self.absorb_events(&frames);
                     }
                     None => {
                         warn!("OpenFlow connection to the bridge lost");
@@ -342,6 +593,44 @@ impl Agent {
         }
     }
 
+    /// Applies PORT_STATUS messages to the observed OpenFlow ports, so a round needs no new
+    /// port dump; returns whether a full observation is needed (a port of the agent vanished,
+    /// or a message it does not follow arrived).
+    fn absorb_events(&self, frames: &[ovswire_openflow::Frame]) -> bool {
+        use ovswire_openflow::Message;
+        use ovswire_openflow::msg::PortReason;
+        let mut observe = false;
+        let events = {
+            let mut st = self.state();
+            for frame in frames {
+                let Message::PortStatus(ps) = &frame.message else {
+                    debug!(msg_type = frame.message.msg_type(), "OpenFlow event");
+                    observe = true;
+                    continue;
+                };
+                let port = &ps.port;
+                if ps.reason == PortReason::Delete {
+                    st.observed.of_ports.remove(&port.port_no);
+                    // OVSDB now shows the port as failed: the pod may be gone.
+                    observe = true;
+                } else {
+                    st.observed.of_ports.insert(
+                        port.port_no,
+                        crate::core::plan::OfPort {
+                            mac: port.hw_addr.0,
+                            down: port.config
+                                & ovswire_openflow::types::port_config::OFPPC_PORT_DOWN
+                                != 0,
+                        },
+                    );
+                }
+            }
+            st.refresh_statuses()
+        };
+        self.publish(events);
+        observe
+    }
+
     /// One round: observe if needed, plan, apply. Returns whether another round is needed.
     async fn round(&self, observe: bool) -> Result<bool, ovs::OvsError> {
         let ovs = self.ovs.read().await.clone();
@@ -350,10 +639,12 @@ impl Agent {
             self.absorb(observed).await;
         }
         let plan = {
-            let st = self.state();
+            let mut st = self.state();
+            st.rebuild_elsewhere();
             st.world().plan(&st.observed)
         };
         if plan.is_empty() {
+            self.report_changes();
             return Ok(false);
         }
         debug!(
@@ -372,7 +663,22 @@ impl Agent {
             return Ok(true);
         }
         self.record(&plan);
+        self.report_changes();
         Ok(false)
+    }
+
+    /// Wakes the peer exchange when what this node reports changed.
+    fn report_changes(&self) {
+        let changed = {
+            let mut st = self.state();
+            let report = st.report();
+            let changed = st.last_report.as_ref() != Some(&report);
+            st.last_report = Some(report);
+            changed
+        };
+        if changed {
+            self.peer_wake.notify_one();
+        }
     }
 
     /// Takes in a fresh observation: drops endpoints whose veth vanished (the pod is gone),
@@ -414,10 +720,10 @@ impl Agent {
         let events = {
             let mut st = self.state();
             for f in &plan.del_flows {
-                st.observed.flows.remove(&f.in_port);
+                st.observed.flows.remove(&f.key());
             }
             for f in &plan.add_flows {
-                st.observed.flows.insert(f.in_port, *f);
+                st.observed.flows.insert(f.key(), *f);
             }
             for s in &plan.port_states {
                 if let Some(p) = st.observed.of_ports.get_mut(&s.ofport) {

@@ -12,7 +12,9 @@ use ovswire_ovsdb::vswitch::{BridgeSpec, DatapathType, PortRef, PortSpec, Vswitc
 use ovswire_ovsdb::{Client, Condition, Mutation, Operation, Value};
 
 use crate::core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
-use crate::core::plan::{FLOW_PRIORITY, Flow, Observed, ObservedPort, OfPort, OfportState, Plan};
+use crate::core::plan::{
+    FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan,
+};
 
 const DB: &str = "Open_vSwitch";
 /// How long ovs-vswitchd may take to apply a batch of ports.
@@ -154,8 +156,8 @@ impl Ovs {
         Ok(ports)
     }
 
-    /// The agent's flows in table 0, by input port.
-    pub async fn observe_flows(&self) -> Result<BTreeMap<u32, Flow>> {
+    /// The agent's flows in table 0, by match.
+    pub async fn observe_flows(&self) -> Result<BTreeMap<FlowKey, Flow>> {
         let request = FlowStatsRequest {
             table_id: 0,
             cookie: COOKIE_TAG,
@@ -164,36 +166,38 @@ impl Ovs {
         };
         let mut flows = BTreeMap::new();
         for f in self.of.flow_stats(request).await? {
-            let in_port = f.r#match.fields.iter().find_map(|m| match m {
-                OxmField::InPort(p) => Some(*p),
-                _ => None,
-            });
-            let Some(in_port) = in_port else { continue };
-            // A flow of ours that is not a plain wire (no single output) can never equal a
-            // desired flow, so the planner replaces it.
-            let out_port = match f.instructions.as_slice() {
-                [Instruction::ApplyActions(a)] => match a.as_slice() {
-                    [Action::Output { port, .. }] => *port,
-                    _ => u32::MAX,
-                },
-                _ => u32::MAX,
-            };
-            if f.priority == FLOW_PRIORITY && f.r#match.fields.len() == 1 {
-                flows.insert(
-                    in_port,
-                    Flow {
-                        cookie: f.cookie,
-                        in_port,
-                        out_port,
-                    },
-                );
-            } else {
-                flows.entry(in_port).or_insert(Flow {
-                    cookie: f.cookie,
-                    in_port,
-                    out_port: u32::MAX,
-                });
+            let mut in_port = None;
+            let mut tun_match = None;
+            let mut plain = f.priority == FLOW_PRIORITY;
+            for m in &f.r#match.fields {
+                match m {
+                    OxmField::InPort(p) => in_port = Some(*p),
+                    OxmField::TunnelId(id, None) => tun_match = u32::try_from(*id).ok(),
+                    _ => plain = false,
+                }
             }
+            let Some(in_port) = in_port else { continue };
+            // A flow of ours that is not a plain wire (one output, maybe after setting the
+            // tunnel key) can never equal a desired flow, so the planner replaces it.
+            let (set_tunnel, out_port) = match f.instructions.as_slice() {
+                [Instruction::ApplyActions(a)] => match a.as_slice() {
+                    [Action::Output { port, .. }] => (None, *port),
+                    [
+                        Action::SetField(OxmField::TunnelId(id, None)),
+                        Action::Output { port, .. },
+                    ] => (u32::try_from(*id).ok(), *port),
+                    _ => (None, u32::MAX),
+                },
+                _ => (None, u32::MAX),
+            };
+            let flow = Flow {
+                cookie: f.cookie,
+                in_port,
+                tun_match,
+                set_tunnel,
+                out_port: if plain { out_port } else { u32::MAX },
+            };
+            flows.insert(flow.key(), flow);
         }
         Ok(flows)
     }
@@ -319,6 +323,12 @@ impl Ovs {
 fn port_spec(p: &crate::core::plan::PortWant) -> PortSpec {
     let ofport = u16::try_from(p.ofport).expect("the allocator hands out ports up to 65279");
     let mut spec = PortSpec::new(&p.name).ofport_request(ofport);
+    if let Some(kind) = &p.kind {
+        spec = spec.kind(kind);
+    }
+    for (k, v) in &p.options {
+        spec = spec.option(k, v);
+    }
     for (k, v) in &p.external_ids {
         spec = spec.iface_external_id(k, v).port_external_id(k, v);
     }
@@ -327,18 +337,29 @@ fn port_spec(p: &crate::core::plan::PortWant) -> PortSpec {
 
 /// The plan's flow changes, deletions first, for one atomic bundle.
 fn flow_messages(plan: &Plan) -> Vec<Message> {
+    let with_match = |m: FlowMod, f: &Flow| {
+        let m = m.match_field(OxmField::InPort(f.in_port));
+        match f.tun_match {
+            Some(key) => m.match_field(OxmField::TunnelId(u64::from(key), None)),
+            None => m,
+        }
+    };
     let deletes = plan.del_flows.iter().map(|f| {
-        FlowMod::delete_strict(0)
-            .priority(FLOW_PRIORITY)
-            .cookie_filter(f.cookie, u64::MAX)
-            .match_field(OxmField::InPort(f.in_port))
+        with_match(
+            FlowMod::delete_strict(0)
+                .priority(FLOW_PRIORITY)
+                .cookie_filter(f.cookie, u64::MAX),
+            f,
+        )
     });
     let adds = plan.add_flows.iter().map(|f| {
-        FlowMod::add(0)
-            .priority(FLOW_PRIORITY)
-            .cookie(f.cookie)
-            .match_field(OxmField::InPort(f.in_port))
-            .apply_actions(vec![Action::output(f.out_port)])
+        let mut actions = Vec::new();
+        if let Some(key) = f.set_tunnel {
+            actions.push(Action::SetField(OxmField::TunnelId(u64::from(key), None)));
+        }
+        actions.push(Action::output(f.out_port));
+        with_match(FlowMod::add(0).priority(FLOW_PRIORITY).cookie(f.cookie), f)
+            .apply_actions(actions)
     });
     deletes.chain(adds).map(Message::FlowMod).collect()
 }

@@ -67,6 +67,11 @@ impl Lab {
                 datapath_id: 0x0f57_0000_0000_0001,
                 rundir: self.node.rundir().to_owned(),
             },
+            here: ovswire_agent::runtime::Here {
+                node: "node".into(),
+                ..Default::default()
+            },
+            peers: Default::default(),
         };
         let links = self.links.clone();
         let agent = self.on(async move {

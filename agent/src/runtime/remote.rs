@@ -1,0 +1,375 @@
+//! What the agent knows of other nodes, and how it turns the peers' reports into the
+//! [`Elsewhere`] the planner uses: which endpoints live where, the tunnel ports needed, and the
+//! tunnel key of every cross-node link.
+//!
+//! Tunnel keys only need to be unique per pair of nodes (a frame is told apart by the tunnel
+//! port it arrives on and its key), so the node of a pair whose name sorts first chooses the
+//! keys of the links between them and reports them; the other node uses what it reports.
+//! Nobody else is asked. Keys stay as chosen: a restarted agent reads them back from its flows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::model::{EndpointKey, LinkKey, LinkSpec};
+use crate::core::naming::{MAX_TUNNEL_KEY, link_cookie, preferred_tunnel_key, tunnel_name};
+use crate::core::plan::{Elsewhere, Endpoint, Observed, RemoteEnd, TUNNEL_KEY, Tunnel, World};
+
+/// The last report of one peer node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerView {
+    /// Its underlay address, where tunnels to it go.
+    pub underlay_ip: Option<String>,
+    /// Its underlay MTU (0 when unknown).
+    pub underlay_mtu: u32,
+    /// Pod interfaces registered there, and whether its half of their wire is in place.
+    pub endpoints: BTreeMap<EndpointKey, bool>,
+    /// Keys it chose for links between it and this node.
+    pub keys: BTreeMap<LinkKey, u32>,
+    /// A report arrived since this agent started (the view is not only what the agent read
+    /// back from OVS at start).
+    pub heard: bool,
+}
+
+/// This node's identity among its peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Here {
+    /// The node's name.
+    pub node: String,
+    /// Its underlay address, when configured.
+    pub underlay_ip: Option<String>,
+    /// Its underlay MTU (0 when unknown).
+    pub underlay_mtu: u32,
+}
+
+/// Rebuilds what is known elsewhere from the peers' views. `prev` keeps tunnel ports and the
+/// keys this node chose; `alloc` hands out free OpenFlow port numbers for new tunnels.
+pub fn rebuild(
+    here: &Here,
+    links: &BTreeMap<LinkKey, LinkSpec>,
+    local: &BTreeMap<EndpointKey, Endpoint>,
+    peers: &BTreeMap<String, PeerView>,
+    prev: &Elsewhere,
+    alloc: &mut dyn FnMut() -> Option<u32>,
+) -> Elsewhere {
+    let mut next = Elsewhere::default();
+    for (node, view) in peers {
+        for (key, ready) in &view.endpoints {
+            if !local.contains_key(key) {
+                next.endpoints.entry(key.clone()).or_insert(RemoteEnd {
+                    node: node.clone(),
+                    ready: *ready,
+                });
+            }
+        }
+    }
+    let cross: Vec<(LinkKey, String)> = World::new(links, local, &next)
+        .cross_links()
+        .into_iter()
+        .map(|(l, _, node)| (l.key.clone(), node))
+        .collect();
+
+    // Keys: kept ones first, so that new links never take a key in use.
+    let mut used: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    let mut choose = Vec::new();
+    for (link, node) in &cross {
+        if here.node.as_str() < node.as_str() {
+            match prev.keys.get(link) {
+                Some(&k) if used.entry(node).or_default().insert(k) => {
+                    next.keys.insert(link.clone(), k);
+                }
+                _ => choose.push((link, node)),
+            }
+        } else if let Some(&k) = peers.get(node).and_then(|v| v.keys.get(link)) {
+            next.keys.insert(link.clone(), k);
+        }
+    }
+    for (link, node) in choose {
+        let taken = used.entry(node).or_default();
+        let mut k = preferred_tunnel_key(link);
+        while taken.contains(&k) {
+            k = if k == MAX_TUNNEL_KEY { 1 } else { k + 1 };
+        }
+        taken.insert(k);
+        next.keys.insert(link.clone(), k);
+    }
+
+    // Tunnels to the nodes that hold far ends.
+    let needed: BTreeSet<&String> = cross.iter().map(|(_, n)| n).collect();
+    for node in needed {
+        if here.underlay_ip.is_none() {
+            next.unreachable.insert(
+                node.clone(),
+                "this node has no underlay address; start the agent with --underlay-ip".into(),
+            );
+            continue;
+        }
+        let Some(ip) = peers.get(node).and_then(|v| v.underlay_ip.clone()) else {
+            next.unreachable.insert(
+                node.clone(),
+                "its underlay address is not known; configure it as a peer".into(),
+            );
+            continue;
+        };
+        let ofport = match prev.tunnels.get(node) {
+            Some(t) => Some(t.ofport),
+            None => alloc(),
+        };
+        match ofport {
+            Some(ofport) => {
+                next.tunnels.insert(
+                    node.clone(),
+                    Tunnel {
+                        name: tunnel_name(node),
+                        ofport,
+                        remote_ip: ip,
+                    },
+                );
+            }
+            None => {
+                next.unreachable.insert(
+                    node.clone(),
+                    "all OpenFlow port numbers 32768-65279 are in use".into(),
+                );
+            }
+        }
+    }
+    next
+}
+
+/// Reads back, from what OVS has, the cross-node wiring a previous run left: tunnel ports,
+/// and for each link whose flows go into a tunnel, the far end's node and the link's key. The
+/// result stands in for the peers' reports until they arrive, so a restarted agent plans
+/// nothing for wires that are in place.
+pub fn adopt(
+    here: &Here,
+    links: &BTreeMap<LinkKey, LinkSpec>,
+    local: &BTreeMap<EndpointKey, Endpoint>,
+    observed: &Observed,
+) -> (BTreeMap<String, PeerView>, Elsewhere) {
+    let mut peers: BTreeMap<String, PeerView> = BTreeMap::new();
+    let mut elsewhere = Elsewhere::default();
+    let mut by_ofport = BTreeMap::new();
+    for port in observed.ports.values() {
+        let (Some(node), Some(ofport)) = (port.external_ids.get(TUNNEL_KEY), port.ofport_request)
+        else {
+            continue;
+        };
+        let ip = port.external_ids.get("ovswire-remote-ip").cloned();
+        peers.entry(node.clone()).or_default().underlay_ip = ip.clone();
+        by_ofport.insert(ofport, node.clone());
+        elsewhere.tunnels.insert(
+            node.clone(),
+            Tunnel {
+                name: port.name.clone(),
+                ofport,
+                remote_ip: ip.unwrap_or_default(),
+            },
+        );
+    }
+    for link in links.values() {
+        let (a, b) = (link.key.a(), link.key.b());
+        let (mine, far) = match (local.get(a), local.get(b)) {
+            (Some(ep), None) => (ep, b),
+            (None, Some(ep)) => (ep, a),
+            _ => continue,
+        };
+        let Some(flow) = observed.flows.get(&(mine.ofport, None)) else {
+            continue;
+        };
+        let (Some(key), Some(node)) = (flow.set_tunnel, by_ofport.get(&flow.out_port)) else {
+            continue;
+        };
+        if flow.cookie != link_cookie(&link.key) {
+            continue;
+        }
+        let view = peers.entry(node.clone()).or_default();
+        view.endpoints.insert(far.clone(), true);
+        if here.node.as_str() < node.as_str() {
+            elsewhere.keys.insert(link.key.clone(), key);
+        } else {
+            view.keys.insert(link.key.clone(), key);
+        }
+    }
+    (peers, elsewhere)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::AdminState;
+
+    fn link(lab: &str, a: &str, b: &str) -> LinkSpec {
+        let key = LinkKey::new(
+            EndpointKey::parse(lab, a).unwrap(),
+            EndpointKey::parse(lab, b).unwrap(),
+        )
+        .unwrap();
+        LinkSpec {
+            key,
+            mtu: 9000,
+            admin: AdminState::Up,
+        }
+    }
+
+    fn local(lab: &str, e: &str, ofport: u32) -> (EndpointKey, Endpoint) {
+        let key = EndpointKey::parse(lab, e).unwrap();
+        (
+            key.clone(),
+            Endpoint {
+                key,
+                container_id: format!("c-{e}"),
+                netns: "/run/netns/x".into(),
+                host_ifname: crate::core::naming::host_ifname(&format!("c-{e}"), "eth1"),
+                ofport,
+                mtu: 9000,
+            },
+        )
+    }
+
+    fn here(node: &str) -> Here {
+        Here {
+            node: node.into(),
+            underlay_ip: Some("192.0.2.1".into()),
+            underlay_mtu: 1500,
+        }
+    }
+
+    #[test]
+    fn two_labs_with_the_same_link_names_get_different_keys() {
+        // The same link name in two labs, and the same preferred key forced by probing: the
+        // chooser never hands one key to two links between the same nodes.
+        let l1 = link("lab1", "r1:eth1", "r2:eth1");
+        let l2 = link("lab2", "r1:eth1", "r2:eth1");
+        let links: BTreeMap<_, _> = [l1.clone(), l2.clone()]
+            .into_iter()
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        let eps: BTreeMap<_, _> = [
+            local("lab1", "r1:eth1", 32768),
+            local("lab2", "r1:eth1", 32769),
+        ]
+        .into_iter()
+        .collect();
+        let mut view = PeerView {
+            underlay_ip: Some("192.0.2.2".into()),
+            ..PeerView::default()
+        };
+        for l in [&l1, &l2] {
+            view.endpoints.insert(l.key.b().clone(), true);
+        }
+        let peers = BTreeMap::from([("b".to_owned(), view)]);
+        let mut next = 40000;
+        let mut alloc = || {
+            next += 1;
+            Some(next)
+        };
+        let e = rebuild(
+            &here("a"),
+            &links,
+            &eps,
+            &peers,
+            &Elsewhere::default(),
+            &mut alloc,
+        );
+        assert_eq!(e.keys.len(), 2);
+        assert_ne!(e.keys[&l1.key], e.keys[&l2.key]);
+        assert_eq!(e.tunnels.len(), 1, "one tunnel per node");
+        assert_eq!(e.tunnels["b"].remote_ip, "192.0.2.2");
+
+        // Kept across rebuilds, even when a third link prefers a taken key.
+        let again = rebuild(&here("a"), &links, &eps, &peers, &e, &mut alloc);
+        assert_eq!(again.keys, e.keys);
+        assert_eq!(again.tunnels, e.tunnels, "the tunnel keeps its port number");
+
+        // The follower takes the leader's keys and chooses none itself.
+        let follower = rebuild(
+            &here("c"),
+            &links,
+            &eps,
+            &BTreeMap::from([(
+                "b".to_owned(),
+                PeerView {
+                    underlay_ip: Some("192.0.2.2".into()),
+                    endpoints: peers["b"].endpoints.clone(),
+                    keys: BTreeMap::from([(l1.key.clone(), 9)]),
+                    heard: true,
+                    underlay_mtu: 0,
+                },
+            )]),
+            &Elsewhere::default(),
+            &mut alloc,
+        );
+        assert_eq!(follower.keys, BTreeMap::from([(l1.key.clone(), 9)]));
+    }
+
+    #[test]
+    fn colliding_preferred_keys_are_probed() {
+        let l = link("lab", "r1:eth1", "r2:eth1");
+        let pref = preferred_tunnel_key(&l.key);
+        let other = link("lab", "r3:eth1", "r4:eth1");
+        let links: BTreeMap<_, _> = [l.clone(), other.clone()]
+            .into_iter()
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        let eps: BTreeMap<_, _> = [
+            local("lab", "r1:eth1", 32768),
+            local("lab", "r3:eth1", 32769),
+        ]
+        .into_iter()
+        .collect();
+        let view = PeerView {
+            underlay_ip: Some("192.0.2.2".into()),
+            endpoints: [(l.key.b().clone(), true), (other.key.b().clone(), true)].into(),
+            ..PeerView::default()
+        };
+        // `other` already holds l's preferred key.
+        let prev = Elsewhere {
+            keys: BTreeMap::from([(other.key.clone(), pref)]),
+            ..Elsewhere::default()
+        };
+        let e = rebuild(
+            &here("a"),
+            &links,
+            &eps,
+            &BTreeMap::from([("b".to_owned(), view)]),
+            &prev,
+            &mut || Some(40000),
+        );
+        assert_eq!(e.keys[&other.key], pref);
+        assert_eq!(
+            e.keys[&l.key],
+            if pref == MAX_TUNNEL_KEY { 1 } else { pref + 1 }
+        );
+    }
+
+    #[test]
+    fn without_an_underlay_the_far_node_is_unreachable() {
+        let l = link("lab", "r1:eth1", "r2:eth1");
+        let links = BTreeMap::from([(l.key.clone(), l.clone())]);
+        let eps: BTreeMap<_, _> = [local("lab", "r1:eth1", 32768)].into_iter().collect();
+        let view = PeerView {
+            endpoints: [(l.key.b().clone(), true)].into(),
+            ..PeerView::default()
+        };
+        let peers = BTreeMap::from([("b".to_owned(), view)]);
+        let e = rebuild(
+            &here("a"),
+            &links,
+            &eps,
+            &peers,
+            &Elsewhere::default(),
+            &mut || Some(1),
+        );
+        assert!(e.unreachable["b"].contains("underlay address is not known"));
+        let mut alone = here("a");
+        alone.underlay_ip = None;
+        let e = rebuild(
+            &alone,
+            &links,
+            &eps,
+            &peers,
+            &Elsewhere::default(),
+            &mut || Some(1),
+        );
+        assert!(e.unreachable["b"].contains("--underlay-ip"));
+    }
+}
