@@ -1,5 +1,9 @@
 //! Finding and reaping what testbeds leave behind.
 //!
+//! Namespaces (nodes, pods, underlay switches), OVS daemons and node directories all carry the
+//! test process id in their names. Veths always live inside those namespaces (underlay veths
+//! are created with both ends in place) and vanish with them.
+//!
 //! Drop cleans up after a passing or panicking test; a test process killed outright cannot, so
 //! the next testbed reaps whatever belongs to a process id that is no longer alive.
 
@@ -10,13 +14,19 @@ use std::sync::Once;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use crate::{DIR_PREFIX, PREFIX, netns};
+use crate::{DIR_PREFIX, PREFIX, netns, underlay};
 
 /// Everything testbeds made that still exists: namespaces, daemons and directories.
 pub fn leftovers() -> Vec<String> {
     let mut found: Vec<String> = namespaces(false)
         .into_iter()
-        .map(|p| format!("network namespace {}", p.display()))
+        .map(|p| {
+            if underlay::is_switch(&p) {
+                format!("underlay switch namespace {} (with its veths)", p.display())
+            } else {
+                format!("network namespace {}", p.display())
+            }
+        })
         .collect();
     found.extend(
         dirs(false)

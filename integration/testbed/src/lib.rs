@@ -14,6 +14,19 @@
 //! # }
 //! ```
 //!
+//! Several nodes can share a LAN, for cross-node wires (VXLAN over a `br-phy` underlay):
+//!
+//! ```no_run
+//! use ovswire_testbed::Testbed;
+//! # fn main() -> Result<(), ovswire_testbed::Error> {
+//! let (a, b) = (Testbed::node("a")?, Testbed::node("b")?);
+//! let underlay = Testbed::underlay(&[&a, &b], 9000)?;
+//! let peer = underlay.ip(1).to_string();
+//! a.netns().exec("ping", &["-c", "1", &peer])?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Tests must run as root. Every name a node makes carries the test process id, so tests run in
 //! parallel without collisions, and leftovers of a test process that was killed are reaped by the
 //! next one. [`leftovers`] lists anything still present; the test suite ends by checking it.
@@ -22,11 +35,15 @@ mod leaks;
 mod link;
 mod netns;
 mod node;
+mod underlay;
+mod watch;
 
 pub use leaks::{leftovers, reap_stale};
 pub use link::LinkState;
 pub use netns::Netns;
 pub use node::Node;
+pub use underlay::{Member, Underlay};
+pub use watch::{LinkEvent, LinkWatch};
 
 /// A pod is a bare network namespace.
 pub type Pod = Netns;
@@ -39,6 +56,14 @@ impl Testbed {
     /// Starts a private OVS node named after `name` (which only needs to be unique in the test).
     pub fn node(name: &str) -> Result<Node> {
         Node::start(name)
+    }
+
+    /// Joins `nodes` on one LAN, the underlay cross-node (VXLAN) wires ride on; `mtu` is the
+    /// largest frame those wires carry (the underlay gets [`Underlay::HEADROOM`] more). Each node
+    /// gets bridge `br-phy` holding its underlay NIC and its address `172.31.0.<10 + i>/24`;
+    /// returns once every node pings every other. See [`Underlay`].
+    pub fn underlay(nodes: &[&Node], mtu: u32) -> Result<Underlay> {
+        Underlay::join(nodes, mtu)
     }
 }
 

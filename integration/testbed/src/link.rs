@@ -4,8 +4,11 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures::TryStreamExt;
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{
+    InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage, State,
+};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::{Error, Result};
 
@@ -103,7 +106,11 @@ pub(crate) async fn veth(
 }
 
 pub(crate) async fn state(handle: &Handle, name: &str) -> Result<LinkState> {
-    let msg = get(handle, name).await?;
+    Ok(state_of(get(handle, name).await?))
+}
+
+/// The kernel's view of a link, from an `RTM_NEWLINK` message.
+pub(crate) fn state_of(msg: LinkMessage) -> LinkState {
     let flags = msg.header.flags;
     let mut st = LinkState {
         admin_up: flags.contains(LinkFlags::Up),
@@ -120,7 +127,15 @@ pub(crate) async fn state(handle: &Handle, name: &str) -> Result<LinkState> {
             _ => {}
         }
     }
-    Ok(st)
+    st
+}
+
+/// The name a link message carries.
+pub(crate) fn name_of(msg: &LinkMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
 }
 
 fn oper_name(s: State) -> String {
@@ -154,4 +169,99 @@ pub(crate) async fn add_address(
         .execute()
         .await
         .map_err(nl(format!("add {addr}/{prefix} to {name}")))
+}
+
+/// Creates a veth pair whose ends are born in place: `a` in `a_ns` (the handle's own namespace
+/// when `None`) and `b` in `b_ns`, both with `mtu`, both down. One request, like
+/// `ip link add a netns A mtu M type veth peer b netns B mtu M`: no end ever sits in a namespace
+/// it does not belong to, so a failure leaves nothing behind.
+pub(crate) async fn veth_across(
+    handle: &Handle,
+    (a, a_ns): (&str, Option<&Path>),
+    (b, b_ns): (&str, &Path),
+    mtu: u32,
+) -> Result<()> {
+    let open = |path: &Path| {
+        std::fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))
+    };
+    let b_file = open(b_ns)?;
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(b.to_owned())
+        .mtu(mtu)
+        .setns_by_fd(b_file.as_raw_fd())
+        .build();
+    let a_file = a_ns.map(open).transpose()?;
+    let mut builder = LinkVeth::new(a, b)
+        .mtu(mtu)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
+    if let Some(file) = &a_file {
+        builder = builder.setns_by_fd(file.as_raw_fd());
+    }
+    handle
+        .link()
+        .add(builder.build())
+        .execute()
+        .await
+        .map_err(nl(format!("create veth pair {a}/{b}")))
+}
+
+/// Creates Linux bridge `name` with `mtu`, up, spanning tree off (the kernel's default).
+pub(crate) async fn bridge(handle: &Handle, name: &str, mtu: u32) -> Result<()> {
+    handle
+        .link()
+        .add(LinkBridge::new(name).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(nl(format!("create bridge {name}")))
+}
+
+/// Enslaves link `port` to bridge `master` and sets it up.
+pub(crate) async fn set_master(handle: &Handle, port: &str, master: &str) -> Result<()> {
+    let master_index = get(handle, master).await?.header.index;
+    let index = get(handle, port).await?.header.index;
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(master_index)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("attach {port} to bridge {master}")))
+}
+
+/// Deletes link `name`; a veth takes its peer with it.
+pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<()> {
+    let index = get(handle, name).await?.header.index;
+    handle
+        .link()
+        .del(index)
+        .execute()
+        .await
+        .map_err(nl(format!("delete link {name}")))
+}
+
+/// The IPv4 addresses on link `name`.
+pub(crate) async fn ipv4_addresses(handle: &Handle, name: &str) -> Result<Vec<std::net::Ipv4Addr>> {
+    let index = get(handle, name).await?.header.index;
+    let mut addrs = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute();
+    let mut out = Vec::new();
+    while let Some(msg) = addrs
+        .try_next()
+        .await
+        .map_err(nl(format!("list the addresses of {name}")))?
+    {
+        for attr in msg.attributes {
+            if let AddressAttribute::Address(std::net::IpAddr::V4(ip)) = attr {
+                out.push(ip);
+            }
+        }
+    }
+    Ok(out)
 }

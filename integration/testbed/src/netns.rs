@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 
 use nix::mount::{MntFlags, MsFlags};
@@ -28,7 +29,7 @@ pub struct Netns {
 impl Netns {
     /// Creates the namespace `/run/netns/<name>` with its loopback up.
     pub fn create(name: &str) -> Result<Self> {
-        fs::create_dir_all(NETNS_DIR).map_err(|e| Error::io(format!("create {NETNS_DIR}"), e))?;
+        share_run_dir()?;
         let path = Path::new(NETNS_DIR).join(name);
         if path.exists() {
             return Err(Error::Setup(format!(
@@ -79,15 +80,7 @@ impl Netns {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let path = self.path.clone();
-        thread::scope(|s| {
-            s.spawn(move || {
-                enter(&path)?;
-                Ok(f())
-            })
-            .join()
-            .map_err(|_| Error::Setup(format!("thread inside netns {} panicked", self.name)))?
-        })
+        run_at(&self.path, f)
     }
 
     /// Runs an rtnetlink job inside this namespace on a private current-thread runtime.
@@ -97,20 +90,7 @@ impl Netns {
         Fut: std::future::Future<Output = Result<R>>,
         R: Send,
     {
-        self.run(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .map_err(|e| Error::io("build a runtime for netlink", e))?;
-            rt.block_on(async move {
-                let (conn, handle, _) = rtnetlink::new_connection()
-                    .map_err(|e| Error::io("open a netlink socket", e))?;
-                let task = tokio::spawn(conn);
-                let out = f(handle).await;
-                task.abort();
-                out
-            })
-        })?
+        block_on_at(&self.path, f)
     }
 
     /// Runs a program inside this namespace and waits for it.
@@ -145,13 +125,97 @@ impl Drop for Netns {
     }
 }
 
+/// Makes `/run/netns` a shared mount point, once per process, exactly as `ip netns add` does.
+///
+/// `ip netns add` bind-mounts `/run/netns` onto itself the first time it finds it is not a mount
+/// point. Namespace files mounted before that end up hidden under the new mount: they can no
+/// longer be unmounted by path, and leak. Doing it first, before mounting anything, means a later
+/// `ip netns add` (a test's oracle, a person at the shell) finds nothing left to do.
+fn share_run_dir() -> Result<()> {
+    static SHARED: OnceLock<Result<(), String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let share = || {
+                nix::mount::mount(
+                    None::<&str>,
+                    NETNS_DIR,
+                    None::<&str>,
+                    MsFlags::MS_SHARED | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+            };
+            let failed = |what: &str, e: nix::Error| {
+                format!("{what} {NETNS_DIR}: {e} (tests that use the testbed must run as root)")
+            };
+            fs::create_dir_all(NETNS_DIR).map_err(|e| format!("create {NETNS_DIR}: {e}"))?;
+            match share() {
+                Ok(()) => Ok(()),
+                // Not a mount point yet.
+                Err(nix::Error::EINVAL) => {
+                    nix::mount::mount(
+                        Some(NETNS_DIR),
+                        NETNS_DIR,
+                        None::<&str>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&str>,
+                    )
+                    .map_err(|e| failed("bind-mount", e))?;
+                    share().map_err(|e| failed("make shared", e))
+                }
+                Err(e) => Err(failed("make shared", e)),
+            }
+        })
+        .clone()
+        .map_err(Error::Setup)
+}
+
 /// Unmounts and removes a namespace file; the namespace itself dies with its last user.
 pub(crate) fn remove(path: &Path) {
     let _ = nix::mount::umount2(path, MntFlags::MNT_DETACH);
     let _ = fs::remove_file(path);
 }
 
-fn enter(path: &Path) -> Result<()> {
+/// Runs `f` on a new thread that has entered the namespace at `path`.
+pub(crate) fn run_at<F, R>(path: &Path, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    thread::scope(|s| {
+        s.spawn(move || {
+            enter(path)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| Error::Setup(format!("thread inside netns {} panicked", path.display())))?
+    })
+}
+
+/// Runs an rtnetlink job inside the namespace at `path` on a private current-thread runtime.
+pub(crate) fn block_on_at<F, Fut, R>(path: &Path, f: F) -> Result<R>
+where
+    F: FnOnce(rtnetlink::Handle) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<R>>,
+    R: Send,
+{
+    run_at(path, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::io("build a runtime for netlink", e))?;
+        rt.block_on(async move {
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| Error::io("open a netlink socket", e))?;
+            let task = tokio::spawn(conn);
+            let out = f(handle).await;
+            task.abort();
+            out
+        })
+    })?
+}
+
+/// Moves the calling thread into the namespace at `path`.
+pub(crate) fn enter(path: &Path) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     nix::sched::setns(file, CloneFlags::CLONE_NEWNET)
         .map_err(|e| Error::sys("setns into the node's network namespace", e))

@@ -39,7 +39,7 @@ impl Node {
             )));
         }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{PREFIX}{}-{n}", std::process::id());
+        let tag = tag(n);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-{n}-", std::process::id()))
             .tempdir()
@@ -237,6 +237,15 @@ impl Node {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         self.netns.spawn(cmd)
     }
+}
+
+/// A fresh name prefix `owt<pid>-<n>` for something a testbed makes.
+pub(crate) fn next_tag() -> String {
+    tag(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn tag(n: u32) -> String {
+    format!("{PREFIX}{}-{n}", std::process::id())
 }
 
 impl Drop for Node {

@@ -123,3 +123,31 @@ fn nodes_in_parallel_do_not_collide() -> Result {
     assert_eq!(sockets.len(), 4);
     Ok(())
 }
+
+#[test]
+fn iproute2_does_not_hide_testbed_namespaces() -> Result {
+    let node = Testbed::node("iproute2")?;
+    let pod = node.pod("r1")?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/run/netns")),
+        "/run/netns is not a mount point:\n{mounts}"
+    );
+    // `ip netns add` would bind-mount /run/netns over itself if it were not a mount point,
+    // hiding the namespaces below; it must find nothing to do.
+    let probe = format!("owt{}-iproute2-probe", std::process::id());
+    let status = std::process::Command::new("ip")
+        .args(["netns", "add", &probe])
+        .status()?;
+    assert!(status.success());
+    let status = std::process::Command::new("ip")
+        .args(["netns", "del", &probe])
+        .status()?;
+    assert!(status.success());
+    let path = pod.path().to_owned();
+    drop(pod);
+    assert!(!path.exists(), "{} could not be removed", path.display());
+    Ok(())
+}
