@@ -250,6 +250,8 @@ pub fn json(link: &Link) -> serde_json::Value {
         "reason": link.reason,
         "node_a": link.node_a,
         "node_b": link.node_b,
+        "effective_mtu": link.effective_mtu,
+        "tunnel_key": link.tunnel_key,
     })
 }
 
@@ -277,6 +279,8 @@ mod tests {
             mtu: 1500,
             node_a: "n".into(),
             node_b: "n".into(),
+            effective_mtu: 1500,
+            tunnel_key: 0,
         }
     }
 

@@ -62,10 +62,28 @@ impl AgentProcess {
     /// Starts the agent on `node` (bridge `ovsbr0`, userspace datapath) with an optional
     /// topology file's text, and waits until its CNI socket is up.
     pub fn start(node: &Node, bins: &Binaries, topology: Option<&str>) -> Result<Self> {
+        Self::start_with_args(node, bins, topology, &[])
+    }
+
+    /// Like [`Self::start`], with `extra` flags after the usual ones (cross-node flags, for
+    /// example).
+    pub fn start_with_args(
+        node: &Node,
+        bins: &Binaries,
+        topology: Option<&str>,
+        extra: &[String],
+    ) -> Result<Self> {
         let dir = node.dir();
         let cni_socket = dir.join("cni.sock");
         let wires_socket = dir.join("wires.sock");
         let log = dir.join("agent.log");
+        // A killed agent leaves its sockets behind; the wait below must see the new ones.
+        for socket in [&cni_socket, &wires_socket] {
+            if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_err() {
+                std::fs::remove_file(socket)
+                    .with_context(|| format!("remove stale {}", socket.display()))?;
+            }
+        }
         let mut cmd = Command::new(&bins.agent);
         cmd.arg(format!("--ovsdb=unix:{}", node.db_sock().display()))
             .arg(format!("--ovs-rundir={}", node.rundir().display()))
@@ -73,6 +91,7 @@ impl AgentProcess {
             .arg(format!("--cni-socket={}", cni_socket.display()))
             .arg(format!("--wires-socket={}", wires_socket.display()))
             .arg(format!("--node-name={}", node.name()))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(File::create(&log).context("create the agent's log file")?);
         if let Some(text) = topology {

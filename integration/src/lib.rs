@@ -5,4 +5,5 @@
 
 pub mod agent;
 pub mod bench;
+pub mod cluster;
 pub mod measure;

@@ -42,9 +42,10 @@ pub struct Args {
     /// Datapath id to pin on the bridge (16 hex digits); derived from the node name if unset.
     #[arg(long, env = "OVSWIRE_DATAPATH_ID")]
     pub datapath_id: Option<String>,
-    /// Static topology file (YAML, see docs/topology.md).
-    #[arg(long, env = "OVSWIRE_TOPOLOGY")]
-    pub topology: Option<PathBuf>,
+    /// Static topology file (YAML, see docs/topology.md); repeat it (or separate paths with
+    /// commas in the variable) for several labs.
+    #[arg(long, env = "OVSWIRE_TOPOLOGY", value_delimiter = ',')]
+    pub topology: Vec<PathBuf>,
     /// Unix socket of the CNI service (root only, mode 0600).
     #[arg(
         long,
@@ -163,10 +164,20 @@ pub async fn run(args: Args) -> Result<()> {
         );
     }
     let node = node_name(&args);
-    let links = match &args.topology {
-        Some(path) => Topology::load(path)?.links,
-        None => Default::default(),
-    };
+    let mut links = std::collections::BTreeMap::new();
+    let mut labs = std::collections::BTreeMap::new();
+    for path in &args.topology {
+        let t = Topology::load(path)?;
+        if let Some(other) = labs.insert(t.lab.clone(), path) {
+            bail!(
+                "lab {} is in two topology files, {} and {}; give each lab one file",
+                t.lab,
+                other.display(),
+                path.display()
+            );
+        }
+        links.extend(t.links);
+    }
     let bridge = BridgeConfig {
         name: args.bridge.clone(),
         datapath_type: match args.datapath_type {

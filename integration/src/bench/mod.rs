@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod cni;
+pub mod flap;
 pub mod flows;
 pub mod ovsdb_ports;
 pub mod tcp;

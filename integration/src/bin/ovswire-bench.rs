@@ -48,6 +48,16 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         ifaces: usize,
     },
+    /// Link down/up latency: Wires.SetLinkState until both pods see the carrier change, vs
+    /// `ovs-ofctl mod-port` on a hand-built wire.
+    Flap {
+        /// How many down/up cycles.
+        #[arg(long, default_value_t = 200)]
+        flaps: usize,
+        /// 1: a same-node wire; 2: also a cross-node wire (VXLAN between two nodes).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+    },
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -71,6 +81,7 @@ async fn main() -> Result<()> {
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds } => print(bench::tcp::run(seconds).await?),
+        Scenario::Flap { flaps, nodes } => print(bench::flap::run(flaps, nodes).await?),
         Scenario::Wire { ref links } => {
             for &n in links {
                 print(bench::wire::run(n).await?);

@@ -1,0 +1,437 @@
+//! A cluster of nodes on one machine, for end-to-end tests and benchmarks of cross-node wires.
+//!
+//! [`Cluster::new`] starts N testbed nodes (each a network namespace with its own OVS), joins
+//! them on one underlay (see [`ovswire_testbed::Underlay`]: `br-phy` with the node's address,
+//! as on a real server) and runs the real `ovswire-agent` in each node with the cross-node
+//! flags: its underlay address, every other node as a peer, and a token file shared by the
+//! cluster.
+//!
+//! ```no_run
+//! use ovswire_integration::cluster::Cluster;
+//! # fn main() -> anyhow::Result<()> {
+//! let topology = "lab: demo\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n";
+//! let cluster = Cluster::with_topology(2, 9000, Some(topology))?;
+//! let (r1, r2) = (cluster.pod(0, "r1")?, cluster.pod(1, "r2")?);
+//! cluster.cni_add(0, "demo", "r1", &r1, "eth1")?;
+//! cluster.cni_add(1, "demo", "r2", &r2, "eth1")?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use ovswire_proto::v1::wires_client::WiresClient;
+use ovswire_testbed::{Netns, Node, Testbed, Underlay};
+use serde_json::{Value, json};
+
+use crate::agent::{AgentProcess, Binaries, invoke_plugin};
+
+/// The name of the peer token file in each node's directory.
+const TOKEN_FILE: &str = "peer-token";
+/// Random bytes in a token (printed as twice as many hex digits).
+const TOKEN_BYTES: usize = 32;
+
+/// How an agent is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL, as a crash or `kill -9` would: no clean-up at all.
+    Kill,
+    /// SIGTERM, as systemd or the kubelet would, waiting for the agent to exit.
+    Graceful,
+}
+
+/// N nodes on one underlay, each running `ovswire-agent`. Dropping it stops the agents, then
+/// unplugs the underlay, then removes the nodes (and their pods' namespaces with them).
+#[derive(Debug)]
+pub struct Cluster {
+    // Field order is drop order: agents before the underlay and the nodes they run in.
+    agents: Vec<Option<AgentProcess>>,
+    underlay: Underlay,
+    nodes: Vec<Node>,
+    bins: Binaries,
+    token: String,
+    topology: Option<String>,
+    /// More labs' topology files, passed as extra `--topology` flags.
+    more_topologies: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `nodes` nodes on an underlay for wires of MTU `mtu`, each with an agent and no
+    /// topology.
+    pub fn new(nodes: usize, mtu: u32) -> Result<Self> {
+        Self::with_topology(nodes, mtu, None)
+    }
+
+    /// Like [`Self::new`], every agent given the same topology file's text (the lab as a
+    /// whole; each agent wires the ends whose pods land on its node).
+    pub fn with_topology(nodes: usize, mtu: u32, topology: Option<&str>) -> Result<Self> {
+        let bins = Binaries::locate()?;
+        let (nodes, underlay, token) = prepare(nodes, mtu)?;
+        let mut cluster = Self {
+            agents: Vec::with_capacity(nodes.len()),
+            underlay,
+            nodes,
+            bins,
+            token,
+            topology: topology.map(str::to_owned),
+            more_topologies: Vec::new(),
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.agents.push(None);
+            cluster.start_agent(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Like [`Self::with_topology`] with one topology file per lab.
+    pub fn with_topologies(nodes: usize, mtu: u32, topologies: &[&str]) -> Result<Self> {
+        let bins = Binaries::locate()?;
+        let (nodes, underlay, token) = prepare(nodes, mtu)?;
+        let mut cluster = Self {
+            agents: Vec::with_capacity(nodes.len()),
+            underlay,
+            nodes,
+            bins,
+            token,
+            topology: topologies.first().map(|t| (*t).to_owned()),
+            more_topologies: topologies.iter().skip(1).map(|t| (*t).to_owned()).collect(),
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.agents.push(None);
+            cluster.start_agent(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The nodes, in order: node `i` is named `node<i>`.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> Result<&Node> {
+        self.nodes
+            .get(i)
+            .with_context(|| format!("no node {i}: the cluster has {}", self.nodes.len()))
+    }
+
+    /// The underlay joining the nodes.
+    pub fn underlay(&self) -> &Underlay {
+        &self.underlay
+    }
+
+    /// The agent and plugin binaries the cluster runs.
+    pub fn binaries(&self) -> &Binaries {
+        &self.bins
+    }
+
+    /// The token every agent was given in `--peer-token-file`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The agent of node `i`, unless it is stopped.
+    pub fn agent(&self, i: usize) -> Result<&AgentProcess> {
+        self.node(i)?;
+        self.agents[i]
+            .as_ref()
+            .with_context(|| format!("the agent of node{i} is stopped: start_agent({i}) first"))
+    }
+
+    /// The flags the agent of node `i` gets on top of what [`AgentProcess`] passes.
+    pub fn agent_args(&self, i: usize) -> Result<Vec<String>> {
+        let node = self.node(i)?;
+        let peers: Vec<(&str, Ipv4Addr)> = self
+            .nodes
+            .iter()
+            .zip(self.underlay.members())
+            .map(|(n, m)| (n.name(), m.ip))
+            .collect();
+        Ok(cross_node_args(i, &peers, &node.dir().join(TOKEN_FILE)))
+    }
+
+    /// Starts the agent of node `i` (after [`Self::stop_agent`]), waiting until it serves.
+    pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let mut args = self.agent_args(i)?;
+        for (k, text) in self.more_topologies.iter().enumerate() {
+            let file = self.node(i)?.dir().join(format!("topology-{}.yaml", k + 2));
+            std::fs::write(&file, text).context("write a topology file")?;
+            args.push(format!("--topology={}", file.display()));
+        }
+        ensure!(
+            self.agents[i].is_none(),
+            "the agent of node{i} is already running"
+        );
+        let node = &self.nodes[i];
+        let agent =
+            AgentProcess::start_with_args(node, &self.bins, self.topology.as_deref(), &args)
+                .with_context(|| {
+                    format!(
+                        "start ovswire-agent on {} with {} (the cross-node flags need an agent \
+                         built with cross-node support)",
+                        node.name(),
+                        args.join(" ")
+                    )
+                })?;
+        self.agents[i] = Some(agent);
+        Ok(())
+    }
+
+    /// Stops the agent of node `i`; its wires stay as they are in OVS.
+    pub fn stop_agent(&mut self, i: usize, how: Stop) -> Result<()> {
+        self.node(i)?;
+        let agent = self.agents[i]
+            .take()
+            .with_context(|| format!("the agent of node{i} is not running"))?;
+        match how {
+            Stop::Graceful => agent.stop(),
+            Stop::Kill => {
+                agent.signal("KILL")?;
+                // Dropping reaps the process.
+                drop(agent);
+                Ok(())
+            }
+        }
+    }
+
+    /// Restarts node `i`'s ovs-vswitchd. Its `br-phy` interface is recreated empty, so the
+    /// node's underlay address is put back on it, as a server's network configuration would.
+    pub fn restart_vswitchd(&mut self, i: usize) -> Result<()> {
+        self.node(i)?;
+        let ip = self.underlay.ip(i);
+        let node = &mut self.nodes[i];
+        node.restart_vswitchd()?;
+        let ns = node.netns();
+        ns.exec("ip", &["link", "set", Underlay::BRIDGE, "up"])?;
+        let cidr = format!("{ip}/{}", Underlay::PREFIX_LEN);
+        let have = ns.exec("ip", &["-4", "-o", "addr", "show", "dev", Underlay::BRIDGE])?;
+        if !have.contains(&cidr) {
+            ns.exec("ip", &["addr", "add", &cidr, "dev", Underlay::BRIDGE])?;
+        }
+        Ok(())
+    }
+
+    /// Stops the agent of node `i` and starts it again with the same flags and topology.
+    pub fn restart_agent(&mut self, i: usize, how: Stop) -> Result<()> {
+        self.stop_agent(i, how)?;
+        self.start_agent(i)
+    }
+
+    /// A pod on node `i`: a network namespace, removed when the value drops.
+    pub fn pod(&self, node: usize, name: &str) -> Result<Netns> {
+        Ok(self.node(node)?.pod(name)?)
+    }
+
+    /// A Wires API client of node `i`'s agent.
+    pub async fn wires(&self, i: usize) -> Result<WiresClient<tonic::transport::Channel>> {
+        let socket = self.agent(i)?.wires_socket().to_owned();
+        let channel = ovswire_proto::unix_channel(&socket, Duration::from_secs(5))
+            .await
+            .with_context(|| format!("connect to the Wires API at {}", socket.display()))?;
+        Ok(WiresClient::new(channel))
+    }
+
+    /// CNI ADD of interface `ifname` of pod `pod` (Kubernetes namespace `lab`) living in
+    /// `netns`, through the real `ovswire-cni` binary talking to node `i`'s agent, the way a
+    /// runtime calls it; the CNI result.
+    pub fn cni_add(
+        &self,
+        node: usize,
+        lab: &str,
+        pod: &str,
+        netns: &Netns,
+        ifname: &str,
+    ) -> Result<Value> {
+        let out = self.cni(node, "ADD", lab, pod, netns, ifname)?;
+        serde_json::from_slice(&out)
+            .with_context(|| format!("ADD {lab}/{pod}:{ifname} printed a result that is not JSON"))
+    }
+
+    /// CNI DEL of interface `ifname` of pod `pod` (Kubernetes namespace `lab`) on node `i`.
+    pub fn cni_del(
+        &self,
+        node: usize,
+        lab: &str,
+        pod: &str,
+        netns: &Netns,
+        ifname: &str,
+    ) -> Result<()> {
+        self.cni(node, "DEL", lab, pod, netns, ifname).map(drop)
+    }
+
+    fn cni(
+        &self,
+        node: usize,
+        command: &str,
+        lab: &str,
+        pod: &str,
+        netns: &Netns,
+        ifname: &str,
+    ) -> Result<Vec<u8>> {
+        let agent = self.agent(node)?;
+        let conf = json!({
+            "cniVersion": "1.0.0",
+            "name": "ovswire",
+            "type": "ovswire-cni",
+            "socket": agent.cni_socket(),
+        })
+        .to_string();
+        let netns = netns.path().display().to_string();
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={lab};K8S_POD_NAME={pod}");
+        let container = format!("{lab}-{pod}");
+        let cni_path = self.bins.dir.display().to_string();
+        let env = [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", container.as_str()),
+            ("CNI_NETNS", netns.as_str()),
+            ("CNI_IFNAME", ifname),
+            ("CNI_ARGS", args.as_str()),
+            ("CNI_PATH", cni_path.as_str()),
+        ];
+        let out = invoke_plugin(&self.bins.plugin, &env, conf.as_bytes())?;
+        if !out.status.success() {
+            bail!(
+                "CNI {command} {lab}/{pod}:{ifname} on node{node} failed ({}): {} {}; agent \
+                 log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+                agent.log()
+            );
+        }
+        Ok(out.stdout)
+    }
+}
+
+/// Starts `count` nodes named `node<i>` in parallel, joins them on an underlay and gives each
+/// a copy of one fresh token (`<node dir>/peer-token`, mode 0600).
+fn prepare(count: usize, mtu: u32) -> Result<(Vec<Node>, Underlay, String)> {
+    ensure!(
+        (1..=64).contains(&count),
+        "a cluster has 1 to 64 nodes, not {count}"
+    );
+    let nodes = std::thread::scope(|s| {
+        let started: Vec<_> = (0..count)
+            .map(|i| s.spawn(move || Testbed::node(&format!("node{i}"))))
+            .collect();
+        started
+            .into_iter()
+            .map(|h| h.join().expect("starting a node panicked"))
+            .collect::<ovswire_testbed::Result<Vec<Node>>>()
+    })?;
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let underlay = Testbed::underlay(&refs, mtu).context("join the nodes on an underlay")?;
+    let token = new_token()?;
+    for node in &nodes {
+        write_private(&node.dir().join(TOKEN_FILE), &token)?;
+    }
+    Ok((nodes, underlay, token))
+}
+
+/// The cross-node flags of node `me` among `nodes` (name, underlay address); `--node-name`
+/// comes from [`AgentProcess`].
+fn cross_node_args(me: usize, nodes: &[(&str, Ipv4Addr)], token_file: &Path) -> Vec<String> {
+    let mut args = vec![format!("--underlay-ip={}", nodes[me].1)];
+    args.extend(
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != me)
+            .map(|(_, (name, ip))| format!("--peer={name}={ip}")),
+    );
+    args.push(format!("--peer-token-file={}", token_file.display()));
+    args
+}
+
+/// A fresh random token: [`TOKEN_BYTES`] bytes from the kernel's generator, in hex.
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("read random bytes from /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `text` to a new file only its owner can read (mode 0600 from the start).
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn each_agent_knows_every_other_node_as_a_peer() {
+        let nodes = [
+            ("node0", Ipv4Addr::new(172, 31, 0, 10)),
+            ("node1", Ipv4Addr::new(172, 31, 0, 11)),
+            ("node2", Ipv4Addr::new(172, 31, 0, 12)),
+        ];
+        let args = cross_node_args(1, &nodes, Path::new("/n1/peer-token"));
+        assert_eq!(
+            args,
+            [
+                "--underlay-ip=172.31.0.11",
+                "--peer=node0=172.31.0.10",
+                "--peer=node2=172.31.0.12",
+                "--peer-token-file=/n1/peer-token",
+            ]
+        );
+        let alone = cross_node_args(0, &nodes[..1], Path::new("/t"));
+        assert_eq!(alone, ["--underlay-ip=172.31.0.10", "--peer-token-file=/t"]);
+    }
+
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_eq!(a.len(), 2 * TOKEN_BYTES);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn token_files_are_private_and_never_overwritten() {
+        let path = std::env::temp_dir().join(format!("ovswire-token-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        write_private(&path, "secret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        let again = write_private(&path, "other");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(again.is_err());
+        assert_eq!(text, "secret");
+    }
+
+    /// Everything but the agents: nodes on one underlay, each with the same token.
+    #[test]
+    fn nodes_share_an_underlay_and_a_token() {
+        let (nodes, underlay, token) = prepare(3, 1500).unwrap();
+        let names: Vec<&str> = nodes.iter().map(Node::name).collect();
+        assert_eq!(names, ["node0", "node1", "node2"]);
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(node.underlay_ip().unwrap(), Some(underlay.ip(i)));
+            let file = node.dir().join(TOKEN_FILE);
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(prepare(0, 1500).unwrap_err().to_string().contains("not 0"));
+    }
+}

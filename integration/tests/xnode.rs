@@ -1,0 +1,441 @@
+//! Wires across nodes, end to end: several nodes on one machine (each a namespace with its own
+//! Open vSwitch on the userspace datapath, a `br-phy` underlay and its own `ovswire-agent`),
+//! pods as namespaces attached through the real `ovswire-cni`. Needs root.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use ovswire_integration::cluster::{Cluster, Stop};
+use ovswire_proto::v1::{
+    AdminState, Endpoint, Link, LinkRef, ListLinksRequest, NodeState, OperState,
+    SetLinkStateRequest,
+};
+use ovswire_testbed::Netns;
+
+const L2_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/tests/l2.py");
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        if Instant::now() > deadline {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn carrier(ns: &Netns, ifname: &str) -> bool {
+    ns.link_state(ifname).is_ok_and(|s| s.carrier)
+}
+
+fn ping(ns: &Netns, addr: &str, extra: &[&str]) -> bool {
+    let mut args = vec!["-c", "1", "-W", "2"];
+    args.extend_from_slice(extra);
+    args.push(addr);
+    ns.output("ping", &args).is_ok_and(|o| o.status.success())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn links(cluster: &Cluster, node: usize, lab: &str) -> Result<Vec<Link>> {
+    rt().block_on(async {
+        Ok(cluster
+            .wires(node)
+            .await?
+            .list_links(ListLinksRequest { lab: lab.into() })
+            .await?
+            .into_inner()
+            .links)
+    })
+}
+
+fn link_ref(lab: &str, a: (&str, &str), b: (&str, &str)) -> LinkRef {
+    let end = |(pod, ifname): (&str, &str)| {
+        Some(Endpoint {
+            pod: pod.into(),
+            ifname: ifname.into(),
+        })
+    };
+    LinkRef {
+        lab: lab.into(),
+        a: end(a),
+        b: end(b),
+    }
+}
+
+fn set_state(cluster: &Cluster, node: usize, r: LinkRef, up: bool) -> Result<Link> {
+    rt().block_on(async {
+        let admin = if up { AdminState::Up } else { AdminState::Down };
+        Ok(cluster
+            .wires(node)
+            .await?
+            .set_link_state(SetLinkStateRequest {
+                r#ref: Some(r),
+                admin: admin as i32,
+            })
+            .await?
+            .into_inner())
+    })
+}
+
+/// Two pods on two nodes, `r1:eth1` on node0 and `r2:eth1` on node1, wired and addressed.
+struct Pair {
+    cluster: Cluster,
+    r1: Netns,
+    r2: Netns,
+}
+
+fn pair(lab: &str, mtu: u32, link_mtu: u32) -> Result<Pair> {
+    let topology =
+        format!("lab: {lab}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: {link_mtu}\n");
+    let cluster = Cluster::with_topology(2, mtu, Some(&topology))?;
+    let r1 = cluster.pod(0, "r1")?;
+    let r2 = cluster.pod(1, "r2")?;
+    cluster.cni_add(0, lab, "r1", &r1, "eth1")?;
+    cluster.cni_add(1, lab, "r2", &r2, "eth1")?;
+    r1.add_address("eth1", "10.0.0.1/24")?;
+    r2.add_address("eth1", "10.0.0.2/24")?;
+    Ok(Pair { cluster, r1, r2 })
+}
+
+impl Pair {
+    fn wait_carrier(&self, up: bool) -> Result<()> {
+        wait_until(
+            if up {
+                "carrier on both pods"
+            } else {
+                "NO-CARRIER on both pods"
+            },
+            15,
+            || carrier(&self.r1, "eth1") == up && carrier(&self.r2, "eth1") == up,
+        )
+    }
+}
+
+#[test]
+fn a_cross_node_wire_carries_ping_tcp_jumbo_frames_and_l2_control_frames() -> Result<()> {
+    let p = pair("xa", 9000, 9000)?;
+    p.wait_carrier(true)?;
+    ensure!(ping(&p.r1, "10.0.0.2", &[]), "ping across nodes");
+    ensure!(
+        ping(&p.r1, "10.0.0.2", &["-s", "8972", "-M", "do"]),
+        "a 9000-byte packet crosses unfragmented"
+    );
+
+    // TCP, which fails on the userspace datapath unless the veths are set up right.
+    let mut server = Command::new("iperf3");
+    server.args(["-s", "-1"]).stdout(Stdio::null());
+    let mut server = p.r2.spawn(server)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = p.r1.exec("iperf3", &["-c", "10.0.0.2", "-t", "1", "-J"])?;
+    let _ = server.wait();
+    let json: serde_json::Value = serde_json::from_str(&out)?;
+    let bps = json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    ensure!(bps > 0.0, "TCP must cross the wire: {out}");
+    eprintln!("TCP across nodes: {:.2} Gbit/s", bps / 1e9);
+
+    // LLDP, LACP, STP and IS-IS frames arrive intact on the far node.
+    let mut recv = Command::new("python3");
+    recv.args([L2_SCRIPT, "recv", "eth1", "3"])
+        .stdout(Stdio::piped());
+    let recv = p.r2.spawn(recv)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = p.r1.exec("python3", &[L2_SCRIPT, "send", "eth1"])?;
+    let got = String::from_utf8(recv.wait_with_output()?.stdout)?;
+    ensure!(sent.lines().count() == 4, "four control frames sent");
+    for frame in sent.lines() {
+        ensure!(
+            got.lines().any(|l| l == frame),
+            "frame {frame} did not arrive intact; got:\n{got}"
+        );
+    }
+
+    // Both agents show where each end lives and the key they agreed on.
+    let a = &links(&p.cluster, 0, "xa")?[0];
+    let b = &links(&p.cluster, 1, "xa")?[0];
+    ensure!(a.oper == OperState::Up as i32 && b.oper == OperState::Up as i32);
+    ensure!(
+        (a.node_a.as_str(), a.node_b.as_str()) == ("node0", "node1"),
+        "{a:?}"
+    );
+    ensure!(
+        a.tunnel_key != 0 && a.tunnel_key == b.tunnel_key,
+        "{a:?} {b:?}"
+    );
+    ensure!(a.effective_mtu == 9000, "{a:?}");
+    Ok(())
+}
+
+#[test]
+fn flapping_from_either_node_takes_both_ends_down_and_up() -> Result<()> {
+    let p = pair("xf", 1500, 1500)?;
+    p.wait_carrier(true)?;
+    let r = link_ref("xf", ("r1", "eth1"), ("r2", "eth1"));
+    for node in [0, 1] {
+        let l = set_state(&p.cluster, node, r.clone(), false)?;
+        ensure!(l.oper == OperState::Down as i32, "{l:?}");
+        p.wait_carrier(false)?;
+        ensure!(!ping(&p.r1, "10.0.0.2", &[]));
+        set_state(&p.cluster, node, r.clone(), true)?;
+        p.wait_carrier(true)?;
+        ensure!(ping(&p.r1, "10.0.0.2", &[]), "traffic back after up");
+    }
+    Ok(())
+}
+
+#[test]
+fn restarts_of_an_agent_a_vswitchd_and_a_pod_keep_or_restore_the_wire() -> Result<()> {
+    let mut p = pair("xr", 1500, 1500)?;
+    p.wait_carrier(true)?;
+
+    // kill -9 of node1's agent under traffic: not one packet lost.
+    let mut pinger = Command::new("ping");
+    pinger
+        .args(["-i", "0.01", "-c", "400", "-W", "1", "10.0.0.2"])
+        .stdout(Stdio::piped());
+    let pinger = p.r1.spawn(pinger)?;
+    std::thread::sleep(Duration::from_millis(500));
+    p.cluster.restart_agent(1, Stop::Kill)?;
+    p.cluster.restart_agent(0, Stop::Kill)?;
+    let out = String::from_utf8(pinger.wait_with_output()?.stdout)?;
+    ensure!(
+        out.contains(" 0% packet loss"),
+        "pings were lost while agents restarted:\n{out}"
+    );
+    ensure!(carrier(&p.r1, "eth1") && carrier(&p.r2, "eth1"));
+
+    // node1's ovs-vswitchd restarts: the wire comes back by itself.
+    p.cluster.restart_vswitchd(1)?;
+    wait_until("ping after node1's vswitchd restart", 20, || {
+        ping(&p.r1, "10.0.0.2", &[])
+    })?;
+
+    // r2 restarts: a new sandbox (namespace) with a new veth; the wire is rebuilt.
+    p.cluster.cni_del(1, "xr", "r2", &p.r2, "eth1")?;
+    wait_until("r1 to lose carrier when r2 goes", 15, || {
+        !carrier(&p.r1, "eth1")
+    })?;
+    drop(std::mem::replace(&mut p.r2, p.cluster.pod(1, "r2-new")?));
+    p.cluster.cni_add(1, "xr", "r2", &p.r2, "eth1")?;
+    p.r2.add_address("eth1", "10.0.0.2/24")?;
+    p.wait_carrier(true)?;
+    wait_until("ping to the restarted pod", 10, || {
+        ping(&p.r1, "10.0.0.2", &[])
+    })?;
+    Ok(())
+}
+
+#[test]
+fn when_the_far_node_goes_away_the_surviving_end_loses_carrier() -> Result<()> {
+    let mut p = pair("xl", 1500, 1500)?;
+    p.wait_carrier(true)?;
+    p.cluster.stop_agent(1, Stop::Kill)?;
+    // Three failed exchanges, about 6 s.
+    wait_until("r1 to lose carrier after node1 went silent", 20, || {
+        !carrier(&p.r1, "eth1")
+    })?;
+    let l = &links(&p.cluster, 0, "xl")?[0];
+    ensure!(l.oper == OperState::Pending as i32, "{l:?}");
+    p.cluster.start_agent(1)?;
+    wait_until("carrier after node1 is back", 20, || carrier(&p.r1, "eth1"))?;
+    wait_until("ping after node1 is back", 10, || {
+        ping(&p.r1, "10.0.0.2", &[])
+    })?;
+    Ok(())
+}
+
+#[test]
+fn two_labs_with_identical_link_names_stay_isolated() -> Result<()> {
+    let topo = |lab: &str| format!("lab: {lab}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n");
+    let (ta, tb) = (topo("labx"), topo("laby"));
+    let cluster = Cluster::with_topologies(2, 1500, &[&ta, &tb])?;
+    let mut pods = Vec::new();
+    for lab in ["labx", "laby"] {
+        let r1 = cluster.pod(0, &format!("{lab}-r1"))?;
+        let r2 = cluster.pod(1, &format!("{lab}-r2"))?;
+        cluster.cni_add(0, lab, "r1", &r1, "eth1")?;
+        cluster.cni_add(1, lab, "r2", &r2, "eth1")?;
+        pods.push((r1, r2));
+    }
+    for (r1, r2) in &pods {
+        wait_until("carrier on all four pods", 15, || {
+            carrier(r1, "eth1") && carrier(r2, "eth1")
+        })?;
+    }
+    let keys: Vec<u32> = ["labx", "laby"]
+        .iter()
+        .map(|lab| Ok(links(&cluster, 0, lab)?[0].tunnel_key))
+        .collect::<Result<_>>()?;
+    ensure!(
+        keys[0] != keys[1],
+        "the two labs share tunnel key {}",
+        keys[0]
+    );
+
+    // Frames sent in one lab arrive in its own far pod and never in the other lab's.
+    for (from, to, other) in [(0, 0, 1), (1, 1, 0)] {
+        let listen = |ns: &Netns| {
+            let mut c = Command::new("python3");
+            c.args([L2_SCRIPT, "recv", "eth1", "3"])
+                .stdout(Stdio::piped());
+            ns.spawn(c)
+        };
+        let mine = listen(&pods[to].1)?;
+        let theirs = listen(&pods[other].1)?;
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = pods[from].0.exec("python3", &[L2_SCRIPT, "send", "eth1"])?;
+        let got = String::from_utf8(mine.wait_with_output()?.stdout)?;
+        let leaked = String::from_utf8(theirs.wait_with_output()?.stdout)?;
+        for frame in sent.lines() {
+            ensure!(got.contains(frame), "lab {to}'s pod missed {frame}");
+            ensure!(
+                !leaked.contains(frame),
+                "frame {frame} leaked into the other lab"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The addresses of the two ends of link `n` (below 256): 10.100.n.1 and .2, a /30.
+fn subnet(n: usize) -> (String, String) {
+    (format!("10.100.{n}.1"), format!("10.100.{n}.2"))
+}
+
+#[test]
+fn a_random_100_link_topology_over_3_nodes_converges_and_every_wire_passes_traffic() -> Result<()> {
+    const PODS: usize = 30;
+    const LINKS: usize = 100;
+    // A small deterministic generator: the same "random" lab on every run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut ifaces = vec![0usize; PODS];
+    let mut wires = Vec::new();
+    while wires.len() < LINKS {
+        let (a, b) = (next(PODS), next(PODS));
+        if a == b {
+            continue;
+        }
+        ifaces[a] += 1;
+        ifaces[b] += 1;
+        wires.push(((a, ifaces[a]), (b, ifaces[b])));
+    }
+    let mut topology = String::from("lab: rnd\nmtu: 1500\nlinks:\n");
+    for ((a, i), (b, j)) in &wires {
+        topology.push_str(&format!("  - endpoints: [p{a}:eth{i}, p{b}:eth{j}]\n"));
+    }
+    let cluster = Cluster::with_topology(3, 1500, Some(&topology))?;
+    let placement: Vec<usize> = (0..PODS).map(|_| next(3)).collect();
+    let pods: Vec<Netns> = (0..PODS)
+        .map(|p| cluster.pod(placement[p], &format!("p{p}")))
+        .collect::<Result<_>>()?;
+    for (p, ns) in pods.iter().enumerate() {
+        for i in 1..=ifaces[p] {
+            cluster
+                .cni_add(
+                    placement[p],
+                    "rnd",
+                    &format!("p{p}"),
+                    ns,
+                    &format!("eth{i}"),
+                )
+                .with_context(|| format!("ADD p{p}:eth{i}"))?;
+        }
+    }
+    for (n, ((a, i), (b, j))) in wires.iter().enumerate() {
+        let (x, y) = subnet(n);
+        pods[*a].add_address(&format!("eth{i}"), &format!("{x}/30"))?;
+        pods[*b].add_address(&format!("eth{j}"), &format!("{y}/30"))?;
+    }
+    wait_until("every link up on every node", 60, || {
+        (0..3).all(|node| {
+            links(&cluster, node, "rnd").is_ok_and(|ls| {
+                ls.iter().all(|l| {
+                    l.oper == OperState::Up as i32
+                        || (l.node_a != format!("node{node}") && l.node_b != format!("node{node}"))
+                })
+            })
+        })
+    })?;
+    let failed: Vec<String> = std::thread::scope(|s| {
+        let checks: Vec<_> = wires
+            .iter()
+            .enumerate()
+            .map(|(n, ((a, i), (b, j)))| {
+                let pods = &pods;
+                s.spawn(move || {
+                    let (_, to) = subnet(n);
+                    let ok = (0..3).any(|_| ping(&pods[*a], &to, &[]));
+                    (!ok).then(|| format!("p{a}:eth{i} -> p{b}:eth{j} ({to})"))
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    ensure!(failed.is_empty(), "wires without traffic: {failed:?}");
+    Ok(())
+}
+
+#[test]
+fn a_small_underlay_is_reported_as_the_effective_mtu() -> Result<()> {
+    // Underlay MTU 1600 (the harness adds 100): a 9000-byte link can carry 1550.
+    let p = pair("xm", 1500, 9000)?;
+    p.wait_carrier(true)?;
+    let l = &links(&p.cluster, 0, "xm")?[0];
+    ensure!(l.mtu == 9000 && l.effective_mtu == 1550, "{l:?}");
+    ensure!(l.reason.contains("underlay MTU"), "{l:?}");
+    ensure!(
+        ping(&p.r1, "10.0.0.2", &["-s", "1500"]),
+        "what fits still crosses"
+    );
+    Ok(())
+}
+
+#[test]
+fn peers_without_the_token_are_refused() -> Result<()> {
+    let cluster = Cluster::new(2, 1500)?;
+    let addr = format!("http://{}:7471", cluster.underlay().ip(0));
+    let outcome = cluster.node(1)?.netns().block_on(|_| async move {
+        let channel = tonic::transport::Endpoint::from_shared(addr)
+            .expect("a URL")
+            .connect()
+            .await
+            .expect("node0's Peers API answers on the underlay");
+        let mut client = ovswire_proto::v1::peers_client::PeersClient::new(channel);
+        let state = NodeState {
+            node: "intruder".into(),
+            ..NodeState::default()
+        };
+        let bare = client.exchange(state.clone()).await.map(drop);
+        let mut req = tonic::Request::new(state);
+        req.metadata_mut().insert(
+            "authorization",
+            "Bearer not-the-token-at-all".parse().unwrap(),
+        );
+        let wrong = client.exchange(req).await.map(drop);
+        Ok::<_, ovswire_testbed::Error>((bare, wrong))
+    })?;
+    let (bare, wrong) = outcome;
+    for r in [bare, wrong] {
+        let status = r.expect_err("an unauthenticated exchange must fail");
+        ensure!(status.code() == tonic::Code::Unauthenticated, "{status:?}");
+    }
+    Ok(())
+}
