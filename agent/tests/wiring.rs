@@ -354,3 +354,51 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn a_live_topology_edit_rewires_only_what_changed() -> Result {
+    let (lab, r1, r2) = wired("edit")?;
+    let r3 = lab.node.pod("r3")?;
+    lab.attach("lab", "r1", "eth2", "c1", r1.path())?;
+    lab.attach("lab", "r3", "eth1", "c3", r3.path())?;
+    let agent = lab.agent();
+    // A second link appears (as a Kubernetes Topology edit would bring it).
+    let edited = ovswire_agent::core::topology::Topology::parse(
+        "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 9000\n  - endpoints: [r1:eth2, r3:eth1]\n",
+        "edit",
+    )?;
+    let before = agent.plans_applied();
+    agent.set_links(edited.links.clone());
+    lab.wait_for("the new link to come up", || {
+        lab.status("lab/r1:eth2--r3:eth1") == Some(LinkStatus::Up)
+    })?;
+    assert!(agent.plans_applied() > before);
+    assert!(
+        ping(&r1, "10.0.0.2", &[]),
+        "the first link kept carrying traffic"
+    );
+
+    // An admin change made through the API survives an edit that does not touch the link.
+    let key = edited.links.keys().next().unwrap().clone();
+    let a = agent.clone();
+    let k = key.clone();
+    lab.on(async move { a.set_admin(&k, AdminState::Down).await })?;
+    agent.set_links(edited.links.clone());
+    lab.settle()?;
+    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+
+    // The first link leaves the topology: its flows go, both ends lose carrier, the other
+    // link stays up.
+    let only_second: std::collections::BTreeMap<_, _> = edited
+        .links
+        .into_iter()
+        .filter(|(k, _)| k.to_string() != LINK)
+        .collect();
+    agent.set_links(only_second);
+    lab.wait_for("r1:eth1 and r2:eth1 to lose carrier", || {
+        !carrier(&r1) && !carrier(&r2)
+    })?;
+    assert_eq!(lab.status(LINK), None);
+    assert_eq!(lab.status("lab/r1:eth2--r3:eth1"), Some(LinkStatus::Up));
+    Ok(())
+}

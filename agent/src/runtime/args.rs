@@ -70,6 +70,11 @@ pub struct Args {
     /// This node's name, reported in link status (defaults to the host name).
     #[arg(long, env = "OVSWIRE_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Take the topology from the Kubernetes API (ovswire and meshnet Topology objects, pods,
+    /// nodes) instead of --topology files, and write link status back; peers are the cluster's
+    /// nodes.
+    #[arg(long, env = "OVSWIRE_KUBERNETES", conflicts_with = "topology")]
+    pub kubernetes: bool,
     /// This node's underlay address: VXLAN tunnels to other nodes start here, and peers reach
     /// this agent on it. Without it, only same-node wires are built.
     #[arg(long, env = "OVSWIRE_UNDERLAY_IP")]
@@ -238,7 +243,20 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await
     .context("set up the bridge")?;
-    tokio::spawn(agent.clone().run(events));
+    if args.kubernetes {
+        let (agent, node) = (agent.clone(), node.clone());
+        tokio::spawn(async move {
+            if let Err(e) = super::kube::run(agent, node, events).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "Kubernetes topology source failed"
+                );
+                std::process::exit(1);
+            }
+        });
+    } else {
+        tokio::spawn(agent.clone().run(events));
+    }
     let peer_clients = match &token {
         Some(token) => {
             let clients = std::sync::Arc::new(

@@ -3,6 +3,7 @@
 //! between OVS, the kernel and that planner.
 
 pub mod args;
+pub mod kube;
 pub mod ovs;
 pub mod remote;
 
@@ -52,6 +53,10 @@ struct State {
     elsewhere: Elsewhere,
     /// The report last sent to peers, to tell them only about changes.
     last_report: Option<Report>,
+    /// The links as the topology source last gave them (before API admin changes).
+    source_links: BTreeMap<LinkKey, LinkSpec>,
+    /// Links recorded as administratively down in OVSDB when the agent started.
+    persisted_down: BTreeSet<String>,
 }
 
 /// What this node tells a peer: its endpoints with the readiness of their cross-node half, and
@@ -258,10 +263,12 @@ impl Agent {
             links,
             ..State::default()
         };
+        state.source_links = state.links.clone();
         for name in ovs.admin_down_links().await? {
             if let Some(link) = state.links.values_mut().find(|l| l.key.to_string() == name) {
                 link.admin = AdminState::Down;
             }
+            state.persisted_down.insert(name);
         }
         let observed = ovs.observe().await?;
         for port in observed.ports.values() {
@@ -494,6 +501,59 @@ impl Agent {
             }
         }
         info
+    }
+
+    /// Replaces the wanted links with a new set from the topology source (a live edit): links
+    /// that stay keep their wiring, and their admin state unless the source changed it; new
+    /// links are wired as their ends register; removed links are unwired. Nothing else is
+    /// touched.
+    pub fn set_links(&self, links: BTreeMap<LinkKey, LinkSpec>) {
+        let events = {
+            let mut st = self.state();
+            let mut next = BTreeMap::new();
+            for (key, spec) in &links {
+                let mut spec = spec.clone();
+                match st.links.get(key) {
+                    // The source did not change its admin state: keep the current one, which
+                    // the Wires API may have set.
+                    Some(cur) if st.source_links.get(key).map(|p| p.admin) == Some(spec.admin) => {
+                        spec.admin = cur.admin;
+                    }
+                    Some(_) => {}
+                    None if st.persisted_down.contains(&key.to_string()) => {
+                        spec.admin = AdminState::Down;
+                    }
+                    None => {}
+                }
+                next.insert(key.clone(), spec);
+            }
+            let removed: Vec<LinkEvent> = st
+                .links
+                .values()
+                .filter(|l| !next.contains_key(&l.key))
+                .map(|l| LinkEvent {
+                    link: l.clone(),
+                    status: LinkStatus::Pending("removed from the topology".into()),
+                    removed: true,
+                })
+                .collect();
+            if next == st.links && removed.is_empty() {
+                st.source_links = links;
+                return;
+            }
+            info!(
+                links = next.len(),
+                removed = removed.len(),
+                "topology changed"
+            );
+            st.source_links = links;
+            st.links = next;
+            let mut events = removed;
+            events.extend(st.refresh_statuses());
+            events
+        };
+        self.publish(events);
+        self.kick();
     }
 
     /// Sets a link's admin state, records it in OVSDB, and waits until OVS has it.
