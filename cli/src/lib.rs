@@ -10,4 +10,5 @@ pub mod netns;
 pub mod ovs;
 pub mod process;
 pub mod spec;
+pub mod topo;
 pub mod wires;

@@ -45,6 +45,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Turn a topology file into Kubernetes objects: the lab's namespace, a
+    /// NetworkAttachmentDefinition, one pod per node with Multus annotations, and a Topology.
+    #[command(subcommand)]
+    Topo(TopoCommand),
     /// Draw a topology as Mermaid, Graphviz DOT or a self-contained HTML page, with live link
     /// states when its lab is up.
     Graph {
@@ -94,6 +98,54 @@ enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopoCommand {
+    /// Print the objects as YAML (for `kubectl apply -f -` or a review).
+    Render {
+        /// The topology file.
+        file: PathBuf,
+        #[command(flatten)]
+        pod: PodArgs,
+    },
+    /// Apply the objects to the cluster of the current kubeconfig (server-side apply).
+    Create {
+        /// The topology file.
+        file: PathBuf,
+        #[command(flatten)]
+        pod: PodArgs,
+    },
+    /// Delete the objects `create` made for the file's lab.
+    Delete {
+        /// The topology file.
+        file: PathBuf,
+    },
+}
+
+/// How the lab's pods look.
+#[derive(Debug, Args)]
+struct PodArgs {
+    /// The routers' container image.
+    #[arg(long, default_value = "alpine:3")]
+    image: String,
+    /// The routers' command (default `sleep infinity`; `--command ''` keeps the image's own).
+    #[arg(long)]
+    command: Option<String>,
+}
+
+impl PodArgs {
+    fn template(&self) -> ovswire_cli::topo::PodTemplate {
+        let mut t = ovswire_cli::topo::PodTemplate {
+            image: self.image.clone(),
+            ..Default::default()
+        };
+        if let Some(cmd) = &self.command {
+            t.command = (!cmd.trim().is_empty())
+                .then(|| cmd.split_whitespace().map(str::to_owned).collect());
+        }
+        t
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +323,7 @@ async fn run(command: Command) -> Result<()> {
             }
         }
         Command::Link(cmd) => link(cmd).await?,
+        Command::Topo(cmd) => topo(cmd).await?,
         Command::Watch { agent, json } => {
             let mut events = Wires::connect(&agent.target()?)
                 .await?
@@ -364,6 +417,40 @@ async fn live_states(spec: &LabSpec) -> std::collections::BTreeMap<String, LinkS
         map.insert(wires::link_name(&l), s);
     }
     map
+}
+
+async fn topo(cmd: TopoCommand) -> Result<()> {
+    use ovswire_cli::topo;
+    let say = |m: &str| eprintln!("topo: {m}");
+    match cmd {
+        TopoCommand::Render { file: path, pod } => {
+            let spec = file::load(&path)?;
+            print!("{}", topo::to_yaml(&topo::render(&spec, &pod.template()))?);
+        }
+        TopoCommand::Create { file: path, pod } => {
+            let spec = file::load(&path)?;
+            let client = kube_client().await?;
+            topo::create(&client, &topo::render(&spec, &pod.template()), &say).await?;
+            say(&format!(
+                "lab {} created; `kubectl get owtopo -n {}` shows its links",
+                spec.name, spec.name
+            ));
+        }
+        TopoCommand::Delete { file: path } => {
+            let spec = file::load(&path)?;
+            let client = kube_client().await?;
+            let objects = topo::render(&spec, &topo::PodTemplate::default());
+            topo::delete(&client, &objects, &say).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn kube_client() -> Result<kube::Client> {
+    kube::Client::try_default().await.context(
+        "cannot reach a Kubernetes cluster: set KUBECONFIG or run inside a pod with a service \
+         account",
+    )
 }
 
 async fn link(cmd: LinkCommand) -> Result<()> {
