@@ -160,4 +160,47 @@ mod tests {
         };
         assert!(link_of(&bad).is_err());
     }
+
+    #[test]
+    fn kne_meshnet_objects_give_the_same_links_as_the_static_topology() {
+        // What KNE writes for a 3-router ring: one object per pod, each link from both sides.
+        let kne = r#"
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r1, namespace: ring}
+  spec:
+    links:
+      - {uid: 1, peer_pod: r2, local_intf: eth1, peer_intf: eth1}
+      - {uid: 3, peer_pod: r3, local_intf: eth2, peer_intf: eth2}
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r2, namespace: ring}
+  spec:
+    links:
+      - {uid: 1, peer_pod: r1, local_intf: eth1, peer_intf: eth1}
+      - {uid: 2, peer_pod: r3, local_intf: eth2, peer_intf: eth1}
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r3, namespace: ring}
+  spec:
+    links:
+      - {uid: 2, peer_pod: r2, local_intf: eth1, peer_intf: eth2}
+      - {uid: 3, peer_pod: r1, local_intf: eth2, peer_intf: eth2}
+"#;
+        let objects: Vec<ovswire_k8s::crd::MeshnetTopology> = serde_yaml_ng::from_str(kne).unwrap();
+        let wires = ovswire_k8s::wires_from_meshnet("ring", &objects).unwrap();
+        let from_kne: BTreeMap<LinkKey, LinkSpec> = wires
+            .iter()
+            .map(|w| {
+                let l = link_of(w).unwrap();
+                (l.key.clone(), l)
+            })
+            .collect();
+        let file = crate::core::topology::Topology::parse(
+            "lab: ring\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, r3:eth1]\n  - endpoints: [r3:eth2, r1:eth2]\n",
+            "ring.yaml",
+        )
+        .unwrap();
+        assert_eq!(from_kne, file.links);
+    }
 }
