@@ -189,7 +189,10 @@ fn lab_up_wires_flaps_converges_and_down_removes_everything() {
     assert!(!no_carrier(&r2, "eth2"), "the other link stays up");
     cli.ok(&["link", "up", "r2:eth1", "--lab", &lab]);
     wait_until("r1:eth1 carrier", || !no_carrier(&r1, "eth1"));
-    assert!(pings(&r1, "10.0.0.2"));
+    wait_until("r2:eth1 carrier", || !no_carrier(&r2, "eth1"));
+    wait_until("traffic back on r1:eth1--r2:eth1", || {
+        pings(&r1, "10.0.0.2")
+    });
 
     // Flap twice; the link ends up.
     let out = cli.ok(&[
@@ -205,6 +208,7 @@ fn lab_up_wires_flaps_converges_and_down_removes_everything() {
     ]);
     assert_eq!(out.lines().count(), 4, "{out}");
     wait_until("r3:eth1 carrier", || !no_carrier(&r3, "eth1"));
+    wait_until("r2:eth2 carrier", || !no_carrier(&r2, "eth2"));
 
     // Up again converges without touching anything.
     let pid = std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap();
@@ -214,7 +218,7 @@ fn lab_up_wires_flaps_converges_and_down_removes_everything() {
     assert_eq!(pid, again, "a second up with the same file changes nothing");
     let links = cli.ok(&["links", "--json", "--lab", &lab]);
     assert_eq!(links.lines().count(), 2);
-    assert!(pings(&r3, "10.0.1.1"));
+    wait_until("traffic on r2:eth2--r3:eth1", || pings(&r3, "10.0.1.1"));
 
     // A graph of the live lab.
     let dot = cli.ok(&["graph", "--lab", &lab, "--format", "dot"]);
