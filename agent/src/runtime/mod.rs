@@ -910,14 +910,22 @@ impl Attacher for Agent {
     }
 
     async fn detach(&self, container_id: &str, ifname: &str) -> Result<(), AttachError> {
-        let ep = {
+        let (ep, events) = {
             let mut st = self.state();
             let key = st
                 .by_container
                 .get(&(container_id.to_owned(), ifname.to_owned()))
                 .cloned();
-            key.and_then(|k| st.remove_endpoint(&k))
+            let ep = key.and_then(|k| st.remove_endpoint(&k));
+            // The link is pending from now on, before its flows are even gone.
+            let events = if ep.is_some() {
+                st.refresh_statuses()
+            } else {
+                Vec::new()
+            };
+            (ep, events)
         };
+        self.publish(events);
         let host = ep.map_or_else(|| host_ifname(container_id, ifname), |e| e.host_ifname);
         self.kick();
         self.netdev
