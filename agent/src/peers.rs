@@ -88,6 +88,7 @@ fn view_of(state: &pb::NodeState) -> PeerView {
     let mut view = PeerView {
         underlay_ip: (!state.underlay_ip.is_empty()).then(|| state.underlay_ip.clone()),
         underlay_mtu: state.underlay_mtu,
+        generation: state.generation,
         ..PeerView::default()
     };
     for e in &state.endpoints {
@@ -125,6 +126,7 @@ fn state_for(agent: &Agent, to: &str) -> pb::NodeState {
         node: here.node,
         underlay_ip: here.underlay_ip.unwrap_or_default(),
         underlay_mtu: here.underlay_mtu,
+        generation: report.generation,
         endpoints: report
             .endpoints
             .iter()

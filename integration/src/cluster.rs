@@ -223,6 +223,22 @@ impl Cluster {
         self.start_agent(i)
     }
 
+    /// The last lines each running agent logged, for a failing test to show.
+    pub fn logs(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            let Some(agent) = agent else { continue };
+            let log = agent.log();
+            let all: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("--- agent of node{i} (last {lines} lines)\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// A pod on node `i`: a network namespace, removed when the value drops.
     pub fn pod(&self, node: usize, name: &str) -> Result<Netns> {
         Ok(self.node(node)?.pod(name)?)

@@ -302,9 +302,10 @@ fn two_labs_with_identical_link_names_stay_isolated() -> Result<()> {
         pods.push((r1, r2));
     }
     for (r1, r2) in &pods {
-        wait_until("carrier on all four pods", 15, || {
+        wait_until("carrier on all four pods", 30, || {
             carrier(r1, "eth1") && carrier(r2, "eth1")
-        })?;
+        })
+        .map_err(|e| e.context(cluster.logs(60)))?;
     }
     let keys: Vec<u32> = ["labx", "laby"]
         .iter()

@@ -23,6 +23,17 @@ use crate::netdev::{Netdev, NetdevError, VethSpec};
 use ovs::Ovs;
 pub use remote::{Here, PeerView};
 
+/// What the reconcile loop does after a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Nothing left: wait for a change.
+    Done,
+    /// Read OVS again, then plan (OVSDB changed: new ports have their numbers now).
+    Observe,
+    /// Plan again from the recorded state.
+    Replan,
+}
+
 /// A change in a link's state, for watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
@@ -67,6 +78,30 @@ pub struct Report {
     pub endpoints: BTreeMap<EndpointKey, bool>,
     /// Keys this node chose, with the node at the link's far end.
     pub keys: BTreeMap<LinkKey, (String, u32)>,
+    /// Grows with every report (wall-clock nanoseconds, kept strictly increasing), so peers
+    /// can drop a report that arrives after a newer one.
+    pub generation: u64,
+}
+
+/// The generation for a new report: the clock, or one more than the last when the clock has
+/// not moved on.
+fn next_generation(last: &std::sync::atomic::AtomicU64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut prev = last.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match last.compare_exchange(
+            prev,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
 }
 
 /// Where a link's ends are and what it can carry, for status.
@@ -134,6 +169,7 @@ impl State {
         changed
     }
 
+    /// What this node reports, without a generation (see [`Agent::report`]).
     fn report(&self) -> Report {
         let world = self.world();
         let endpoints = self
@@ -149,7 +185,11 @@ impl State {
                 Some((l.key.clone(), (node, *self.elsewhere.keys.get(&l.key)?)))
             })
             .collect();
-        Report { endpoints, keys }
+        Report {
+            endpoints,
+            keys,
+            generation: 0,
+        }
     }
 
     fn insert_endpoint(&mut self, ep: Endpoint) {
@@ -244,6 +284,8 @@ pub struct Agent {
     events: broadcast::Sender<LinkEvent>,
     /// Woken when what this node reports to its peers changed.
     peer_wake: Notify,
+    /// The generation of the last report sent.
+    generation: std::sync::atomic::AtomicU64,
     /// The agent itself, so work that must finish even when its caller goes away (a CNI
     /// request cancelled mid-ADD) can run in its own task.
     me: std::sync::Weak<Self>,
@@ -307,6 +349,7 @@ impl Agent {
             applied: 0.into(),
             events: broadcast::channel(1024).0,
             peer_wake: Notify::new(),
+            generation: 0.into(),
         });
         Ok((agent, events))
     }
@@ -364,9 +407,12 @@ impl Agent {
         self.state().here.clone()
     }
 
-    /// What this node reports to its peers now.
+    /// What this node reports to its peers now, with a fresh generation.
     pub fn report(&self) -> Report {
-        self.state().report()
+        let st = self.state();
+        let mut report = st.report();
+        report.generation = next_generation(&self.generation);
+        report
     }
 
     /// Resolves when what this node reports may have changed.
@@ -407,6 +453,13 @@ impl Agent {
             }
             view.heard = true;
             let entry = st.peers.entry(node.to_owned()).or_default();
+            if entry.heard && view.generation < entry.generation {
+                debug!(
+                    peer = node,
+                    "dropping a report older than one already taken"
+                );
+                return;
+            }
             if view.underlay_ip.is_none() {
                 view.underlay_ip = entry.underlay_ip.clone();
             }
@@ -598,10 +651,10 @@ impl Agent {
         loop {
             let requested = self.requested.load(std::sync::atomic::Ordering::SeqCst);
             match self.round(dirty).await {
-                Ok(more) => {
+                Ok(next) => {
                     backoff = Duration::from_millis(50);
-                    dirty = more;
-                    if more {
+                    dirty = next == Next::Observe;
+                    if next != Next::Done {
                         continue;
                     }
                     self.rounds.send_replace(requested);
@@ -691,8 +744,8 @@ impl Agent {
         observe
     }
 
-    /// One round: observe if needed, plan, apply. Returns whether another round is needed.
-    async fn round(&self, observe: bool) -> Result<bool, ovs::OvsError> {
+    /// One round: observe if needed, plan, apply. Says what the next round needs.
+    async fn round(&self, observe: bool) -> Result<Next, ovs::OvsError> {
         let ovs = self.ovs.read().await.clone();
         if observe {
             let observed = ovs.observe().await?;
@@ -705,7 +758,7 @@ impl Agent {
         };
         if plan.is_empty() {
             self.report_changes();
-            return Ok(false);
+            return Ok(Next::Done);
         }
         debug!(
             add_ports = plan.add_ports.len(),
@@ -720,11 +773,17 @@ impl Agent {
         ovs.apply(&plan).await?;
         if plan.touches_ovsdb() {
             // New ports got their OpenFlow numbers; read them back and plan again.
-            return Ok(true);
+            return Ok(Next::Observe);
         }
         self.record(&plan);
         self.report_changes();
-        Ok(false)
+        // New flows can complete a wire whose host ends may now come up: plan once more from
+        // what was just recorded (an empty plan ends the rounds).
+        Ok(if plan.add_flows.is_empty() && plan.del_flows.is_empty() {
+            Next::Done
+        } else {
+            Next::Replan
+        })
     }
 
     /// Wakes the peer exchange when what this node reports changed.

@@ -27,6 +27,8 @@ pub struct PeerView {
     /// A report arrived since this agent started (the view is not only what the agent read
     /// back from OVS at start).
     pub heard: bool,
+    /// The generation of the report this view comes from.
+    pub generation: u64,
 }
 
 /// This node's identity among its peers.
@@ -293,6 +295,7 @@ mod tests {
                     keys: BTreeMap::from([(l1.key.clone(), 9)]),
                     heard: true,
                     underlay_mtu: 0,
+                    generation: 1,
                 },
             )]),
             &Elsewhere::default(),
