@@ -66,6 +66,20 @@ fn creates_a_pod_interface_ready_for_a_wire() -> Result {
     );
     let k = node.netns().exec("ethtool", &["-k", "owtest1"])?;
     assert!(k.contains("tx-checksumming: off"), "{k}");
+    // Up, the host end still gets no IPv6 address (thousands would stall ovs-vswitchd).
+    node.netns().exec("ip", &["link", "set", "owtest1", "up"])?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let v6 = node
+        .netns()
+        .exec("ip", &["-6", "-o", "addr", "show", "dev", "owtest1"])?;
+    assert!(
+        v6.trim().is_empty(),
+        "the host end has IPv6 addresses: {v6}"
+    );
+    let mode = node
+        .netns()
+        .exec("ip", &["-d", "link", "show", "owtest1"])?;
+    assert!(mode.contains("addrgenmode none"), "{mode}");
     Ok(())
 }
 

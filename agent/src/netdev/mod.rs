@@ -154,12 +154,34 @@ impl Netdev {
         tuned
     }
 
+    /// Stops the kernel from giving a host end IPv6 addresses (addrgenmode none), before it
+    /// first comes up: thousands of link-local addresses and their routes make ovs-vswitchd,
+    /// which re-reads the routing table on every change for its tunnels, stall for seconds.
+    /// A host end is the inside of a cable, not an interface of the host.
+    async fn no_ipv6_addresses(&self, host: &str) -> Result<()> {
+        use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode};
+        let Some(link) = self.get(host).await? else {
+            return Ok(());
+        };
+        let mut msg = LinkUnspec::new_with_index(link.header.index).build();
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        match self.handle.link().set(msg).execute().await {
+            // A kernel without IPv6 gives no addresses anyway.
+            Err(e) if errno(&e) == Some(libc::EAFNOSUPPORT) => Ok(()),
+            other => other.map_err(nl(format!("turn off IPv6 addresses on {host}"))),
+        }
+    }
+
     /// Turns TX checksum offload off on both ends and sets the pod end up. (The kernel refuses
     /// to create the peer up in another namespace, so that happens from inside the pod.)
     async fn tune(&self, spec: &VethSpec<'_>) -> Result<()> {
         let io = |what: String| move |source| NetdevError::Io { what, source };
         sys::disable_tx_checksum(spec.host)
             .map_err(io(format!("turn off TX checksum offload on {}", spec.host)))?;
+        self.no_ipv6_addresses(spec.host).await?;
         let name = spec.ifname.to_owned();
         in_pod(spec.netns, move |handle| async move {
             sys::disable_tx_checksum(&name)?;
