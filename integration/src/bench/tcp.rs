@@ -1,6 +1,9 @@
 //! `tcp`: single-flow iperf3 throughput over a wire the agent built, next to the same path
-//! built by hand with the OVS and iproute2 tools in the same run.
+//! built by hand with the OVS and iproute2 tools in the same run. With two nodes the wire
+//! crosses nodes: two agents build it over VXLAN, and the hand-built one is the recipe of
+//! `xnode-manual.sh`.
 
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,12 +11,36 @@ use anyhow::{Context, Result, ensure};
 use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{CniRequest, ListLinksRequest, OperState};
-use ovswire_testbed::{Netns, Testbed};
+use ovswire_testbed::{Netns, Node, Testbed};
+use tonic::transport::Channel;
 
 use super::{Report, progress};
 use crate::agent::{AgentProcess, Binaries};
+use crate::cluster::Cluster;
 
 const MTU: u32 = 9000;
+const LAB: &str = "tcp";
+
+fn topology() -> String {
+    format!("lab: {LAB}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: {MTU}\n")
+}
+
+/// Waits until the agent behind `wires` reports every link up.
+async fn wait_up(wires: &mut WiresClient<Channel>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let links = wires
+            .list_links(ListLinksRequest::default())
+            .await?
+            .into_inner()
+            .links;
+        if links.iter().all(|l| l.oper == OperState::Up as i32) {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the link did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Runs iperf3 from `client` to `server` (10.0.0.2) for `secs` seconds; Gbit/s received.
 pub fn iperf(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
@@ -35,8 +62,7 @@ pub fn iperf(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
 async fn ovswire(secs: u32) -> Result<f64> {
     let node = Testbed::node("bench-tcp")?;
     let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
-    let topology = format!("lab: tcp\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: {MTU}\n");
-    let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology))?;
+    let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology()))?;
     let mut cni = CniClient::new(
         ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
     );
@@ -47,7 +73,7 @@ async fn ovswire(secs: u32) -> Result<f64> {
                 container_id: format!("tcp-{pod}"),
                 netns: ns.path().display().to_string(),
                 ifname: "eth1".into(),
-                args: format!("K8S_POD_NAMESPACE=tcp;K8S_POD_NAME={pod}"),
+                args: format!("K8S_POD_NAMESPACE={LAB};K8S_POD_NAME={pod}"),
                 path: String::new(),
                 network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
                     .to_vec(),
@@ -59,19 +85,7 @@ async fn ovswire(secs: u32) -> Result<f64> {
     let mut wires = WiresClient::new(
         ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let links = wires
-            .list_links(ListLinksRequest::default())
-            .await?
-            .into_inner()
-            .links;
-        if links.iter().all(|l| l.oper == OperState::Up as i32) {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "the link did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_up(&mut wires).await?;
     r1.add_address("eth1", "10.0.0.1/30")?;
     r2.add_address("eth1", "10.0.0.2/30")?;
     iperf(&r1, &r2, secs)
@@ -132,20 +146,107 @@ fn manual(secs: u32) -> Result<f64> {
     iperf(&r1, &r2, secs)
 }
 
-/// Runs the scenario.
-pub async fn run(secs: u32) -> Result<Report> {
+/// A cross-node wire built by two agents: `r1` on node0, `r2` on node1, attached through the
+/// real `ovswire-cni`.
+async fn ovswire_across(secs: u32) -> Result<f64> {
+    let cluster = Cluster::with_topology(2, MTU, Some(&topology()))?;
+    let (r1, r2) = (cluster.pod(0, "r1")?, cluster.pod(1, "r2")?);
+    cluster.cni_add(0, LAB, "r1", &r1, "eth1")?;
+    cluster.cni_add(1, LAB, "r2", &r2, "eth1")?;
+    for i in 0..2 {
+        wait_up(&mut cluster.wires(i).await?)
+            .await
+            .with_context(|| {
+                let log = cluster.agent(i).map(|a| a.log()).unwrap_or_default();
+                format!("on node{i}; agent log:\n{log}")
+            })?;
+    }
+    r1.add_address("eth1", "10.0.0.1/30")?;
+    r2.add_address("eth1", "10.0.0.2/30")?;
+    iperf(&r1, &r2, secs)
+}
+
+/// One side of a hand-built cross-node wire (`xnode-manual.sh`): a VXLAN port to `remote`
+/// (ofport 1) and the pod's host end `vr` (ofport 11) on `ovsbr0`, two flows with tunnel key
+/// 77, TX checksum offload off on both veth ends; pod `r` with `eth1` at `cidr`.
+fn vxlan_side(node: &Node, remote: Ipv4Addr, cidr: &str) -> Result<Netns> {
+    node.add_bridge("ovsbr0")?;
+    let pod = node.pod("r")?;
+    node.netns().veth_to("vr", &pod, "eth1", Some(MTU))?;
+    pod.exec("ethtool", &["-K", "eth1", "tx", "off"])?;
+    node.netns().exec("ethtool", &["-K", "vr", "tx", "off"])?;
+    node.vsctl(&[
+        "add-port",
+        "ovsbr0",
+        "vx",
+        "--",
+        "set",
+        "Interface",
+        "vx",
+        "type=vxlan",
+        &format!("options:remote_ip={remote}"),
+        "options:key=flow",
+        "ofport_request=1",
+        "--",
+        "add-port",
+        "ovsbr0",
+        "vr",
+        "--",
+        "set",
+        "Interface",
+        "vr",
+        "ofport_request=11",
+    ])?;
+    for flow in [
+        "in_port=11,actions=set_field:77->tun_id,output:1",
+        "in_port=1,tun_id=77,actions=output:11",
+    ] {
+        node.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
+    }
+    pod.add_address("eth1", cidr)?;
+    Ok(pod)
+}
+
+/// The same cross-node wire by hand, on two fresh nodes joined by an underlay for MTU 9000.
+fn manual_across(secs: u32) -> Result<f64> {
+    let (x1, x2) = (
+        Testbed::node("bench-tcp-x1")?,
+        Testbed::node("bench-tcp-x2")?,
+    );
+    let underlay = Testbed::underlay(&[&x1, &x2], MTU)?;
+    let r1 = vxlan_side(&x1, underlay.ip(1), "10.0.0.1/30")?;
+    let r2 = vxlan_side(&x2, underlay.ip(0), "10.0.0.2/30")?;
+    iperf(&r1, &r2, secs)
+}
+
+/// Runs the scenario: on a same-node wire with `nodes` = 1, on a cross-node wire with 2.
+pub async fn run(secs: u32, nodes: usize) -> Result<Report> {
     ensure!(
         (1..=600).contains(&secs),
         "--seconds must be between 1 and 600"
     );
+    ensure!(
+        (1..=2).contains(&nodes),
+        "--nodes must be 1 (a same-node wire) or 2 (a wire across nodes)"
+    );
     let mut report = Report::new("tcp");
+    if nodes == 2 {
+        report.set("nodes", nodes);
+    }
     report.set("mtu", MTU);
     report.set("seconds", secs);
-    progress("ovswire: iperf3 over a wire built by the agent");
-    let ours = ovswire(secs).await?;
+    let (ours, hand) = if nodes == 1 {
+        progress("ovswire: iperf3 over a wire built by the agent");
+        let ours = ovswire(secs).await?;
+        progress("baseline: iperf3 over the same path built by hand");
+        (ours, manual(secs)?)
+    } else {
+        progress("ovswire: iperf3 over a cross-node wire built by two agents");
+        let ours = ovswire_across(secs).await?;
+        progress("baseline: iperf3 over a cross-node VXLAN wire built by hand");
+        (ours, manual_across(secs)?)
+    };
     report.set("ovswire_gbps", ours);
-    progress("baseline: iperf3 over the same path built by hand");
-    let hand = manual(secs)?;
     report.set("baseline_manual_gbps", hand);
     // Throughput: above 1 means the agent's wire is faster than the hand-built one.
     report.set("ratio_manual", crate::measure::ratio(ours, hand));

@@ -1,27 +1,47 @@
 //! `wire`: register every pod interface of N links through the agent's Cni API as fast as the
 //! clients can, and time until every link is up and sampled wires pass traffic; the CLI baseline
 //! wires the same number of links in the same run.
+//!
+//! With two nodes the lab is spread over a [`Cluster`]: the pods holding the `a` ends live on
+//! `node0`, the pods holding the `b` ends alternate between `node0` and `node1`, so about half
+//! the links cross nodes over VXLAN. The baseline then builds the same lab on two fresh nodes the
+//! CLI way, batched and bundled on each node.
 
-use std::sync::Arc;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use futures::stream::{self, StreamExt};
 use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{CniRequest, ListLinksRequest, OperState};
-use ovswire_testbed::{Netns, Testbed};
+use ovswire_testbed::{Netns, Node, Testbed};
+use tonic::transport::Channel;
 
 use super::baseline::{self, Mode};
 use super::{Report, progress};
 use crate::agent::{AgentProcess, Binaries};
+use crate::cluster::Cluster;
 use crate::measure::{ratio, secs_since};
 
 /// Interfaces per pod: labs have routers with many ports, not one pod per interface.
 const IFACES_PER_POD: usize = 8;
-/// CNI calls in flight at once (what a busy kubelet with Multus does).
+/// CNI calls in flight at once (what a busy kubelet with Multus does), per node.
 const CONCURRENCY: usize = 64;
 const LAB: &str = "bench";
+const MTU: u32 = 1500;
+/// How long all links may take to come up before the run fails.
+const UP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often both agents are asked for their links with two nodes: each ListLinks costs the
+/// agent CPU the wiring needs on a small machine.
+const POLL_ACROSS: Duration = Duration::from_millis(20);
+/// Pings each sampled link may need with two nodes: a frame waits for the main loop of each
+/// ovs-vswitchd it crosses (which polls the userspace datapath's ports), and a pass of that
+/// loop lasts seconds while the switch digests hundreds of new ports.
+const PING_ATTEMPTS: usize = 15;
+/// The OpenFlow port of the VXLAN port in the cross-node baseline.
+const VX_OFPORT: usize = 1;
 
 /// `(pod, ifname)` of both ends of link `i` among `links`: the first half of the pods hold the
 /// `a` ends, the second half the `b` ends.
@@ -35,12 +55,70 @@ fn ends(i: usize, links: usize) -> [(String, String); 2] {
 }
 
 fn topology(links: usize) -> String {
-    let mut t = format!("lab: {LAB}\nmtu: 1500\nlinks:\n");
+    let mut t = format!("lab: {LAB}\nmtu: {MTU}\nlinks:\n");
     for i in 0..links {
         let [(pa, ia), (pb, ib)] = ends(i, links);
         t.push_str(&format!("  - endpoints: [\"{pa}:{ia}\", \"{pb}:{ib}\"]\n"));
     }
     t
+}
+
+/// The index of pod `p<N>`.
+fn pod_index(pod: &str) -> usize {
+    pod[1..].parse().expect("pod names are p<N>")
+}
+
+/// Where the pods of a lab of `links` links live on `nodes` nodes.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    links: usize,
+    nodes: usize,
+}
+
+impl Placement {
+    /// The node pod `pod` lives on: every `a` pod on node 0, the `b` pods taking turns over
+    /// the nodes (with one node, everything on node 0).
+    fn node(self, pod: usize) -> usize {
+        let half = self.links.div_ceil(IFACES_PER_POD);
+        if pod < half {
+            0
+        } else {
+            (pod - half) % self.nodes
+        }
+    }
+
+    /// The nodes of both ends of link `i`.
+    fn link_nodes(self, i: usize) -> [usize; 2] {
+        ends(i, self.links).map(|(pod, _)| self.node(pod_index(&pod)))
+    }
+
+    fn is_cross(self, i: usize) -> bool {
+        let [a, b] = self.link_nodes(i);
+        a != b
+    }
+
+    fn cross_links(self) -> usize {
+        (0..self.links).filter(|&i| self.is_cross(i)).count()
+    }
+
+    /// How many links have an end on `node`.
+    fn links_on(self, node: usize) -> usize {
+        (0..self.links)
+            .filter(|&i| self.link_nodes(i).contains(&node))
+            .count()
+    }
+
+    /// Links whose traffic is checked: the first, middle and last, and the first and last
+    /// cross-node ones.
+    fn sample(self) -> Vec<usize> {
+        let links = self.links;
+        let mut sample = vec![0, links / 2, links - 1];
+        sample.extend((0..links).find(|&i| self.is_cross(i)));
+        sample.extend((0..links).rev().find(|&i| self.is_cross(i)));
+        sample.sort_unstable();
+        sample.dedup();
+        sample
+    }
 }
 
 /// Peak RSS (VmHWM) in MiB and CPU seconds (user + system) of a process.
@@ -63,12 +141,99 @@ fn usage(pid: u32) -> Option<(f64, f64)> {
     ))
 }
 
-/// Runs the scenario for one size.
-pub async fn run(links: usize) -> Result<Report> {
+/// ADDs every `(pod, ifname, netns)` through one agent's Cni API, [`CONCURRENCY`] at a time.
+async fn register(cni: CniClient<Channel>, ifaces: Vec<(String, String, PathBuf)>) -> Result<()> {
+    let calls = ifaces.into_iter().map(|(pod, ifname, netns)| {
+        let mut cni = cni.clone();
+        async move {
+            let req = CniRequest {
+                command: "ADD".into(),
+                container_id: format!("bench-{pod}"),
+                netns: netns.display().to_string(),
+                ifname: ifname.clone(),
+                args: format!("K8S_POD_NAMESPACE={LAB};K8S_POD_NAME={pod}"),
+                path: String::new(),
+                network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
+                    .to_vec(),
+            };
+            let resp = cni.add(req).await?.into_inner();
+            if let Some(e) = resp.error {
+                bail!("ADD {pod}:{ifname} failed: {} ({})", e.msg, e.code);
+            }
+            Ok(())
+        }
+    });
+    let results: Vec<Result<()>> = stream::iter(calls)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Addresses both ends of each sampled link (`10.<n+1>.0.1` and `.2`, a /30).
+fn address(sample: &[usize], links: usize, pods: &[Netns]) -> Result<()> {
+    for (n, &i) in sample.iter().enumerate() {
+        let [(pa, ia), (pb, ib)] = ends(i, links);
+        pods[pod_index(&pa)].add_address(&ia, &format!("10.{}.0.1/30", n + 1))?;
+        pods[pod_index(&pb)].add_address(&ib, &format!("10.{}.0.2/30", n + 1))?;
+    }
+    Ok(())
+}
+
+/// Pings over each sampled link from its `a` end, up to `attempts` times (2 s each) until one
+/// is answered.
+fn ping(sample: &[usize], links: usize, pods: &[Netns], attempts: usize) -> Result<()> {
+    for (n, &i) in sample.iter().enumerate() {
+        let [(pa, _), _] = ends(i, links);
+        let peer = format!("10.{}.0.2", n + 1);
+        let mut ok = false;
+        for _ in 0..attempts {
+            ok = pods[pod_index(&pa)]
+                .output("ping", &["-c", "1", "-W", "2", &peer])?
+                .status
+                .success();
+            if ok {
+                break;
+            }
+        }
+        ensure!(ok, "link {i} is up but does not pass traffic");
+    }
+    Ok(())
+}
+
+/// How many links of the lab the agent behind `wires` reports up that have an end on `node`
+/// (every link when `node` is `None`).
+async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) -> Result<usize> {
+    let list = wires
+        .list_links(ListLinksRequest { lab: LAB.into() })
+        .await?
+        .into_inner();
+    Ok(list
+        .links
+        .iter()
+        .filter(|l| l.oper == OperState::Up as i32)
+        .filter(|l| node.is_none_or(|n| l.node_a == n || l.node_b == n))
+        .count())
+}
+
+/// Runs the scenario for one size on `nodes` nodes.
+pub async fn run(links: usize, nodes: usize) -> Result<Report> {
     ensure!(
         (1..=15_000).contains(&links),
         "--links must be between 1 and 15000"
     );
+    ensure!(
+        (1..=2).contains(&nodes),
+        "--nodes must be 1 (every pod on one node) or 2 (about half the links across nodes)"
+    );
+    if nodes == 1 {
+        one_node(links).await
+    } else {
+        two_nodes(links).await
+    }
+}
+
+async fn one_node(links: usize) -> Result<Report> {
     let mut report = Report::new("wire");
     report.set("links", links);
     let node = Testbed::node("bench-wire")?;
@@ -87,77 +252,32 @@ pub async fn run(links: usize) -> Result<Report> {
     let mut wires = WiresClient::new(
         ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
     );
-    let pod_ns = Arc::new(pod_ns);
 
     let start = Instant::now();
-    let calls = (0..links)
+    let ifaces = (0..links)
         .flat_map(|i| ends(i, links))
         .map(|(pod, ifname)| {
-            let mut cni = cni.clone();
-            let netns = pod_ns[pod[1..].parse::<usize>().expect("pod names are p<N>")]
-                .path()
-                .to_owned();
-            async move {
-                let req = CniRequest {
-                    command: "ADD".into(),
-                    container_id: format!("bench-{pod}"),
-                    netns: netns.display().to_string(),
-                    ifname: ifname.clone(),
-                    args: format!("K8S_POD_NAMESPACE={LAB};K8S_POD_NAME={pod}"),
-                    path: String::new(),
-                    network_config:
-                        br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#.to_vec(),
-                };
-                let resp = cni.add(req).await?.into_inner();
-                if let Some(e) = resp.error {
-                    bail!("ADD {pod}:{ifname} failed: {} ({})", e.msg, e.code);
-                }
-                Ok(())
-            }
-        });
-    let results: Vec<Result<()>> = stream::iter(calls)
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<_>>>()?;
+            let netns = pod_ns[pod_index(&pod)].path().to_owned();
+            (pod, ifname, netns)
+        })
+        .collect();
+    register(cni, ifaces).await?;
     let registered_s = secs_since(start);
-    let sample: Vec<usize> = [0, links / 2, links - 1].into_iter().collect();
-    for (n, &i) in sample.iter().enumerate() {
-        let [(pa, ia), (pb, ib)] = ends(i, links);
-        let na = &pod_ns[pa[1..].parse::<usize>()?];
-        let nb = &pod_ns[pb[1..].parse::<usize>()?];
-        na.add_address(&ia, &format!("10.{}.0.1/30", n + 1))?;
-        nb.add_address(&ib, &format!("10.{}.0.2/30", n + 1))?;
-    }
+    let sample: Vec<usize> = Placement { links, nodes: 1 }.sample();
+    address(&sample, links, &pod_ns)?;
     loop {
-        let list = wires
-            .list_links(ListLinksRequest { lab: LAB.into() })
-            .await?
-            .into_inner();
-        let up = list
-            .links
-            .iter()
-            .filter(|l| l.oper == OperState::Up as i32)
-            .count();
+        let up = up_on(&mut wires, None).await?;
         if up == links {
             break;
         }
         ensure!(
-            start.elapsed() < Duration::from_secs(600),
-            "only {up} of {links} links came up in 600 s"
+            start.elapsed() < UP_TIMEOUT,
+            "only {up} of {links} links came up in {} s",
+            UP_TIMEOUT.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    for (n, &i) in sample.iter().enumerate() {
-        let [(pa, _), _] = ends(i, links);
-        let na = &pod_ns[pa[1..].parse::<usize>()?];
-        let peer = format!("10.{}.0.2", n + 1);
-        let ok = na
-            .output("ping", &["-c", "1", "-W", "2", &peer])?
-            .status
-            .success();
-        ensure!(ok, "link {i} is up but does not pass traffic");
-    }
+    ping(&sample, links, &pod_ns, 1)?;
     let ovswire_s = secs_since(start);
     report.set("ovswire_s", ovswire_s);
     report.set("registered_s", registered_s);
@@ -181,4 +301,285 @@ pub async fn run(links: usize) -> Result<Report> {
         report.set(&format!("ratio_{}", mode.name()), ratio(secs, ovswire_s));
     }
     Ok(report)
+}
+
+async fn two_nodes(links: usize) -> Result<Report> {
+    const NODES: usize = 2;
+    let place = Placement {
+        links,
+        nodes: NODES,
+    };
+    let cross = place.cross_links();
+    let mut report = Report::new("wire");
+    report.set("links", links);
+    report.set("nodes", NODES);
+    report.set("cross_links", cross);
+    let pods = 2 * links.div_ceil(IFACES_PER_POD);
+    progress(&format!(
+        "ovswire: {links} links ({cross} across nodes), {} interfaces on {pods} pods, {NODES} nodes",
+        2 * links
+    ));
+    let cluster = Cluster::with_topology(NODES, MTU, Some(&topology(links)))?;
+    let pod_ns: Vec<Netns> = (0..pods)
+        .map(|p| cluster.pod(place.node(p), &format!("p{p}")))
+        .collect::<Result<_>>()?;
+    let mut cnis = Vec::with_capacity(NODES);
+    let mut wires = Vec::with_capacity(NODES);
+    for i in 0..NODES {
+        let agent = cluster.agent(i)?;
+        cnis.push(CniClient::new(
+            ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
+        ));
+        wires.push(cluster.wires(i).await?);
+    }
+    let names: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    let expected: Vec<usize> = (0..NODES).map(|i| place.links_on(i)).collect();
+
+    let start = Instant::now();
+    let mut ifaces: Vec<Vec<(String, String, PathBuf)>> = vec![Vec::new(); NODES];
+    for (pod, ifname) in (0..links).flat_map(|i| ends(i, links)) {
+        let p = pod_index(&pod);
+        ifaces[place.node(p)].push((pod, ifname, pod_ns[p].path().to_owned()));
+    }
+    futures::future::try_join_all(
+        cnis.into_iter()
+            .zip(ifaces)
+            .map(|(cni, ifaces)| register(cni, ifaces)),
+    )
+    .await?;
+    let registered_s = secs_since(start);
+    let sample = place.sample();
+    address(&sample, links, &pod_ns)?;
+    loop {
+        let mut up = Vec::with_capacity(NODES);
+        for (w, name) in wires.iter_mut().zip(&names) {
+            up.push(up_on(w, Some(name)).await?);
+        }
+        if up == expected {
+            break;
+        }
+        ensure!(
+            start.elapsed() < UP_TIMEOUT,
+            "links up per node {up:?} of {expected:?} after {} s; {}",
+            UP_TIMEOUT.as_secs(),
+            keep_logs(&cluster)
+        );
+        tokio::time::sleep(POLL_ACROSS).await;
+    }
+    let up_s = secs_since(start);
+    ping(&sample, links, &pod_ns, PING_ATTEMPTS).with_context(|| keep_logs(&cluster))?;
+    let ovswire_s = secs_since(start);
+    report.set("ovswire_s", ovswire_s);
+    report.set("registered_s", registered_s);
+    report.set("up_s", up_s);
+    for i in 0..NODES {
+        if let Some((rss, cpu)) = usage(cluster.agent(i)?.pid()) {
+            report.set(&format!("agent{i}_rss_mb"), rss);
+            report.set(&format!("agent{i}_cpu_s"), cpu);
+        }
+    }
+    drop(pod_ns);
+    drop(cluster);
+
+    progress(&format!(
+        "baseline: {links} links ({cross} across nodes), bundled on each node"
+    ));
+    let secs = bundled_across(place)?;
+    report.set("baseline_bundled_s", secs);
+    report.set("ratio_bundled", ratio(secs, ovswire_s));
+    Ok(report)
+}
+
+/// Copies the agents' logs out of the nodes' directories (which go with the cluster); where
+/// they are.
+fn keep_logs(cluster: &Cluster) -> String {
+    let kept: Vec<String> = (0..cluster.nodes().len())
+        .filter_map(|i| {
+            let path = std::env::temp_dir().join(format!("ovswire-bench-wire-node{i}.log"));
+            std::fs::write(&path, cluster.agent(i).ok()?.log()).ok()?;
+            Some(path.display().to_string())
+        })
+        .collect();
+    format!("agent logs kept in {}", kept.join(" and "))
+}
+
+/// What the CLI baseline puts on one node: host veth ends as `(name, ofport)` and flows.
+#[derive(Debug, Default)]
+struct Half {
+    ports: Vec<(String, usize)>,
+    flows: String,
+}
+
+/// Node `node`'s half of the lab: for link `i`, the `a` end is port `a<i>` (ofport 2i+2) and
+/// the `b` end `b<i>` (ofport 2i+3); a same-node link is two `in_port -> output` flows, a
+/// cross-node end two flows to and from the VXLAN port with tunnel key i+1.
+fn half(place: Placement, node: usize) -> Half {
+    let mut h = Half::default();
+    for i in 0..place.links {
+        let [na, nb] = place.link_nodes(i);
+        let (pa, pb) = (2 * i + 2, 2 * i + 3);
+        let key = i + 1;
+        for (end, here, port) in [("a", na, pa), ("b", nb, pb)] {
+            if here == node {
+                h.ports.push((format!("{end}{i}"), port));
+            }
+        }
+        if na == node && nb == node {
+            h.flows
+                .push_str(&format!("table=0,in_port={pa},actions=output:{pb}\n"));
+            h.flows
+                .push_str(&format!("table=0,in_port={pb},actions=output:{pa}\n"));
+        } else if na == node || nb == node {
+            let port = if na == node { pa } else { pb };
+            h.flows.push_str(&format!(
+                "table=0,in_port={port},actions=set_field:{key}->tun_id,output:{VX_OFPORT}\n"
+            ));
+            h.flows.push_str(&format!(
+                "table=0,in_port={VX_OFPORT},tun_id={key},actions=output:{port}\n"
+            ));
+        }
+    }
+    h
+}
+
+/// Wires one node's half with the CLI: one `ovs-vsctl` transaction adding every port and the
+/// VXLAN port to `remote`, then one `ovs-ofctl --bundle add-flows` file.
+fn wire_half(node: &Node, half: &Half, remote: Ipv4Addr) -> Result<()> {
+    let mut args: Vec<String> = [
+        "--",
+        "add-port",
+        "ovsbr0",
+        "vx",
+        "--",
+        "set",
+        "Interface",
+        "vx",
+        "type=vxlan",
+    ]
+    .map(String::from)
+    .into();
+    args.push(format!("options:remote_ip={remote}"));
+    args.push("options:key=flow".into());
+    args.push(format!("ofport_request={VX_OFPORT}"));
+    for (name, port) in &half.ports {
+        args.extend(["--", "add-port", "ovsbr0"].map(String::from));
+        args.push(name.clone());
+        args.extend(["--", "set", "Interface"].map(String::from));
+        args.push(name.clone());
+        args.push(format!("ofport_request={port}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    node.vsctl(&args)?;
+    let file = node.dir().join("flows.txt");
+    std::fs::write(&file, &half.flows)?;
+    let file = file.to_str().expect("temp paths are UTF-8");
+    node.ofctl(&["-O", "OpenFlow14", "--bundle", "add-flows", "ovsbr0", file])?;
+    Ok(())
+}
+
+/// The same lab on two fresh nodes joined by an underlay, wired the CLI way, bundled: both
+/// nodes at once, each with one `ovs-vsctl` transaction and one bundled flow file. Veths are
+/// made beforehand; the seconds from the first command to the last one to finish.
+fn bundled_across(place: Placement) -> Result<f64> {
+    let nodes = [Testbed::node("base-x0")?, Testbed::node("base-x1")?];
+    let underlay = Testbed::underlay(&[&nodes[0], &nodes[1]], MTU)?;
+    let halves: Vec<Half> = (0..nodes.len()).map(|k| half(place, k)).collect();
+    for (node, half) in nodes.iter().zip(&halves) {
+        node.add_bridge("ovsbr0")?;
+        let pairs: Vec<(String, String)> = half
+            .ports
+            .iter()
+            .map(|(name, _)| (name.clone(), format!("p{name}")))
+            .collect();
+        node.netns().veths(&pairs)?;
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = nodes
+            .iter()
+            .zip(&halves)
+            .enumerate()
+            .map(|(k, (node, half))| {
+                let remote = underlay.ip(1 - k);
+                s.spawn(move || wire_half(node, half, remote))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("a baseline thread panicked"))
+            .collect::<Result<Vec<()>>>()
+    })?;
+    let took = secs_since(start);
+    for (node, half) in nodes.iter().zip(&halves) {
+        let agg = node.ofctl(&["-O", "OpenFlow13", "dump-aggregate", "ovsbr0"])?;
+        let flows = half.flows.lines().count();
+        ensure!(
+            agg.contains(&format!("flow_count={flows}")),
+            "baseline left flows out on {}: {agg}",
+            node.name()
+        );
+        let vx = node.vsctl(&["get", "Interface", "vx", "ofport"])?;
+        ensure!(
+            vx.trim() == VX_OFPORT.to_string(),
+            "the VXLAN port of {} got ofport {}",
+            node.name(),
+            vx.trim()
+        );
+    }
+    Ok(took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn about_half_the_links_cross_nodes() {
+        let place = Placement {
+            links: 500,
+            nodes: 2,
+        };
+        // 63 `b` pods, the odd ones on node1: 31 pods of 8 links.
+        assert_eq!(place.cross_links(), 248);
+        assert_eq!(place.links_on(0), 500);
+        assert_eq!(place.links_on(1), 248);
+        assert!(!place.is_cross(7) && place.is_cross(8) && !place.is_cross(16));
+        let sample = place.sample();
+        assert!(sample.iter().filter(|&&i| place.is_cross(i)).count() >= 2);
+        let one = Placement {
+            links: 500,
+            nodes: 1,
+        };
+        assert_eq!(one.cross_links(), 0);
+        assert_eq!(one.sample(), [0, 250, 499]);
+    }
+
+    #[test]
+    fn each_node_of_the_baseline_wires_its_own_ends() {
+        let place = Placement {
+            links: 16,
+            nodes: 2,
+        };
+        let (h0, h1) = (half(place, 0), half(place, 1));
+        // Links 0..8 are local to node0, links 8..16 cross to node1.
+        assert_eq!(h0.ports.len(), 24);
+        assert_eq!(h1.ports.len(), 8);
+        assert_eq!(h0.flows.lines().count(), 32);
+        assert_eq!(h1.flows.lines().count(), 16);
+        assert!(h0.flows.contains("in_port=2,actions=output:3\n"));
+        assert!(
+            h0.flows
+                .contains("in_port=18,actions=set_field:9->tun_id,output:1\n")
+        );
+        assert!(h1.flows.contains("in_port=1,tun_id=9,actions=output:19\n"));
+        assert_eq!(h1.ports[0], ("b8".to_owned(), 19));
+    }
+
+    #[test]
+    fn pods_are_named_by_index() {
+        assert_eq!(pod_index("p42"), 42);
+    }
 }

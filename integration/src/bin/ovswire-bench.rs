@@ -33,11 +33,16 @@ enum Scenario {
         flows: usize,
     },
     /// Register every interface of N links through the agent's Cni API and time until all
-    /// links are up and pass traffic, vs the CLI (per link up to 500, batched and bundled above).
+    /// links are up and pass traffic, vs the CLI (per link up to 500, batched and bundled above;
+    /// bundled on each node with two nodes).
     Wire {
         /// Link counts to measure, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000")]
         links: Vec<usize>,
+        /// 1: every pod on one node; 2: pods spread over two nodes, about half the links
+        /// across nodes (VXLAN).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
     /// CNI ADD latency through the real ovswire-cni binary, every pod added at once.
     Cni {
@@ -63,6 +68,9 @@ enum Scenario {
         /// Seconds each iperf3 run lasts.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// 1: a same-node wire; 2: a wire across two nodes (VXLAN).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
 }
 
@@ -80,11 +88,11 @@ async fn main() -> Result<()> {
         Scenario::OvsdbPorts { ports } => print(bench::ovsdb_ports::run(ports).await?),
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
-        Scenario::Tcp { seconds } => print(bench::tcp::run(seconds).await?),
+        Scenario::Tcp { seconds, nodes } => print(bench::tcp::run(seconds, nodes).await?),
         Scenario::Flap { flaps, nodes } => print(bench::flap::run(flaps, nodes).await?),
-        Scenario::Wire { ref links } => {
+        Scenario::Wire { ref links, nodes } => {
             for &n in links {
-                print(bench::wire::run(n).await?);
+                print(bench::wire::run(n, nodes).await?);
             }
         }
     }
