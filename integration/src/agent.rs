@@ -205,3 +205,42 @@ pub fn invoke_plugin(plugin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Resul
         .context("write the configuration to the plugin")?;
     child.wait_with_output().context("wait for the plugin")
 }
+
+/// A Cni client of an agent's socket.
+pub async fn cni_client(
+    socket: &Path,
+) -> Result<ovswire_proto::v1::cni_client::CniClient<tonic::transport::Channel>> {
+    let channel = ovswire_proto::unix_channel(socket, Duration::from_secs(5))
+        .await
+        .with_context(|| format!("connect to the Cni API at {}", socket.display()))?;
+    Ok(ovswire_proto::v1::cni_client::CniClient::new(channel))
+}
+
+/// CNI ADD of interface `ifname` of pod `pod` in lab (Kubernetes namespace) `lab`, living in
+/// `netns`, straight through an agent's Cni gRPC API (no plugin process); the container id is
+/// `<lab>-<pod>`.
+pub async fn grpc_add(
+    cni: &mut ovswire_proto::v1::cni_client::CniClient<tonic::transport::Channel>,
+    lab: &str,
+    pod: &str,
+    netns: &Path,
+    ifname: &str,
+) -> Result<()> {
+    let resp = cni
+        .add(ovswire_proto::v1::CniRequest {
+            command: "ADD".into(),
+            container_id: format!("{lab}-{pod}"),
+            netns: netns.display().to_string(),
+            ifname: ifname.into(),
+            args: format!("K8S_POD_NAMESPACE={lab};K8S_POD_NAME={pod}"),
+            path: String::new(),
+            network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
+                .to_vec(),
+        })
+        .await?
+        .into_inner();
+    if let Some(e) = resp.error {
+        bail!("ADD {lab}/{pod}:{ifname} failed: {} ({})", e.msg, e.code);
+    }
+    Ok(())
+}

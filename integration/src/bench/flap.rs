@@ -8,14 +8,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::wires_client::WiresClient;
-use ovswire_proto::v1::{AdminState, CniRequest, Endpoint, LinkRef, SetLinkStateRequest};
+use ovswire_proto::v1::{AdminState, Endpoint, LinkRef, SetLinkStateRequest};
 use ovswire_testbed::{LinkWatch, Netns, Node, Testbed};
 use tonic::transport::Channel;
 
 use super::{Report, progress};
-use crate::agent::{AgentProcess, Binaries};
+use crate::agent::{AgentProcess, Binaries, cni_client, grpc_add};
 use crate::cluster::Cluster;
 
 const LAB: &str = "flap";
@@ -195,24 +194,9 @@ async fn local(flaps: usize) -> Result<Series> {
     let node = Testbed::node("bench-flap")?;
     let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
     let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology()))?;
-    let mut cni = CniClient::new(
-        ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
-    );
+    let mut cni = cni_client(agent.cni_socket()).await?;
     for (pod, ns) in [("r1", &r1), ("r2", &r2)] {
-        let resp = cni
-            .add(CniRequest {
-                command: "ADD".into(),
-                container_id: format!("{LAB}-{pod}"),
-                netns: ns.path().display().to_string(),
-                ifname: "eth1".into(),
-                args: format!("K8S_POD_NAMESPACE={LAB};K8S_POD_NAME={pod}"),
-                path: String::new(),
-                network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
-                    .to_vec(),
-            })
-            .await?
-            .into_inner();
-        ensure!(resp.error.is_none(), "ADD {pod}: {:?}", resp.error);
+        grpc_add(&mut cni, LAB, pod, ns.path(), "eth1").await?;
     }
     wait_up(&[&r1, &r2], || agent.log())?;
     let mut flapper = Flapper::Api(WiresClient::new(

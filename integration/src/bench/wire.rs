@@ -11,17 +11,17 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use futures::stream::{self, StreamExt};
 use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::wires_client::WiresClient;
-use ovswire_proto::v1::{CniRequest, ListLinksRequest, OperState};
+use ovswire_proto::v1::{ListLinksRequest, OperState};
 use ovswire_testbed::{Netns, Node, Testbed};
 use tonic::transport::Channel;
 
 use super::baseline::{self, Mode};
 use super::{Report, progress};
-use crate::agent::{AgentProcess, Binaries};
+use crate::agent::{AgentProcess, Binaries, grpc_add};
 use crate::cluster::Cluster;
 use crate::measure::{ratio, secs_since};
 
@@ -146,20 +146,7 @@ async fn register(cni: CniClient<Channel>, ifaces: Vec<(String, String, PathBuf)
     let calls = ifaces.into_iter().map(|(pod, ifname, netns)| {
         let mut cni = cni.clone();
         async move {
-            let req = CniRequest {
-                command: "ADD".into(),
-                container_id: format!("bench-{pod}"),
-                netns: netns.display().to_string(),
-                ifname: ifname.clone(),
-                args: format!("K8S_POD_NAMESPACE={LAB};K8S_POD_NAME={pod}"),
-                path: String::new(),
-                network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
-                    .to_vec(),
-            };
-            let resp = cni.add(req).await?.into_inner();
-            if let Some(e) = resp.error {
-                bail!("ADD {pod}:{ifname} failed: {} ({})", e.msg, e.code);
-            }
+            grpc_add(&mut cni, LAB, &pod, &netns, &ifname).await?;
             Ok(())
         }
     });
