@@ -3,14 +3,13 @@
 //! crosses nodes: two agents build it over VXLAN, and the hand-built one is the recipe of
 //! `xnode-manual.sh`.
 
-use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{ListLinksRequest, OperState};
-use ovswire_testbed::{Netns, Node, Testbed};
+use ovswire_testbed::{Netns, Testbed};
 use tonic::transport::Channel;
 
 use super::{Report, progress};
@@ -150,47 +149,6 @@ async fn ovswire_across(secs: u32) -> Result<f64> {
     iperf(&r1, &r2, secs)
 }
 
-/// One side of a hand-built cross-node wire (`xnode-manual.sh`): a VXLAN port to `remote`
-/// (ofport 1) and the pod's host end `vr` (ofport 11) on `ovsbr0`, two flows with tunnel key
-/// 77, TX checksum offload off on both veth ends; pod `r` with `eth1` at `cidr`.
-fn vxlan_side(node: &Node, remote: Ipv4Addr, cidr: &str) -> Result<Netns> {
-    node.add_bridge("ovsbr0")?;
-    let pod = node.pod("r")?;
-    node.netns().veth_to("vr", &pod, "eth1", Some(MTU))?;
-    pod.exec("ethtool", &["-K", "eth1", "tx", "off"])?;
-    node.netns().exec("ethtool", &["-K", "vr", "tx", "off"])?;
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "vx",
-        "--",
-        "set",
-        "Interface",
-        "vx",
-        "type=vxlan",
-        &format!("options:remote_ip={remote}"),
-        "options:key=flow",
-        "ofport_request=1",
-        "--",
-        "add-port",
-        "ovsbr0",
-        "vr",
-        "--",
-        "set",
-        "Interface",
-        "vr",
-        "ofport_request=11",
-    ])?;
-    for flow in [
-        "in_port=11,actions=set_field:77->tun_id,output:1",
-        "in_port=1,tun_id=77,actions=output:11",
-    ] {
-        node.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
-    }
-    pod.add_address("eth1", cidr)?;
-    Ok(pod)
-}
-
 /// The same cross-node wire by hand, on two fresh nodes joined by an underlay for MTU 9000.
 fn manual_across(secs: u32) -> Result<f64> {
     let (x1, x2) = (
@@ -198,8 +156,8 @@ fn manual_across(secs: u32) -> Result<f64> {
         Testbed::node("bench-tcp-x2")?,
     );
     let underlay = Testbed::underlay(&[&x1, &x2], MTU)?;
-    let r1 = vxlan_side(&x1, underlay.ip(1), "10.0.0.1/30")?;
-    let r2 = vxlan_side(&x2, underlay.ip(0), "10.0.0.2/30")?;
+    let r1 = x1.manual_vxlan_side(underlay.ip(1), "10.0.0.1/30", MTU)?;
+    let r2 = x2.manual_vxlan_side(underlay.ip(0), "10.0.0.2/30", MTU)?;
     iperf(&r1, &r2, secs)
 }
 

@@ -275,6 +275,49 @@ impl Drop for Underlay {
 }
 
 impl Node {
+    /// One side of the cross-node wire `xnode-manual.sh` builds by hand with the OVS tools (the
+    /// baseline ovswire's cross-node wires are compared with): on bridge `ovsbr0`, a VXLAN port
+    /// `vx` (ofport 1) to `remote` and the host end `vr` (ofport 11) of pod `r`'s `eth1`, with the
+    /// flows `in_port=11 → set tun_id 77, output:1` and `in_port=1,tun_id=77 → output:11`; TX
+    /// checksum offload off on both veth ends, `cidr` on `eth1`. Returns the pod.
+    pub fn manual_vxlan_side(&self, remote: Ipv4Addr, cidr: &str, mtu: u32) -> Result<Netns> {
+        self.add_bridge("ovsbr0")?;
+        let pod = self.pod("r")?;
+        self.netns().veth_to("vr", &pod, "eth1", Some(mtu))?;
+        pod.exec("ethtool", &["-K", "eth1", "tx", "off"])?;
+        self.netns().exec("ethtool", &["-K", "vr", "tx", "off"])?;
+        self.vsctl(&[
+            "add-port",
+            "ovsbr0",
+            "vx",
+            "--",
+            "set",
+            "Interface",
+            "vx",
+            "type=vxlan",
+            &format!("options:remote_ip={remote}"),
+            "options:key=flow",
+            "ofport_request=1",
+            "--",
+            "add-port",
+            "ovsbr0",
+            "vr",
+            "--",
+            "set",
+            "Interface",
+            "vr",
+            "ofport_request=11",
+        ])?;
+        for flow in [
+            "in_port=11,actions=set_field:77->tun_id,output:1",
+            "in_port=1,tun_id=77,actions=output:11",
+        ] {
+            self.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
+        }
+        pod.add_address("eth1", cidr)?;
+        Ok(pod)
+    }
+
     /// The node's underlay address (the IPv4 address on `br-phy`), or `None` when the node is
     /// on no underlay.
     pub fn underlay_ip(&self) -> Result<Option<Ipv4Addr>> {

@@ -219,54 +219,12 @@ fn underlay_refuses_what_it_cannot_build() -> Result {
     Ok(())
 }
 
-/// One side of the hand-built cross-node wire: pod `r` with `eth1` (`10.9.0.<host>/24`), its
-/// host end `vr` (ofport 11) and a VXLAN port `vx` (ofport 1) to `remote` on `ovsbr0`, and the
-/// two flows of `xnode-manual.sh`. TX checksum offload is off on both veth ends.
-fn vxlan_side(node: &Node, remote: &str, host: u8) -> Result<Netns> {
-    node.add_bridge("ovsbr0")?;
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "vx",
-        "--",
-        "set",
-        "Interface",
-        "vx",
-        "type=vxlan",
-        &format!("options:remote_ip={remote}"),
-        "options:key=flow",
-        "ofport_request=1",
-    ])?;
-    let pod = node.pod("r")?;
-    node.netns().veth_to("vr", &pod, "eth1", Some(MTU))?;
-    pod.exec("ethtool", &["-K", "eth1", "tx", "off"])?;
-    node.netns().exec("ethtool", &["-K", "vr", "tx", "off"])?;
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "vr",
-        "--",
-        "set",
-        "Interface",
-        "vr",
-        "ofport_request=11",
-    ])?;
-    for flow in [
-        "in_port=11,actions=set_field:77->tun_id,output:1",
-        "in_port=1,tun_id=77,actions=output:11",
-    ] {
-        node.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
-    }
-    pod.add_address("eth1", &format!("10.9.0.{host}/24"))?;
-    Ok(pod)
-}
-
 #[test]
 fn vxlan_wire_across_nodes_carries_ping_and_tcp() -> Result {
     let (x1, x2) = (Testbed::node("vx-1")?, Testbed::node("vx-2")?);
     let underlay = Testbed::underlay(&[&x1, &x2], MTU)?;
-    let r1 = vxlan_side(&x1, &underlay.ip(1).to_string(), 1)?;
-    let r2 = vxlan_side(&x2, &underlay.ip(0).to_string(), 2)?;
+    let r1 = x1.manual_vxlan_side(underlay.ip(1), "10.9.0.1/24", MTU)?;
+    let r2 = x2.manual_vxlan_side(underlay.ip(0), "10.9.0.2/24", MTU)?;
     assert!(pings(&r1, "10.9.0.2")?, "no ping across the VXLAN wire");
     // A full-size frame crosses unfragmented (DF set): the underlay has room for the header.
     let big = r1.output(
