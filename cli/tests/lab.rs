@@ -27,7 +27,20 @@ struct Cli<'a> {
     lab: String,
 }
 
-impl Cli<'_> {
+impl<'a> Cli<'a> {
+    /// The CLI inside `node`, on the node's own OVS, for lab `lab`.
+    fn on(node: &'a Node, lab: &str) -> Self {
+        Self {
+            ns: node.netns(),
+            state: node.dir().join("state"),
+            ovs: vec![
+                format!("--ovsdb=unix:{}", node.db_sock().display()),
+                format!("--ovs-rundir={}", node.rundir().display()),
+            ],
+            lab: lab.to_owned(),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovswire"));
         cmd.args(args).env("OVSWIRE_STATE_DIR", &self.state);
@@ -159,15 +172,7 @@ fn assert_gone(node: Option<&Node>, lab: &str, state: &Path) {
 fn lab_up_wires_flaps_converges_and_down_removes_everything() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("a");
-    let cli = Cli {
-        ns: node.netns(),
-        state: node.dir().join("state"),
-        ovs: vec![
-            format!("--ovsdb=unix:{}", node.db_sock().display()),
-            format!("--ovs-rundir={}", node.rundir().display()),
-        ],
-        lab: lab.clone(),
-    };
+    let cli = Cli::on(&node, &lab);
     let file = write_lab(node.dir(), &lab);
     let table = cli.up(&file);
     assert_eq!(table.matches("  up").count(), 2, "{table}");
@@ -238,15 +243,7 @@ fn lab_up_wires_flaps_converges_and_down_removes_everything() {
 fn a_changed_file_rewires_only_what_changed() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("b");
-    let cli = Cli {
-        ns: node.netns(),
-        state: node.dir().join("state"),
-        ovs: vec![
-            format!("--ovsdb=unix:{}", node.db_sock().display()),
-            format!("--ovs-rundir={}", node.rundir().display()),
-        ],
-        lab: lab.clone(),
-    };
+    let cli = Cli::on(&node, &lab);
     let file = write_lab(node.dir(), &lab);
     cli.up(&file);
     let (r1, r3) = (format!("{lab}-r1"), format!("{lab}-r3"));
