@@ -8,10 +8,10 @@ use ovswire_proto::v1::wires_server::Wires;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
-use crate::core::plan::LinkStatus;
 use crate::peers::PeerClients;
 use crate::runtime::Agent;
+use ovswire_core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
+use ovswire_core::plan::LinkStatus;
 
 /// The `Wires` service of one agent.
 #[derive(Debug, Clone)]

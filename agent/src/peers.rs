@@ -20,9 +20,10 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
-use crate::core::model::{AdminState, EndpointKey, LinkKey, check_object_name};
 use crate::grpc::link_key;
-use crate::runtime::{Agent, PeerView};
+use crate::runtime::Agent;
+use ovswire_core::model::{AdminState, EndpointKey, LinkKey, check_object_name};
+use ovswire_core::peers::PeerView;
 
 /// The port agents serve `Peers` on.
 pub const DEFAULT_PORT: u16 = 7471;
@@ -98,7 +99,7 @@ fn view_of(state: &pb::NodeState) -> PeerView {
     }
     for k in &state.keys {
         if let Ok(link) = link_key(k.link.as_ref())
-            && (1..=crate::core::naming::MAX_TUNNEL_KEY).contains(&k.key)
+            && (1..=ovswire_core::naming::MAX_TUNNEL_KEY).contains(&k.key)
         {
             view.keys.insert(link, k.key);
         }

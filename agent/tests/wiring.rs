@@ -5,9 +5,9 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ovswire_agent::attach::AttachError;
-use ovswire_agent::core::model::AdminState;
-use ovswire_agent::core::plan::LinkStatus;
+use ovswire_core::attach::AttachError;
+use ovswire_core::model::AdminState;
+use ovswire_core::plan::LinkStatus;
 use support::{Lab, Result};
 
 const ONE_LINK: &str = "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 9000\n";
@@ -363,7 +363,7 @@ fn a_live_topology_edit_rewires_only_what_changed() -> Result {
     lab.attach("lab", "r3", "eth1", "c3", r3.path())?;
     let agent = lab.agent();
     // A second link appears (as a Kubernetes Topology edit would bring it).
-    let edited = ovswire_agent::core::topology::Topology::parse(
+    let edited = ovswire_core::topology::Topology::parse(
         "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 9000\n  - endpoints: [r1:eth2, r3:eth1]\n",
         "edit",
     )?;

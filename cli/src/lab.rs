@@ -128,7 +128,7 @@ pub fn bridge_name(lab: &str) -> String {
     if lab.len() <= 12 {
         format!("ow-{lab}")
     } else {
-        let hash = ovswire_agent::core::naming::datapath_id(lab);
+        let hash = ovswire_core::naming::datapath_id(lab);
         format!("ow-{:012x}", hash & 0xffff_ffff_ffff)
     }
 }
@@ -426,7 +426,7 @@ async fn start_agent(st: &mut LabState, ovs: &Ovs, topology: &Path) -> Result<()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
-    let dpid = ovswire_agent::core::naming::datapath_id(&format!("{host}/{}", st.name));
+    let dpid = ovswire_core::naming::datapath_id(&format!("{host}/{}", st.name));
     let mut cmd = std::process::Command::new(&agent);
     cmd.arg(format!("--ovsdb={}", ovs.db))
         .arg(format!("--ovs-rundir={}", ovs.rundir.display()))

@@ -268,11 +268,9 @@ mod tests {
         let mut names: Vec<(String, Option<u32>, bool)> =
             wires.iter().map(|w| (w.name(), w.mtu, w.down)).collect();
         names.sort();
-        let agent = ovswire_agent::core::topology::Topology::parse(
-            &crate::file::agent_topology(&spec),
-            "ring",
-        )
-        .unwrap();
+        let agent =
+            ovswire_core::topology::Topology::parse(&crate::file::agent_topology(&spec), "ring")
+                .unwrap();
         let mut expected: Vec<(String, Option<u32>, bool)> = agent
             .links
             .values()
@@ -281,7 +279,7 @@ mod tests {
                 (
                     format!("{}:{}--{}:{}", a.pod, a.ifname, b.pod, b.ifname),
                     Some(l.mtu),
-                    l.admin == ovswire_agent::core::model::AdminState::Down,
+                    l.admin == ovswire_core::model::AdminState::Down,
                 )
             })
             .collect();

@@ -52,14 +52,12 @@ mod desired;
 mod error;
 #[cfg(test)]
 mod fake_api;
-mod names;
 mod source;
 mod status;
 mod wire;
 
 pub use desired::Desired;
 pub use error::{Error, Result};
-pub use names::{MAX_IFNAME, MAX_MTU, MIN_MTU};
 pub use source::{Source, SourceConfig, UNDERLAY_ANNOTATION};
 pub use status::{FIELD_MANAGER_PREFIX, LinkReport, StatusConfig, StatusReporter, StatusWriter};
 pub use wire::{Origin, OriginKind, Rejected, Wire, wires_from_meshnet, wires_from_ovswire};

@@ -10,10 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use kube::ResourceExt;
+use ovswire_core::{
+    DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec, NameError, check_ifname, check_mtu,
+    check_object_name, link_name,
+};
 
 use crate::crd::{AdminState, MeshnetTopology, Topology};
 use crate::error::{Error, Result};
-use crate::names::{check_ifname, check_mtu, check_object_name, parse_endpoint};
 
 /// One wire: a point-to-point link between two pod interfaces of a lab.
 ///
@@ -27,7 +30,8 @@ pub struct Wire {
     pub a: (String, String),
     /// The end that sorts second.
     pub b: (String, String),
-    /// The link's MTU; `None` leaves it to the CNI configuration's `mtu` (default 9500).
+    /// The link's MTU; `None` when the objects set none, which gives the link ovswire's
+    /// default, [`DEFAULT_MTU`] (9500).
     pub mtu: Option<u32>,
     /// Whether the link is to be down (no carrier on either end).
     pub down: bool,
@@ -53,8 +57,33 @@ impl Wire {
 
     /// The link's name, `r1:eth1--r2:eth1`: the name the agent and the status use.
     pub fn name(&self) -> String {
-        format!("{}:{}--{}:{}", self.a.0, self.a.1, self.b.0, self.b.1)
+        link_name((&self.a.0, &self.a.1), (&self.b.0, &self.b.1))
     }
+}
+
+impl TryFrom<&Wire> for LinkSpec {
+    type Error = NameError;
+
+    /// The link the agent wires: the ends validated, [`DEFAULT_MTU`] when the wire has no MTU.
+    fn try_from(w: &Wire) -> Result<Self, NameError> {
+        let end = |(pod, ifname): &(String, String)| EndpointKey::new(&w.lab, pod, ifname);
+        Ok(Self {
+            key: LinkKey::new(end(&w.a)?, end(&w.b)?)?,
+            mtu: w.mtu.unwrap_or(DEFAULT_MTU),
+            admin: if w.down {
+                ovswire_core::AdminState::Down
+            } else {
+                ovswire_core::AdminState::Up
+            },
+        })
+    }
+}
+
+/// Reads an endpoint written `pod:ifname` as `(pod, ifname)`.
+fn parse_endpoint(namespace: &str, written: &str) -> Result<(String, String), String> {
+    EndpointKey::parse(namespace, written)
+        .map(|e| (e.pod, e.ifname))
+        .map_err(|e| e.to_string())
 }
 
 /// Which object a link came from.
@@ -198,7 +227,8 @@ pub(crate) fn parse_ovswire(namespace: &str, topology: &Topology) -> Parsed {
         reason,
     };
     if let Err(e) = check_object_name("namespace", namespace) {
-        out.rejected.push(reject("metadata.namespace".into(), e));
+        out.rejected
+            .push(reject("metadata.namespace".into(), e.to_string()));
         return out;
     }
     let default_mtu = match topology.spec.mtu.map(check_mtu).transpose() {
@@ -222,7 +252,7 @@ pub(crate) fn parse_ovswire(namespace: &str, topology: &Topology) -> Parsed {
             )));
             continue;
         };
-        let (x, y) = match (parse_endpoint(x), parse_endpoint(y)) {
+        let (x, y) = match (parse_endpoint(namespace, x), parse_endpoint(namespace, y)) {
             (Ok(x), Ok(y)) => (x, y),
             (Err(e), _) | (_, Err(e)) => {
                 pending_rejects.push(fail(e));
@@ -295,7 +325,7 @@ pub(crate) fn parse_meshnet(namespace: &str, topologies: &[&MeshnetTopology]) ->
             out.rejected.push(reject(
                 &t.name_any(),
                 "metadata.namespace".into(),
-                e.clone(),
+                e.to_string(),
             ));
         }
         return out;
@@ -320,6 +350,7 @@ pub(crate) fn parse_meshnet(namespace: &str, topologies: &[&MeshnetTopology]) ->
                     .and_then(|()| check_ifname(&link.local_intf))
                     .and_then(|()| check_ifname(&link.peer_intf))
                     .err()
+                    .map(|e| e.to_string())
             };
             if let Some(why) = problem {
                 out.rejected.push(reject(object, uid, why));

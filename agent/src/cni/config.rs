@@ -8,8 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::error::{CniError, Code, Result};
-use crate::core::model::{check_ifname, check_object_name};
-use crate::core::topology::{MAX_MTU, MIN_MTU};
+use ovswire_core::model::{MAX_MTU, MIN_MTU, check_ifname, check_mtu, check_object_name};
 
 /// A CNI command the agent serves (VERSION is answered by the plugin itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +116,8 @@ pub struct NetConf {
     pub version: Version,
     /// `name`.
     pub name: String,
-    /// `mtu`: the links' MTU when the topology sets none.
+    /// `mtu`: the MTU of an interface that no link of the topology names. A link always has an
+    /// MTU of its own (the topology's, 9500 when it sets none), which wins.
     pub mtu: Option<u32>,
     /// `prevResult`, the result of the plugins before us (ADD) or of the last ADD (CHECK, DEL).
     pub prev_result: Option<Map<String, Value>>,
@@ -189,7 +189,7 @@ impl NetConf {
             Some(v) => Some(
                 v.as_u64()
                     .and_then(|m| u32::try_from(m).ok())
-                    .filter(|m| (MIN_MTU..=MAX_MTU).contains(m))
+                    .filter(|m| check_mtu(*m).is_ok())
                     .ok_or_else(|| {
                         invalid(
                             format!("mtu {v} is not a valid MTU"),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::attach::AttachError;
+use ovswire_core::attach::AttachError;
 
 /// An error code: the spec's well-known ones, then ovswire's own (100 and up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # async fn serve<A: ovswire_agent::attach::Attacher>(attacher: Arc<A>) {
+//! # async fn serve<A: ovswire_core::attach::Attacher>(attacher: Arc<A>) {
 //! use ovswire_proto::v1::cni_server;
 //! let service = cni_server::CniServer::new(ovswire_agent::cni::CniServer::new(attacher));
 //! # let _ = service;
@@ -37,11 +37,11 @@ pub use config::{Command, NetConf, PodIdentity, Version};
 pub use error::{CniError, Code};
 pub use result::{add_result, mac_string};
 
-use crate::attach::{AttachRequest, Attacher};
-use crate::core::model::EndpointKey;
 use crate::netdev::PodLink;
 use config::{check_cni_ifname, check_container_id, check_netns};
 use error::Result;
+use ovswire_core::attach::{AttachRequest, Attacher};
+use ovswire_core::model::EndpointKey;
 use result::find_sandbox_interface;
 
 /// What CHECK reads from inside a pod: its interface as the kernel shows it.

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::config::Version;
-use crate::attach::Attachment;
+use ovswire_core::attach::Attachment;
 
 /// Formats a MAC the way CNI results write it: lower-case, colon-separated.
 pub fn mac_string(mac: &[u8; 6]) -> String {
@@ -78,7 +78,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::core::model::EndpointKey;
+    use ovswire_core::model::EndpointKey;
 
     fn attachment() -> Attachment {
         Attachment {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::*;
-use crate::attach::{AttachError, Attachment};
+use ovswire_core::attach::{AttachError, Attachment};
 
 #[derive(Debug, Default)]
 struct Fake {

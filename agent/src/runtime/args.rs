@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::ovs::BridgeConfig;
 use super::{Agent, Config};
-use crate::core::topology::Topology;
+use ovswire_core::topology::Topology;
 
 /// ovswire-agent: wires pods on this node through Open vSwitch (OVSDB + OpenFlow, no OVS tools).
 #[derive(Debug, Parser)]
@@ -111,7 +111,7 @@ fn parse_peer(s: &str) -> Result<(String, std::net::IpAddr), String> {
     let (name, ip) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not NAME=IP, e.g. node2=10.0.0.2"))?;
-    crate::core::model::check_object_name("peer node name", name).map_err(|e| e.to_string())?;
+    ovswire_core::model::check_object_name("peer node name", name).map_err(|e| e.to_string())?;
     let ip = ip
         .parse()
         .map_err(|_| format!("{ip:?} in {s:?} is not an IP address"))?;
@@ -131,7 +131,7 @@ fn datapath_id(args: &Args, node: &str) -> Result<u64> {
     match &args.datapath_id {
         Some(hex) => u64::from_str_radix(hex.trim_start_matches("0x"), 16)
             .with_context(|| format!("--datapath-id {hex:?} is not a hexadecimal number")),
-        None => Ok(crate::core::naming::datapath_id(node)),
+        None => Ok(ovswire_core::naming::datapath_id(node)),
     }
 }
 
@@ -172,7 +172,9 @@ pub async fn run(args: Args) -> Result<()> {
     let mut links = std::collections::BTreeMap::new();
     let mut labs = std::collections::BTreeMap::new();
     for path in &args.topology {
-        let t = Topology::load(path)?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read topology file {}", path.display()))?;
+        let t = Topology::parse(&text, &path.display().to_string())?;
         if let Some(other) = labs.insert(t.lab.clone(), path) {
             bail!(
                 "lab {} is in two topology files, {} and {}; give each lab one file",

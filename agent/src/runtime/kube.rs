@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ovswire_k8s::crd::LinkState;
-use ovswire_k8s::{Desired, LinkReport, Source, StatusWriter, Wire};
+use ovswire_k8s::{Desired, LinkReport, Source, StatusWriter};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Agent;
-use crate::core::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
-use crate::core::plan::LinkStatus;
+use ovswire_core::model::{LinkKey, LinkSpec};
+use ovswire_core::plan::LinkStatus;
 
 /// How long link events are gathered before one status report.
 const REPORT_DELAY: Duration = Duration::from_millis(200);
@@ -27,30 +27,14 @@ const REPORT_DELAY: Duration = Duration::from_millis(200);
 fn links_of(desired: &Desired, node: &str) -> BTreeMap<LinkKey, LinkSpec> {
     let mut links = BTreeMap::new();
     for w in desired.wires_on(node) {
-        match link_of(w) {
+        match LinkSpec::try_from(w) {
             Ok(spec) => {
                 links.insert(spec.key.clone(), spec);
             }
-            Err(e) => warn!(lab = w.lab, link = w.name(), error = e, "link skipped"),
+            Err(e) => warn!(lab = w.lab, link = w.name(), error = %e, "link skipped"),
         }
     }
     links
-}
-
-fn link_of(w: &Wire) -> Result<LinkSpec, String> {
-    let end = |(pod, ifname): &(String, String)| {
-        EndpointKey::new(&w.lab, pod, ifname).map_err(|e| e.to_string())
-    };
-    let key = LinkKey::new(end(&w.a)?, end(&w.b)?).map_err(|e| e.to_string())?;
-    Ok(LinkSpec {
-        key,
-        mtu: w.mtu.unwrap_or(DEFAULT_MTU),
-        admin: if w.down {
-            AdminState::Down
-        } else {
-            AdminState::Up
-        },
-    })
 }
 
 /// How every link with a local end stands, for the Topology status.
@@ -66,11 +50,10 @@ fn reports(agent: &Agent) -> Vec<LinkReport> {
                 LinkStatus::Pending(r) => (LinkState::Pending, Some(r)),
                 LinkStatus::Error(r) => (LinkState::Error, Some(r)),
             };
-            let (a, b) = (spec.key.a(), spec.key.b());
             let some = |s: String| (!s.is_empty()).then_some(s);
             LinkReport {
                 lab: spec.key.lab().to_owned(),
-                link: format!("{}:{}--{}:{}", a.pod, a.ifname, b.pod, b.ifname),
+                link: spec.key.name(),
                 state,
                 reason,
                 node_a: some(info.node_a),
@@ -135,72 +118,5 @@ pub async fn run(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wires_become_links_with_defaults() {
-        let w = Wire {
-            lab: "lab".into(),
-            a: ("r1".into(), "eth1".into()),
-            b: ("r2".into(), "eth1".into()),
-            mtu: None,
-            down: true,
-        };
-        let l = link_of(&w).unwrap();
-        assert_eq!(l.key.to_string(), "lab/r1:eth1--r2:eth1");
-        assert_eq!((l.mtu, l.admin), (DEFAULT_MTU, AdminState::Down));
-        let bad = Wire {
-            b: ("r2".into(), "eth/1".into()),
-            ..w
-        };
-        assert!(link_of(&bad).is_err());
-    }
-
-    #[test]
-    fn kne_meshnet_objects_give_the_same_links_as_the_static_topology() {
-        // What KNE writes for a 3-router ring: one object per pod, each link from both sides.
-        let kne = r#"
-- apiVersion: networkop.co.uk/v1beta1
-  kind: Topology
-  metadata: {name: r1, namespace: ring}
-  spec:
-    links:
-      - {uid: 1, peer_pod: r2, local_intf: eth1, peer_intf: eth1}
-      - {uid: 3, peer_pod: r3, local_intf: eth2, peer_intf: eth2}
-- apiVersion: networkop.co.uk/v1beta1
-  kind: Topology
-  metadata: {name: r2, namespace: ring}
-  spec:
-    links:
-      - {uid: 1, peer_pod: r1, local_intf: eth1, peer_intf: eth1}
-      - {uid: 2, peer_pod: r3, local_intf: eth2, peer_intf: eth1}
-- apiVersion: networkop.co.uk/v1beta1
-  kind: Topology
-  metadata: {name: r3, namespace: ring}
-  spec:
-    links:
-      - {uid: 2, peer_pod: r2, local_intf: eth1, peer_intf: eth2}
-      - {uid: 3, peer_pod: r1, local_intf: eth2, peer_intf: eth2}
-"#;
-        let objects: Vec<ovswire_k8s::crd::MeshnetTopology> = serde_yaml_ng::from_str(kne).unwrap();
-        let wires = ovswire_k8s::wires_from_meshnet("ring", &objects).unwrap();
-        let from_kne: BTreeMap<LinkKey, LinkSpec> = wires
-            .iter()
-            .map(|w| {
-                let l = link_of(w).unwrap();
-                (l.key.clone(), l)
-            })
-            .collect();
-        let file = crate::core::topology::Topology::parse(
-            "lab: ring\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, r3:eth1]\n  - endpoints: [r3:eth2, r1:eth2]\n",
-            "ring.yaml",
-        )
-        .unwrap();
-        assert_eq!(from_kne, file.links);
     }
 }

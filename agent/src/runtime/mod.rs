@@ -1,11 +1,10 @@
 //! The running agent: shared state, the reconcile loop, and the [`Attacher`] the CNI layer
-//! calls. Everything it decides comes from [`crate::core::plan`]; this module only moves data
+//! calls. Everything it decides comes from [`ovswire_core::plan`]; this module only moves data
 //! between OVS, the kernel and that planner.
 
 pub mod args;
 pub mod kube;
 pub mod ovs;
-pub mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,13 +14,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
-use crate::attach::{AttachError, AttachRequest, Attacher, Attachment};
-use crate::core::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
-use crate::core::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
-use crate::core::plan::{Elsewhere, Endpoint, LinkStatus, Observed, OfportState, Plan, World};
 use crate::netdev::{Netdev, NetdevError, VethSpec};
 use ovs::Ovs;
-pub use remote::{Here, PeerView};
+use ovswire_core::attach::{AttachError, AttachRequest, Attacher, Attachment};
+use ovswire_core::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
+use ovswire_core::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
+use ovswire_core::peers::{self, Here, PeerView};
+use ovswire_core::plan::{Elsewhere, Endpoint, LinkStatus, Observed, OfportState, Plan, World};
 
 /// What the reconcile loop does after a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +155,7 @@ impl State {
             used.insert(p);
             Some(p)
         };
-        let next = remote::rebuild(
+        let next = peers::rebuild(
             &self.here,
             &self.links,
             &self.endpoints,
@@ -327,7 +326,7 @@ impl Agent {
             "adopted existing state"
         );
         let (peers, elsewhere) =
-            remote::adopt(&config.here, &state.links, &state.endpoints, &observed);
+            peers::adopt(&config.here, &state.links, &state.endpoints, &observed);
         state.peers = peers;
         for (node, ip) in &config.peers {
             state.peers.entry(node.clone()).or_default().underlay_ip = Some(ip.clone());
@@ -729,7 +728,7 @@ impl Agent {
                 } else {
                     st.observed.of_ports.insert(
                         port.port_no,
-                        crate::core::plan::OfPort {
+                        ovswire_core::plan::OfPort {
                             mac: port.hw_addr.0,
                             down: port.config
                                 & ovswire_openflow::types::port_config::OFPPC_PORT_DOWN

@@ -11,8 +11,8 @@ use ovswire_openflow::{Action, FlowMod, Instruction, MacAddr, Message, OxmField,
 use ovswire_ovsdb::vswitch::{BridgeSpec, DatapathType, PortRef, PortSpec, Vswitch};
 use ovswire_ovsdb::{Client, Condition, Mutation, Operation, Value};
 
-use crate::core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
-use crate::core::plan::{
+use ovswire_core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
+use ovswire_core::plan::{
     FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan,
 };
 
@@ -320,7 +320,7 @@ impl Ovs {
     }
 }
 
-fn port_spec(p: &crate::core::plan::PortWant) -> PortSpec {
+fn port_spec(p: &ovswire_core::plan::PortWant) -> PortSpec {
     let ofport = u16::try_from(p.ofport).expect("the allocator hands out ports up to 65279");
     let mut spec = PortSpec::new(&p.name).ofport_request(ofport);
     if let Some(kind) = &p.kind {

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ovswire_agent::attach::{AttachRequest, Attacher, Attachment};
-use ovswire_agent::core::model::{EndpointKey, LinkKey, LinkSpec};
-use ovswire_agent::core::plan::LinkStatus;
-use ovswire_agent::core::topology::Topology;
 use ovswire_agent::runtime::ovs::BridgeConfig;
 use ovswire_agent::runtime::{Agent, Config};
+use ovswire_core::attach::{AttachRequest, Attacher, Attachment};
+use ovswire_core::model::{EndpointKey, LinkKey, LinkSpec};
+use ovswire_core::plan::LinkStatus;
+use ovswire_core::topology::Topology;
 use ovswire_ovsdb::vswitch::DatapathType;
 use ovswire_testbed::{Node, Testbed};
 use tokio::runtime::Runtime;
@@ -67,7 +67,7 @@ impl Lab {
                 datapath_id: 0x0f57_0000_0000_0001,
                 rundir: self.node.rundir().to_owned(),
             },
-            here: ovswire_agent::runtime::Here {
+            here: ovswire_core::peers::Here {
                 node: "node".into(),
                 ..Default::default()
             },

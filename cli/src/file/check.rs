@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ovswire_agent::core::model::{MAX_IFNAME, check_ifname, check_object_name};
-use ovswire_agent::core::topology::{MAX_MTU, MIN_MTU};
+use ovswire_core::model::{MAX_IFNAME, check_ifname, check_mtu, check_object_name};
 use serde::de::DeserializeOwned;
 
 use super::locate::{Step, line_of};
@@ -184,16 +183,6 @@ pub(super) fn endpoints_with_addrs(written: &[String]) -> Result<Vec<EndpointSpe
 /// What to do about a node name Kubernetes would refuse.
 const RENAME_NODE: &str = "rename it here and in its links";
 
-fn check_mtu(mtu: u32) -> Result<(), String> {
-    if (MIN_MTU..=MAX_MTU).contains(&mtu) {
-        Ok(())
-    } else {
-        Err(format!(
-            "MTU {mtu} is out of range; use {MIN_MTU} to {MAX_MTU}"
-        ))
-    }
-}
-
 /// What to do about an interface name the kernel would refuse.
 fn ifname_advice(format: Format, ifname: &str) -> String {
     if ifname.contains('/') {
@@ -229,7 +218,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
     check_object_name("lab name", &draft.name)
         .map_err(|e| doc.invalid(&draft.name_at, format!("{e}; rename the lab")))?;
     if let Some(mtu) = draft.mtu {
-        check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m))?;
+        check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m.to_string()))?;
     }
 
     let mut nodes = BTreeMap::new();
@@ -294,7 +283,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             }
         }
         if let Some(mtu) = link.mtu {
-            check_mtu(mtu).map_err(|m| fail(&m))?;
+            check_mtu(mtu).map_err(|m| fail(&m.to_string()))?;
         }
         for e in [&a, &b] {
             used.insert((e.node.clone(), e.ifname.clone()), (i, name.clone()));

@@ -11,7 +11,7 @@
 //! `conf_dir`, `nsm`...) configure k8s-topo itself and are ignored. The file names no lab, so
 //! the lab is named after the file.
 
-use ovswire_agent::core::model::check_object_name;
+use ovswire_core::model::check_object_name;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
-use ovswire_agent::core::model::AdminState;
-use ovswire_agent::core::topology::Topology;
+use ovswire_core::model::AdminState;
+use ovswire_core::topology::Topology;
 
 use super::*;
 use crate::spec::{Cidr, EndpointSpec, LinkSpec, NodeSpec};
@@ -313,7 +313,7 @@ fn agent_topology_round_trips_through_the_agents_parser() {
             Topology::parse(&text, "agent.yaml").unwrap_or_else(|e| panic!("{f}: {e}\n{text}"));
         assert_eq!(topo.lab, spec.name);
         assert_eq!(topo.links.len(), spec.links.len(), "{f}");
-        let default_mtu = spec.mtu.unwrap_or(ovswire_agent::core::model::DEFAULT_MTU);
+        let default_mtu = spec.mtu.unwrap_or(ovswire_core::model::DEFAULT_MTU);
         for l in &spec.links {
             let found = topo
                 .links
@@ -585,11 +585,11 @@ fn semantic_errors_name_the_link_and_its_line() {
         ),
         (
             "  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 70000\n",
-            "MTU 70000 is out of range; use 68 to 65535",
+            "mtu 70000 is out of range, use 68 to 65535",
         ),
         (
             "  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 67\n",
-            "MTU 67 is out of range",
+            "mtu 67 is out of range",
         ),
         (
             "  - endpoints: [r1:eth1, \"r2:eth1:10.0.0.2\"]\n",
@@ -640,7 +640,7 @@ fn semantic_errors_name_the_link_and_its_line() {
     assert_eq!(
         (m.as_str(), line),
         (
-            "topology file t, line 2: MTU 10 is out of range; use 68 to 65535",
+            "topology file t, line 2: mtu 10 is out of range, use 68 to 65535",
             Some(2)
         )
     );

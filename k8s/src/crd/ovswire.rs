@@ -103,6 +103,24 @@ pub enum AdminState {
     Down,
 }
 
+impl From<AdminState> for ovswire_core::AdminState {
+    fn from(s: AdminState) -> Self {
+        match s {
+            AdminState::Up => Self::Up,
+            AdminState::Down => Self::Down,
+        }
+    }
+}
+
+impl From<ovswire_core::AdminState> for AdminState {
+    fn from(s: ovswire_core::AdminState) -> Self {
+        match s {
+            ovswire_core::AdminState::Up => Self::Up,
+            ovswire_core::AdminState::Down => Self::Down,
+        }
+    }
+}
+
 /// What the agents report about the links of a `Topology` object.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

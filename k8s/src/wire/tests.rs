@@ -342,3 +342,68 @@ fn a_lab_split_over_objects_keeps_the_first_claim() {
     first.metadata.name = Some("a".into());
     assert_eq!(plan_lab("lab1", &[&first, &second], &mesh), plan);
 }
+
+#[test]
+fn wires_become_links_with_defaults() {
+    let w = Wire {
+        lab: "lab".into(),
+        a: ("r1".into(), "eth1".into()),
+        b: ("r2".into(), "eth1".into()),
+        mtu: None,
+        down: true,
+    };
+    let l = LinkSpec::try_from(&w).unwrap();
+    assert_eq!(l.key.to_string(), "lab/r1:eth1--r2:eth1");
+    assert_eq!(
+        (l.mtu, l.admin),
+        (DEFAULT_MTU, ovswire_core::AdminState::Down)
+    );
+    let bad = Wire {
+        b: ("r2".into(), "eth/1".into()),
+        ..w
+    };
+    assert!(LinkSpec::try_from(&bad).is_err());
+}
+
+#[test]
+fn kne_meshnet_objects_give_the_same_links_as_the_static_topology() {
+    // What KNE writes for a 3-router ring: one object per pod, each link from both sides.
+    let kne = r#"
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r1, namespace: ring}
+  spec:
+    links:
+      - {uid: 1, peer_pod: r2, local_intf: eth1, peer_intf: eth1}
+      - {uid: 3, peer_pod: r3, local_intf: eth2, peer_intf: eth2}
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r2, namespace: ring}
+  spec:
+    links:
+      - {uid: 1, peer_pod: r1, local_intf: eth1, peer_intf: eth1}
+      - {uid: 2, peer_pod: r3, local_intf: eth2, peer_intf: eth1}
+- apiVersion: networkop.co.uk/v1beta1
+  kind: Topology
+  metadata: {name: r3, namespace: ring}
+  spec:
+    links:
+      - {uid: 2, peer_pod: r2, local_intf: eth1, peer_intf: eth2}
+      - {uid: 3, peer_pod: r1, local_intf: eth2, peer_intf: eth2}
+"#;
+    let objects: Vec<MeshnetTopology> = serde_yaml_ng::from_str(kne).unwrap();
+    let wires = wires_from_meshnet("ring", &objects).unwrap();
+    let from_kne: std::collections::BTreeMap<LinkKey, LinkSpec> = wires
+        .iter()
+        .map(|w| {
+            let l = LinkSpec::try_from(w).unwrap();
+            (l.key.clone(), l)
+        })
+        .collect();
+    let file = ovswire_core::Topology::parse(
+            "lab: ring\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, r3:eth1]\n  - endpoints: [r3:eth2, r1:eth2]\n",
+            "ring.yaml",
+        )
+        .unwrap();
+    assert_eq!(from_kne, file.links);
+}

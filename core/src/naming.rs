@@ -1,7 +1,7 @@
 //! Deterministic names and numbers the agent derives, so that a restarted agent arrives at the
 //! same ones and recognises what it made before.
 
-use super::model::LinkKey;
+use crate::model::LinkKey;
 
 /// Marks a flow cookie as ovswire's: the top 16 bits. The agent never touches flows without it.
 pub const COOKIE_TAG: u64 = 0x0f57_0000_0000_0000;
@@ -88,7 +88,7 @@ pub fn preferred_tunnel_key(link: &LinkKey) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::EndpointKey;
+    use crate::model::EndpointKey;
 
     fn link(lab: &str, a: &str, b: &str) -> LinkKey {
         LinkKey::new(

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use crate::core::model::EndpointKey;
+use crate::model::EndpointKey;
 
 /// What CNI ADD asks for: a pod interface wired as the topology says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,8 @@ pub struct AttachRequest {
     pub netns: PathBuf,
     /// Lab (`K8S_POD_NAMESPACE`), pod (`K8S_POD_NAME`) and interface (`CNI_IFNAME`).
     pub key: EndpointKey,
-    /// MTU from the network configuration, used when the topology does not set one.
+    /// MTU from the network configuration, used for an interface that no link names (a link
+    /// always gives its ends its own MTU).
     pub mtu: Option<u32>,
 }
 

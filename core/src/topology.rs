@@ -11,28 +11,17 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde::Deserialize;
 
-use super::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec, check_object_name};
+use crate::model::{
+    AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec, NameError, check_mtu,
+    check_object_name,
+};
 
-/// Smallest MTU a link may have (the IPv4 minimum).
-pub const MIN_MTU: u32 = 68;
-/// Largest MTU a veth accepts.
-pub const MAX_MTU: u32 = 65535;
-
-/// A topology file that could not be used; the message says where and why.
-#[derive(Debug, thiserror::Error)]
+/// A topology that could not be used; the message says where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopologyError {
-    /// The file could not be read.
-    #[error("cannot read topology file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The YAML is malformed or has unknown fields (the message carries line and column).
     #[error("topology file {path}: {message}")]
     Syntax {
@@ -83,16 +72,8 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Reads and validates a topology file.
-    pub fn load(path: &Path) -> Result<Self, TopologyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    /// Parses and validates topology text; `origin` names it in errors.
+    /// Parses and validates topology text; `origin` (usually the file's path) names it in
+    /// errors. Reading the file is the caller's part.
     pub fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
         let file: File = serde_yaml_ng::from_str(text).map_err(|e| TopologyError::Syntax {
             path: origin.to_owned(),
@@ -104,7 +85,7 @@ impl Topology {
         };
         check_object_name("lab name", &file.lab).map_err(|e| invalid(e.to_string()))?;
         let default_mtu = file.mtu.unwrap_or(DEFAULT_MTU);
-        check_mtu(default_mtu).map_err(|m| invalid(format!("mtu: {m}")))?;
+        check_mtu(default_mtu).map_err(|e| invalid(e.to_string()))?;
         let pods: Option<BTreeSet<&str>> = match &file.pods {
             None => None,
             Some(pods) => {
@@ -140,12 +121,10 @@ impl Topology {
             }
             let key = LinkKey::new(x, y).map_err(|e| at(e.to_string()))?;
             let mtu = l.mtu.unwrap_or(default_mtu);
-            check_mtu(mtu).map_err(|m| at(format!("mtu: {m}")))?;
+            check_mtu(mtu).map_err(|e| at(e.to_string()))?;
             let admin = match &l.state {
                 None => AdminState::Up,
-                Some(s) => s
-                    .parse()
-                    .map_err(|e: super::model::NameError| at(e.to_string()))?,
+                Some(s) => s.parse().map_err(|e: NameError| at(e.to_string()))?,
             };
             links.insert(key.clone(), LinkSpec { key, mtu, admin });
         }
@@ -153,14 +132,6 @@ impl Topology {
             lab: file.lab,
             links,
         })
-    }
-}
-
-fn check_mtu(mtu: u32) -> Result<(), String> {
-    if (MIN_MTU..=MAX_MTU).contains(&mtu) {
-        Ok(())
-    } else {
-        Err(format!("{mtu} is out of range, use {MIN_MTU} to {MAX_MTU}"))
     }
 }
 

@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::model::{EndpointKey, LinkKey, LinkSpec};
-use crate::core::naming::{MAX_TUNNEL_KEY, link_cookie, preferred_tunnel_key, tunnel_name};
-use crate::core::plan::{Elsewhere, Endpoint, Observed, RemoteEnd, TUNNEL_KEY, Tunnel, World};
+use crate::model::{EndpointKey, LinkKey, LinkSpec};
+use crate::naming::{MAX_TUNNEL_KEY, link_cookie, preferred_tunnel_key, tunnel_name};
+use crate::plan::{Elsewhere, Endpoint, Observed, RemoteEnd, TUNNEL_KEY, Tunnel, World};
 
 /// The last report of one peer node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,7 +197,7 @@ pub fn adopt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::AdminState;
+    use crate::model::AdminState;
 
     fn link(lab: &str, a: &str, b: &str) -> LinkSpec {
         let key = LinkKey::new(
@@ -220,7 +220,7 @@ mod tests {
                 key,
                 container_id: format!("c-{e}"),
                 netns: "/run/netns/x".into(),
-                host_ifname: crate::core::naming::host_ifname(&format!("c-{e}"), "eth1"),
+                host_ifname: crate::naming::host_ifname(&format!("c-{e}"), "eth1"),
                 ofport,
                 mtu: 9000,
             },

@@ -164,9 +164,24 @@ impl LinkKey {
     }
 }
 
+impl LinkKey {
+    /// The link's name within its lab, `r1:eth1--r2:eth1`: what users, the APIs and the
+    /// Topology status call it.
+    pub fn name(&self) -> String {
+        link_name((&self.a.pod, &self.a.ifname), (&self.b.pod, &self.b.ifname))
+    }
+}
+
+/// The name of the link between the ends `a` and `b`, each `(pod, ifname)` and `a` sorting
+/// first: `r1:eth1--r2:eth1`. [`LinkKey::name`] for ends that are not validated yet.
+pub fn link_name(a: (&str, &str), b: (&str, &str)) -> String {
+    format!("{}:{}--{}:{}", a.0, a.1, b.0, b.1)
+}
+
 impl fmt::Display for LinkKey {
+    /// The name qualified by the lab, `demo/r1:eth1--r2:eth1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}--{}", self.a.lab, self.a, self.b)
+        write!(f, "{}/{}", self.a.lab, self.name())
     }
 }
 
@@ -207,6 +222,24 @@ impl fmt::Display for AdminState {
 
 /// Default link MTU: containerlab's default, large enough for jumbo frames between routers.
 pub const DEFAULT_MTU: u32 = 9500;
+/// Smallest MTU a link may have (the IPv4 minimum).
+pub const MIN_MTU: u32 = 68;
+/// Largest MTU a veth accepts.
+pub const MAX_MTU: u32 = 65535;
+
+/// An MTU outside the range both veth ends accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("mtu {0} is out of range, use {MIN_MTU} to {MAX_MTU}")]
+pub struct MtuError(pub u32);
+
+/// Checks an MTU against the range both veth ends accept ([`MIN_MTU`] to [`MAX_MTU`]).
+pub fn check_mtu(mtu: u32) -> Result<(), MtuError> {
+    if (MIN_MTU..=MAX_MTU).contains(&mtu) {
+        Ok(())
+    } else {
+        Err(MtuError(mtu))
+    }
+}
 
 /// A wanted link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +272,14 @@ mod tests {
     }
 
     #[test]
+    fn mtus_are_checked() {
+        assert!(check_mtu(MIN_MTU).is_ok() && check_mtu(MAX_MTU).is_ok());
+        let e = check_mtu(67).unwrap_err().to_string();
+        assert_eq!(e, "mtu 67 is out of range, use 68 to 65535");
+        assert!(check_mtu(65536).is_err());
+    }
+
+    #[test]
     fn endpoint_parse_says_what_is_wrong() {
         let e = EndpointKey::parse("lab", "r1:eth1").unwrap();
         assert_eq!(e.to_string(), "r1:eth1");
@@ -254,6 +295,8 @@ mod tests {
         let k2 = LinkKey::new(y.clone(), x.clone()).unwrap();
         assert_eq!(k1, k2);
         assert_eq!(k1.a(), &y);
+        assert_eq!(k1.name(), "r1:eth1--r2:eth1");
+        assert_eq!(k1.to_string(), "lab/r1:eth1--r2:eth1");
         assert_eq!(k1.peer_of(&y), Some(&x));
         assert!(LinkKey::new(x.clone(), x.clone()).is_err());
         let other_lab = EndpointKey::parse("other", "r1:eth1").unwrap();

@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
-use super::naming::{OWNER_KEY, OWNER_VALUE, link_cookie};
+use crate::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
+use crate::naming::{OWNER_KEY, OWNER_VALUE, link_cookie};
 
 /// Priority of every wire flow; ovswire owns table 0 at this priority.
 pub const FLOW_PRIORITY: u16 = 100;
@@ -663,7 +663,7 @@ mod tests {
     fn ep(pod: &str, ofport: u32, container: &str) -> Endpoint {
         let key = EndpointKey::parse("lab", &format!("{pod}:eth1")).unwrap();
         Endpoint {
-            host_ifname: crate::core::naming::host_ifname(container, "eth1"),
+            host_ifname: crate::naming::host_ifname(container, "eth1"),
             key,
             container_id: container.to_owned(),
             netns: format!("/run/netns/{container}"),
@@ -814,7 +814,7 @@ mod tests {
         );
         assert_eq!(
             rounds[0].del_ports,
-            vec![crate::core::naming::host_ifname("c2", "eth1")]
+            vec![crate::naming::host_ifname("c2", "eth1")]
         );
         assert_eq!(
             r3r4,
