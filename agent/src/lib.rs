@@ -6,8 +6,9 @@
 //! The domain it works on (labs, endpoints, links, the topology file, the reconciler's pure
 //! planning) is the `ovswire-core` crate.
 
+pub mod api;
 pub mod cni;
-pub mod grpc;
+pub mod error;
 pub mod netdev;
-pub mod peers;
+pub mod run;
 pub mod runtime;

@@ -1,7 +1,8 @@
 //! `ovswire-agent`: the per-node ovswire daemon. See `docs/agent.md`.
 
 use clap::Parser;
-use ovswire_agent::runtime::args::{Args, run};
+use ovswire_agent::run::run;
+use ovswire_agent::runtime::args::Args;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,5 +11,5 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log)?)
         .with_writer(std::io::stderr)
         .init();
-    run(args).await
+    Ok(run(args).await?)
 }

@@ -11,6 +11,8 @@
 //! - [`topology`]: the topology file format.
 //! - [`plan`]: desired state, observed state, and the [`plan::Plan`] between them.
 //! - [`peers`]: what other nodes report, turned into what the planner needs.
+//! - [`node`]: [`node::NodeState`], what one node knows and decides, with the events each
+//!   change causes.
 //! - [`attach`]: the contract between the CNI layer and the node.
 //!
 //! ```
@@ -30,6 +32,7 @@
 pub mod attach;
 pub mod model;
 pub mod naming;
+pub mod node;
 pub mod peers;
 pub mod plan;
 pub mod topology;

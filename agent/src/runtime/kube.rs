@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use ovswire_k8s::crd::LinkState;
 use ovswire_k8s::{Desired, LinkReport, Source, StatusWriter};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Agent;
+use crate::error::{Error, Result};
 use ovswire_core::model::{LinkKey, LinkSpec};
 use ovswire_core::plan::LinkStatus;
 
@@ -72,10 +72,13 @@ pub async fn run(
     node: String,
     events: ovswire_openflow::conn::Events,
 ) -> Result<()> {
-    let client = kube::Client::try_default().await.context(
-        "cannot reach the Kubernetes API: in a pod the service account is used, elsewhere \
-         KUBECONFIG; check the agent's RBAC (deploy/rbac.yaml)",
-    )?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|source| Error::Kube {
+            what: "cannot reach the Kubernetes API: in a pod the service account is used, \
+                   elsewhere KUBECONFIG; check the agent's RBAC (deploy/rbac.yaml)",
+            source,
+        })?;
     let source = Source::new(client.clone());
     let (tx, mut desired) = watch::channel(Desired::default());
     let (writer, reporter) =
@@ -89,7 +92,7 @@ pub async fn run(
         tokio::select! {
             changed = desired.changed() => {
                 if changed.is_err() {
-                    bail!("the Kubernetes source stopped");
+                    return Err(Error::Config("the Kubernetes source stopped".into()));
                 }
                 let d = desired.borrow_and_update().clone();
                 if !d.synced {
@@ -109,7 +112,7 @@ pub async fn run(
             }
             ev = link_events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
-                    bail!("the agent stopped");
+                    return Err(Error::Config("the agent stopped".into()));
                 }
                 tokio::time::sleep(REPORT_DELAY).await;
                 link_events = link_events.resubscribe();

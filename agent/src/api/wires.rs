@@ -1,5 +1,5 @@
-//! The `Wires` gRPC service: list, inspect, flap and watch links. Checks input and converts
-//! between proto and domain types; the work is done by [`Agent`].
+//! The `Wires` gRPC service: list, inspect, flap and watch links. Input is checked and
+//! converted by [`convert`]; the work is done by [`Agent`].
 
 use std::sync::Arc;
 
@@ -8,10 +8,13 @@ use ovswire_proto::v1::wires_server::Wires;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::peers::PeerClients;
-use crate::runtime::Agent;
-use ovswire_core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
+use ovswire_core::model::{LinkKey, LinkSpec};
 use ovswire_core::plan::LinkStatus;
+
+use super::convert;
+use crate::error::Error;
+use crate::runtime::Agent;
+use crate::runtime::peers::PeerClients;
 
 /// The `Wires` service of one agent.
 #[derive(Debug, Clone)]
@@ -27,39 +30,7 @@ impl WiresService {
     }
 
     fn to_proto(&self, spec: &LinkSpec, status: &LinkStatus) -> pb::Link {
-        let end = |e: &EndpointKey| pb::Endpoint {
-            pod: e.pod.clone(),
-            ifname: e.ifname.clone(),
-        };
-        let info = self.agent.link_info(spec);
-        let (oper, reason) = match status {
-            LinkStatus::Pending(r) => (pb::OperState::Pending, r.clone()),
-            LinkStatus::Up => (pb::OperState::Up, String::new()),
-            LinkStatus::Down => (pb::OperState::Down, "administratively down".to_owned()),
-            LinkStatus::Error(r) => (pb::OperState::Error, r.clone()),
-        };
-        pb::Link {
-            r#ref: Some(pb::LinkRef {
-                lab: spec.key.lab().to_owned(),
-                a: Some(end(spec.key.a())),
-                b: Some(end(spec.key.b())),
-            }),
-            admin: match spec.admin {
-                AdminState::Up => pb::AdminState::Up,
-                AdminState::Down => pb::AdminState::Down,
-            } as i32,
-            oper: oper as i32,
-            reason: match (reason.is_empty(), &info.mtu_note) {
-                (true, Some(note)) => note.clone(),
-                (false, Some(note)) => format!("{reason}; {note}"),
-                (_, None) => reason,
-            },
-            mtu: spec.mtu,
-            node_a: info.node_a,
-            node_b: info.node_b,
-            effective_mtu: info.effective_mtu,
-            tunnel_key: info.tunnel_key.unwrap_or(0),
-        }
+        convert::link(spec, status, self.agent.link_info(spec))
     }
 
     fn find(&self, key: &LinkKey) -> Result<pb::Link, Status> {
@@ -68,20 +39,8 @@ impl WiresService {
             .iter()
             .find(|(l, _)| l.key == *key)
             .map(|(l, s)| self.to_proto(l, s))
-            .ok_or_else(|| Status::not_found(format!("no link {key}; list them with ListLinks")))
+            .ok_or_else(|| Error::NoSuchLink(Box::new(key.clone())).into())
     }
-}
-
-/// Validates a link reference from a request.
-pub fn link_key(r: Option<&pb::LinkRef>) -> Result<LinkKey, Status> {
-    let r = r.ok_or_else(|| Status::invalid_argument("missing link reference"))?;
-    let end = |e: Option<&pb::Endpoint>, which: &str| -> Result<EndpointKey, Status> {
-        let e = e.ok_or_else(|| Status::invalid_argument(format!("missing endpoint {which}")))?;
-        EndpointKey::new(&r.lab, &e.pod, &e.ifname)
-            .map_err(|e| Status::invalid_argument(e.to_string()))
-    };
-    LinkKey::new(end(r.a.as_ref(), "a")?, end(r.b.as_ref(), "b")?)
-        .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -105,7 +64,7 @@ impl Wires for WiresService {
         &self,
         request: Request<pb::GetLinkRequest>,
     ) -> Result<Response<pb::Link>, Status> {
-        let key = link_key(request.get_ref().r#ref.as_ref())?;
+        let key = convert::link_key(request.get_ref().r#ref.as_ref())?;
         self.find(&key).map(Response::new)
     }
 
@@ -114,16 +73,8 @@ impl Wires for WiresService {
         request: Request<pb::SetLinkStateRequest>,
     ) -> Result<Response<pb::Link>, Status> {
         let req = request.into_inner();
-        let key = link_key(req.r#ref.as_ref())?;
-        let admin = match pb::AdminState::try_from(req.admin) {
-            Ok(pb::AdminState::Up) => AdminState::Up,
-            Ok(pb::AdminState::Down) => AdminState::Down,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "admin must be ADMIN_STATE_UP or ADMIN_STATE_DOWN",
-                ));
-            }
-        };
+        let key = convert::link_key(req.r#ref.as_ref())?;
+        let admin = convert::admin_from_proto(req.admin)?;
         // A cross-node link's far end is set by its node's agent, at the same time.
         let far = match (self.agent.far_node(&key), &self.peers) {
             (Some(node), Some(peers)) => Some((node, peers)),
@@ -136,13 +87,7 @@ impl Wires for WiresService {
             }
         };
         let (here, there) = tokio::join!(self.agent.set_admin(&key, admin), remote);
-        here.map_err(|e| {
-            if e.starts_with("no link") {
-                Status::not_found(e)
-            } else {
-                Status::unavailable(e)
-            }
-        })?;
+        here?;
         there.map_err(|e| {
             Status::unavailable(format!(
                 "this end of {key} is {admin}, but {e}; try again once that node is back"

@@ -1,0 +1,621 @@
+//! What one node knows and decides: the wanted links, the registered pod interfaces, what OVS
+//! has, what the peers report, and every link's status.
+//!
+//! [`NodeState`] is plain data with synchronous methods. Each change returns the
+//! [`LinkEvent`]s it causes (or says that nothing changed), so the agent's async shell only
+//! has to lock it, call one method, publish the events and ask for a reconcile round. Every
+//! rule about ports, MTUs, admin states and peers lives here and is unit-tested without OVS.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::attach::{AttachError, AttachRequest, Attachment};
+use crate::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
+use crate::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
+use crate::peers::{self, Here, PeerView};
+use crate::plan::{Elsewhere, Endpoint, LinkStatus, Observed, OfPort, OfportState, Plan, World};
+
+/// Bytes VXLAN over IPv4 adds to a frame's payload on the underlay: outer IPv4 (20), UDP (8),
+/// VXLAN (8) and the inner Ethernet header (14).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// A change in a link's state, for watchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// The link.
+    pub link: LinkSpec,
+    /// Its state now.
+    pub status: LinkStatus,
+    /// The link left the topology.
+    pub removed: bool,
+}
+
+/// What this node tells a peer: its endpoints with the readiness of their cross-node half, and
+/// the keys it chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every local endpoint, and whether its half of a cross-node wire is in place.
+    pub endpoints: BTreeMap<EndpointKey, bool>,
+    /// Keys this node chose, with the node at the link's far end.
+    pub keys: BTreeMap<LinkKey, (String, u32)>,
+    /// Grows with every report (wall-clock nanoseconds, kept strictly increasing), so peers
+    /// can drop a report that arrives after a newer one. The agent stamps it when it sends.
+    pub generation: u64,
+}
+
+/// Where a link's ends are and what it can carry, for status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The node of end `a` (empty while unknown).
+    pub node_a: String,
+    /// The node of end `b` (empty while unknown).
+    pub node_b: String,
+    /// The VXLAN key of a cross-node link.
+    pub tunnel_key: Option<u32>,
+    /// The largest payload the wire carries end to end.
+    pub effective_mtu: u32,
+    /// Why `effective_mtu` is below the link's MTU.
+    pub mtu_note: Option<String>,
+}
+
+/// What an ADD has to do, as [`NodeState::reserve`] decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The interface is already registered for this container: return it as it is.
+    Existing(Attachment),
+    /// Create the veth pair with this port number and MTU, then call
+    /// [`NodeState::complete_attach`]; the number is held until then.
+    New {
+        /// The OpenFlow port number the host end requests.
+        ofport: u32,
+        /// The MTU both ends get.
+        mtu: u32,
+    },
+}
+
+/// Locally administered MACs, `(host end, pod end)`, derived from the container and the
+/// interface, so a record rebuilt after a restart names the same addresses.
+pub fn macs(container_id: &str, ifname: &str) -> ([u8; 6], [u8; 6]) {
+    let name = host_ifname(container_id, ifname);
+    let hex = &name[name.len() - 10..];
+    let mut host = [0x02, 0, 0, 0, 0, 0];
+    for i in 0..5 {
+        host[i + 1] = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    let mut pod = host;
+    pod[0] = 0x06;
+    (host, pod)
+}
+
+/// The attachment record of a registered endpoint.
+fn attachment_of(ep: &Endpoint) -> Attachment {
+    let (host_mac, pod_mac) = macs(&ep.container_id, &ep.key.ifname);
+    Attachment {
+        key: ep.key.clone(),
+        container_id: ep.container_id.clone(),
+        netns: PathBuf::from(&ep.netns),
+        host_ifname: ep.host_ifname.clone(),
+        host_mac,
+        pod_mac,
+        mtu: ep.mtu,
+    }
+}
+
+/// (container id, interface name): how CNI names a pod interface.
+type ContainerIf = (String, String);
+
+/// Everything one node knows; see the module docs.
+#[derive(Debug, Default)]
+pub struct NodeState {
+    links: BTreeMap<LinkKey, LinkSpec>,
+    endpoints: BTreeMap<EndpointKey, Endpoint>,
+    by_container: BTreeMap<ContainerIf, EndpointKey>,
+    /// Endpoints whose veth is being created: their port number is taken.
+    reserved: BTreeMap<ContainerIf, (EndpointKey, u32)>,
+    observed: Observed,
+    statuses: BTreeMap<LinkKey, LinkStatus>,
+    here: Here,
+    /// The last report of every peer node.
+    peers: BTreeMap<String, PeerView>,
+    /// What the peers' reports mean for the planner.
+    elsewhere: Elsewhere,
+    /// The report last sent to peers, to tell them only about changes.
+    last_report: Option<Report>,
+    /// The links as the topology source last gave them (before API admin changes).
+    source_links: BTreeMap<LinkKey, LinkSpec>,
+    /// Links recorded as administratively down in OVSDB when the agent started.
+    persisted_down: BTreeSet<String>,
+}
+
+impl NodeState {
+    /// The state of a node that starts with `links` wanted and finds `observed` in OVS:
+    /// endpoints a previous run registered are adopted from their ports' `external_ids`,
+    /// links recorded down (`persisted_down`, by [`LinkKey`]'s display name) stay down, the
+    /// peers' endpoints and keys are read back from the tunnel flows, and `configured_peers`
+    /// (node → underlay address) are added.
+    pub fn adopt(
+        here: Here,
+        links: BTreeMap<LinkKey, LinkSpec>,
+        persisted_down: BTreeSet<String>,
+        configured_peers: &BTreeMap<String, String>,
+        observed: Observed,
+    ) -> Self {
+        let mut st = Self {
+            source_links: links.clone(),
+            links,
+            ..Self::default()
+        };
+        for link in st.links.values_mut() {
+            if persisted_down.contains(&link.key.to_string()) {
+                link.admin = AdminState::Down;
+            }
+        }
+        st.persisted_down = persisted_down;
+        for port in observed.ports.values() {
+            let Some(ofport) = port.ofport_request else {
+                continue;
+            };
+            if let Some(ep) = Endpoint::from_external_ids(&port.name, ofport, &port.external_ids) {
+                st.insert_endpoint(ep);
+            }
+        }
+        let (peers, elsewhere) = peers::adopt(&here, &st.links, &st.endpoints, &observed);
+        st.peers = peers;
+        for (node, ip) in configured_peers {
+            st.peers.entry(node.clone()).or_default().underlay_ip = Some(ip.clone());
+        }
+        st.elsewhere = elsewhere;
+        st.here = here;
+        st.observed = observed;
+        st.refresh_statuses();
+        st.last_report = Some(st.report());
+        st
+    }
+
+    fn world(&self) -> World<'_> {
+        World::new(&self.links, &self.endpoints, &self.elsewhere)
+    }
+
+    /// This node's name and underlay.
+    pub fn here(&self) -> &Here {
+        &self.here
+    }
+
+    /// How many endpoints are registered.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Every wanted link with its status.
+    pub fn links(&self) -> Vec<(LinkSpec, LinkStatus)> {
+        self.links
+            .values()
+            .map(|l| {
+                let status = self.statuses.get(&l.key).cloned();
+                (
+                    l.clone(),
+                    status.unwrap_or_else(|| LinkStatus::Pending("not planned yet".into())),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether `key` is a wanted link.
+    pub fn has_link(&self, key: &LinkKey) -> bool {
+        self.links.contains_key(key)
+    }
+
+    fn used_ofports(&self) -> BTreeSet<u32> {
+        self.endpoints
+            .values()
+            .map(|e| e.ofport)
+            .chain(self.reserved.values().map(|(_, p)| *p))
+            .chain(self.elsewhere.tunnels.values().map(|t| t.ofport))
+            .chain(
+                self.observed
+                    .ports
+                    .values()
+                    .filter_map(|p| p.ofport_request),
+            )
+            .collect()
+    }
+
+    fn free_ofport(&self) -> Option<u32> {
+        let used = self.used_ofports();
+        (FIRST_OFPORT..=LAST_OFPORT).find(|p| !used.contains(p))
+    }
+
+    /// Recomputes what the peers' reports mean; whether anything changed.
+    fn rebuild_elsewhere(&mut self) -> bool {
+        let mut used = self.used_ofports();
+        let mut alloc = || {
+            let p = (FIRST_OFPORT..=LAST_OFPORT).find(|p| !used.contains(p))?;
+            used.insert(p);
+            Some(p)
+        };
+        let next = peers::rebuild(
+            &self.here,
+            &self.links,
+            &self.endpoints,
+            &self.peers,
+            &self.elsewhere,
+            &mut alloc,
+        );
+        let changed = next != self.elsewhere;
+        self.elsewhere = next;
+        changed
+    }
+
+    /// What this node reports to its peers, with generation 0 (the sender stamps it).
+    pub fn report(&self) -> Report {
+        let world = self.world();
+        let endpoints = self
+            .endpoints
+            .keys()
+            .map(|k| (k.clone(), world.half_ready(k, &self.observed)))
+            .collect();
+        let keys = world
+            .cross_links()
+            .into_iter()
+            .filter(|(_, _, node)| self.here.node.as_str() < node.as_str())
+            .filter_map(|(l, _, node)| {
+                Some((l.key.clone(), (node, *self.elsewhere.keys.get(&l.key)?)))
+            })
+            .collect();
+        Report {
+            endpoints,
+            keys,
+            generation: 0,
+        }
+    }
+
+    /// Whether the report changed since this was last asked, so peers need to hear it.
+    pub fn report_changed(&mut self) -> bool {
+        let report = self.report();
+        let changed = self.last_report.as_ref() != Some(&report);
+        self.last_report = Some(report);
+        changed
+    }
+
+    fn insert_endpoint(&mut self, ep: Endpoint) {
+        self.by_container.insert(
+            (ep.container_id.clone(), ep.key.ifname.clone()),
+            ep.key.clone(),
+        );
+        self.endpoints.insert(ep.key.clone(), ep);
+    }
+
+    fn remove_endpoint(&mut self, key: &EndpointKey) -> Option<Endpoint> {
+        let ep = self.endpoints.remove(key)?;
+        self.by_container
+            .remove(&(ep.container_id.clone(), ep.key.ifname.clone()));
+        Some(ep)
+    }
+
+    /// Recomputes every link's status; returns the ones that changed.
+    pub fn refresh_statuses(&mut self) -> Vec<LinkEvent> {
+        self.rebuild_elsewhere();
+        let world = World::new(&self.links, &self.endpoints, &self.elsewhere);
+        let mut events = Vec::new();
+        let mut next = BTreeMap::new();
+        for link in self.links.values() {
+            let status = world.status(link, &self.observed);
+            if self.statuses.get(&link.key) != Some(&status) {
+                events.push(LinkEvent {
+                    link: link.clone(),
+                    status: status.clone(),
+                    removed: false,
+                });
+            }
+            next.insert(link.key.clone(), status);
+        }
+        self.statuses = next;
+        events
+    }
+
+    /// The plan from what OVS has to what is wanted.
+    pub fn plan(&mut self) -> Plan {
+        self.rebuild_elsewhere();
+        self.world().plan(&self.observed)
+    }
+
+    /// Records a plan that OVS accepted as a whole (one atomic bundle) into the observed state.
+    pub fn record(&mut self, plan: &Plan) -> Vec<LinkEvent> {
+        for f in &plan.del_flows {
+            self.observed.flows.remove(&f.key());
+        }
+        for f in &plan.add_flows {
+            self.observed.flows.insert(f.key(), *f);
+        }
+        for s in &plan.port_states {
+            if let Some(p) = self.observed.of_ports.get_mut(&s.ofport) {
+                p.down = !s.up;
+            }
+        }
+        self.refresh_statuses()
+    }
+
+    /// A port's OpenFlow state changed (`None`: the port was deleted), as a PORT_STATUS says.
+    /// Call [`Self::refresh_statuses`] once a batch of them is in.
+    pub fn port_changed(&mut self, port_no: u32, port: Option<OfPort>) {
+        match port {
+            Some(p) => {
+                self.observed.of_ports.insert(port_no, p);
+            }
+            None => {
+                self.observed.of_ports.remove(&port_no);
+            }
+        }
+    }
+
+    /// Registered endpoints whose OVS port failed in `observed` (the veth may be gone), with
+    /// their host interface names, for the caller to check against the kernel.
+    pub fn failed_endpoints(&self, observed: &Observed) -> Vec<(EndpointKey, String)> {
+        self.endpoints
+            .values()
+            .filter(|e| {
+                matches!(
+                    observed.ports.get(&e.host_ifname).map(|p| &p.ofport),
+                    Some(OfportState::Failed(_))
+                )
+            })
+            .map(|e| (e.key.clone(), e.host_ifname.clone()))
+            .collect()
+    }
+
+    /// Takes in a fresh observation and drops the endpoints in `gone` (their veth vanished:
+    /// the pod is gone).
+    pub fn observe(&mut self, observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
+        for key in gone {
+            self.remove_endpoint(key);
+        }
+        self.observed = observed;
+        self.refresh_statuses()
+    }
+
+    /// The first half of an ADD: the existing attachment when this container's interface is
+    /// registered, or a port number held for it and the MTU its veth gets. The MTU is the one
+    /// of the link naming the interface; only an interface no link names takes the request's
+    /// (the network configuration's) MTU, and [`DEFAULT_MTU`] without one.
+    pub fn reserve(&mut self, req: &AttachRequest) -> Result<Reservation, AttachError> {
+        let id = (req.container_id.clone(), req.key.ifname.clone());
+        if let Some(key) = self.by_container.get(&id)
+            && let Some(ep) = self.endpoints.get(key)
+        {
+            return Ok(Reservation::Existing(attachment_of(ep)));
+        }
+        if self.reserved.contains_key(&id) {
+            return Err(AttachError::NotReady(format!(
+                "{}:{} is being attached by another request; try again",
+                req.key.pod, req.key.ifname
+            )));
+        }
+        let ofport = self.free_ofport().ok_or_else(|| {
+            AttachError::Internal(format!(
+                "all OpenFlow port numbers {FIRST_OFPORT}-{LAST_OFPORT} are in use"
+            ))
+        })?;
+        let mtu = self
+            .links
+            .values()
+            .find(|l| l.key.peer_of(&req.key).is_some())
+            .map(|l| l.mtu)
+            .or(req.mtu)
+            .unwrap_or(DEFAULT_MTU);
+        self.reserved.insert(id, (req.key.clone(), ofport));
+        Ok(Reservation::New { ofport, mtu })
+    }
+
+    /// The second half of an ADD: releases the reservation and, when the veth pair was
+    /// `created`, registers the endpoint (replacing one of an older sandbox of the same pod).
+    /// Returns the attachment and the container id of the endpoint it replaced.
+    pub fn complete_attach(
+        &mut self,
+        req: &AttachRequest,
+        ofport: u32,
+        mtu: u32,
+        created: Result<(), AttachError>,
+    ) -> Result<(Attachment, Option<String>), AttachError> {
+        self.reserved
+            .remove(&(req.container_id.clone(), req.key.ifname.clone()));
+        created?;
+        let ep = Endpoint {
+            key: req.key.clone(),
+            container_id: req.container_id.clone(),
+            netns: req.netns.display().to_string(),
+            host_ifname: host_ifname(&req.container_id, &req.key.ifname),
+            ofport,
+            mtu,
+        };
+        let attachment = attachment_of(&ep);
+        let replaced = self.remove_endpoint(&req.key).map(|old| old.container_id);
+        self.insert_endpoint(ep);
+        Ok((attachment, replaced))
+    }
+
+    /// A DEL: forgets the container's interface; returns the host interface to delete (the
+    /// derived name when nothing was registered, so a repeated DEL still cleans up) and the
+    /// events (its link is pending from now on, before its flows are even gone).
+    pub fn detach(&mut self, container_id: &str, ifname: &str) -> (String, Vec<LinkEvent>) {
+        let key = self
+            .by_container
+            .get(&(container_id.to_owned(), ifname.to_owned()))
+            .cloned();
+        match key.and_then(|k| self.remove_endpoint(&k)) {
+            Some(ep) => (ep.host_ifname, self.refresh_statuses()),
+            None => (host_ifname(container_id, ifname), Vec::new()),
+        }
+    }
+
+    /// The registered attachment of a container's interface.
+    pub fn attachment(&self, container_id: &str, ifname: &str) -> Option<Attachment> {
+        let key = self
+            .by_container
+            .get(&(container_id.to_owned(), ifname.to_owned()))?;
+        self.endpoints.get(key).map(attachment_of)
+    }
+
+    /// Every registered (container id, interface name).
+    pub fn attachments(&self) -> Vec<(String, String)> {
+        self.by_container.keys().cloned().collect()
+    }
+
+    /// The peer nodes known, with their underlay addresses when known.
+    pub fn peers(&self) -> BTreeMap<String, Option<String>> {
+        self.peers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.underlay_ip.clone()))
+            .collect()
+    }
+
+    /// Adds or moves a peer node; whether its address changed.
+    pub fn set_peer_address(&mut self, node: &str, underlay_ip: Option<String>) -> bool {
+        let view = self.peers.entry(node.to_owned()).or_default();
+        let changed = view.underlay_ip != underlay_ip;
+        view.underlay_ip = underlay_ip;
+        changed
+    }
+
+    /// Takes in a peer's report. `None` when it changes nothing: it is this node's own, older
+    /// than one already taken, or the same as the last; otherwise the events it causes (the
+    /// wiring needs a new plan).
+    pub fn absorb_peer(&mut self, node: &str, mut view: PeerView) -> Option<Vec<LinkEvent>> {
+        if node == self.here.node {
+            return None;
+        }
+        view.heard = true;
+        let entry = self.peers.entry(node.to_owned()).or_default();
+        if entry.heard && view.generation < entry.generation {
+            return None;
+        }
+        if view.underlay_ip.is_none() {
+            view.underlay_ip = entry.underlay_ip.clone();
+        }
+        let changed = *entry != view;
+        *entry = view;
+        (changed && self.rebuild_elsewhere()).then(|| self.refresh_statuses())
+    }
+
+    /// A peer stopped answering: its endpoints are gone until it reports again, so the wires
+    /// to it lose carrier here. `None` when that changes nothing.
+    pub fn peer_lost(&mut self, node: &str) -> Option<Vec<LinkEvent>> {
+        let view = self.peers.get_mut(node)?;
+        if view.endpoints.is_empty() {
+            return None;
+        }
+        view.endpoints.clear();
+        self.rebuild_elsewhere().then(|| self.refresh_statuses())
+    }
+
+    fn has_local_end(&self, key: &LinkKey) -> bool {
+        self.endpoints.contains_key(key.a()) || self.endpoints.contains_key(key.b())
+    }
+
+    /// The node holding the far end of `key` when that end is on another node.
+    pub fn far_node(&self, key: &LinkKey) -> Option<String> {
+        [key.a(), key.b()]
+            .into_iter()
+            .find(|e| !self.endpoints.contains_key(*e))
+            .and_then(|e| self.elsewhere.endpoints.get(e))
+            .filter(|_| self.has_local_end(key))
+            .map(|r| r.node.clone())
+    }
+
+    /// Where a link's ends are and what it carries: a cross-node link carries at most the
+    /// smaller underlay MTU of its two nodes less [`VXLAN_OVERHEAD`].
+    pub fn link_info(&self, spec: &LinkSpec) -> LinkInfo {
+        let at = |e: &EndpointKey| {
+            if self.endpoints.contains_key(e) {
+                self.here.node.clone()
+            } else {
+                self.elsewhere
+                    .endpoints
+                    .get(e)
+                    .map(|r| r.node.clone())
+                    .unwrap_or_default()
+            }
+        };
+        let mut info = LinkInfo {
+            node_a: at(spec.key.a()),
+            node_b: at(spec.key.b()),
+            tunnel_key: self.elsewhere.keys.get(&spec.key).copied(),
+            effective_mtu: spec.mtu,
+            mtu_note: None,
+        };
+        let Some(far) = [spec.key.a(), spec.key.b()]
+            .into_iter()
+            .find_map(|e| self.elsewhere.endpoints.get(e))
+            .filter(|_| self.has_local_end(&spec.key))
+        else {
+            return info;
+        };
+        let peer_mtu = self.peers.get(&far.node).map_or(0, |v| v.underlay_mtu);
+        let limits = [
+            (self.here.underlay_mtu, self.here.node.as_str()),
+            (peer_mtu, far.node.as_str()),
+        ];
+        for (underlay, node) in limits {
+            if underlay > VXLAN_OVERHEAD && underlay - VXLAN_OVERHEAD < info.effective_mtu {
+                info.effective_mtu = underlay - VXLAN_OVERHEAD;
+                info.mtu_note = Some(format!(
+                    "frames over {} bytes are dropped: the underlay MTU of node {node} is \
+                     {underlay} and VXLAN adds {VXLAN_OVERHEAD}; raise the underlay MTU to \
+                     {} or lower the link's MTU",
+                    info.effective_mtu,
+                    spec.mtu + VXLAN_OVERHEAD
+                ));
+            }
+        }
+        info
+    }
+
+    /// Replaces the wanted links with a new set from the topology source (a live edit). Links
+    /// that stay keep their admin state unless the source changed it (the Wires API may have
+    /// set it); a new link recorded down in OVSDB at start stays down. `None` when the wanted
+    /// links did not change; otherwise the events: removed links first, then status changes.
+    pub fn set_links(&mut self, links: BTreeMap<LinkKey, LinkSpec>) -> Option<Vec<LinkEvent>> {
+        let mut next = BTreeMap::new();
+        for (key, spec) in &links {
+            let mut spec = spec.clone();
+            match self.links.get(key) {
+                Some(cur) if self.source_links.get(key).map(|p| p.admin) == Some(spec.admin) => {
+                    spec.admin = cur.admin;
+                }
+                Some(_) => {}
+                None if self.persisted_down.contains(&key.to_string()) => {
+                    spec.admin = AdminState::Down;
+                }
+                None => {}
+            }
+            next.insert(key.clone(), spec);
+        }
+        let mut events: Vec<LinkEvent> = self
+            .links
+            .values()
+            .filter(|l| !next.contains_key(&l.key))
+            .map(|l| LinkEvent {
+                link: l.clone(),
+                status: LinkStatus::Pending("removed from the topology".into()),
+                removed: true,
+            })
+            .collect();
+        self.source_links = links;
+        if next == self.links && events.is_empty() {
+            return None;
+        }
+        self.links = next;
+        events.extend(self.refresh_statuses());
+        Some(events)
+    }
+
+    /// Sets a wanted link's admin state; the link as it is now, `None` when `key` is not
+    /// wanted.
+    pub fn set_admin(&mut self, key: &LinkKey, admin: AdminState) -> Option<LinkSpec> {
+        let link = self.links.get_mut(key)?;
+        link.admin = admin;
+        Some(link.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+use super::*;
+
+fn end(pod: &str, ifname: &str) -> EndpointKey {
+    EndpointKey::new("lab", pod, ifname).unwrap()
+}
+
+fn link(a: (&str, &str), b: (&str, &str), mtu: u32) -> LinkSpec {
+    LinkSpec {
+        key: LinkKey::new(end(a.0, a.1), end(b.0, b.1)).unwrap(),
+        mtu,
+        admin: AdminState::Up,
+    }
+}
+
+fn links(specs: &[LinkSpec]) -> BTreeMap<LinkKey, LinkSpec> {
+    specs.iter().map(|l| (l.key.clone(), l.clone())).collect()
+}
+
+fn node(name: &str, specs: &[LinkSpec]) -> NodeState {
+    let here = Here {
+        node: name.to_owned(),
+        underlay_ip: Some("192.0.2.1".into()),
+        underlay_mtu: 1500,
+    };
+    NodeState::adopt(
+        here,
+        links(specs),
+        BTreeSet::new(),
+        &BTreeMap::new(),
+        Observed::default(),
+    )
+}
+
+fn request(container: &str, pod: &str, ifname: &str, mtu: Option<u32>) -> AttachRequest {
+    AttachRequest {
+        container_id: container.to_owned(),
+        netns: PathBuf::from(format!("/run/netns/{container}")),
+        key: end(pod, ifname),
+        mtu,
+    }
+}
+
+/// Reserves and completes an ADD as the agent does when the veth pair was made.
+fn attach(st: &mut NodeState, req: &AttachRequest) -> Attachment {
+    let Reservation::New { ofport, mtu } = st.reserve(req).unwrap() else {
+        panic!("{req:?} is registered already");
+    };
+    st.complete_attach(req, ofport, mtu, Ok(())).unwrap().0
+}
+
+#[test]
+fn a_link_gives_its_mtu_and_only_an_unlinked_interface_takes_the_configs() {
+    let mut st = node("n1", &[link(("r1", "eth1"), ("r2", "eth1"), 1500)]);
+    let mtu_of = |st: &mut NodeState, req: &AttachRequest| match st.reserve(req).unwrap() {
+        Reservation::New { mtu, .. } => mtu,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        mtu_of(&mut st, &request("c1", "r1", "eth1", Some(9000))),
+        1500
+    );
+    assert_eq!(
+        mtu_of(&mut st, &request("c2", "r1", "eth9", Some(9000))),
+        9000
+    );
+    assert_eq!(
+        mtu_of(&mut st, &request("c3", "r1", "eth8", None)),
+        DEFAULT_MTU
+    );
+}
+
+#[test]
+fn concurrent_adds_get_distinct_ports_and_a_repeat_waits() {
+    let mut st = node("n1", &[]);
+    let (a, b) = (
+        request("c1", "r1", "eth1", None),
+        request("c2", "r2", "eth1", None),
+    );
+    let (Reservation::New { ofport: pa, .. }, Reservation::New { ofport: pb, .. }) =
+        (st.reserve(&a).unwrap(), st.reserve(&b).unwrap())
+    else {
+        panic!("both are new");
+    };
+    assert_ne!(pa, pb);
+    assert!((FIRST_OFPORT..=LAST_OFPORT).contains(&pa));
+    assert!(matches!(st.reserve(&a), Err(AttachError::NotReady(_))));
+}
+
+#[test]
+fn a_failed_add_frees_its_port_and_a_repeated_add_returns_the_same_interface() {
+    let mut st = node("n1", &[]);
+    let req = request("c1", "r1", "eth1", None);
+    let Reservation::New { ofport, mtu } = st.reserve(&req).unwrap() else {
+        panic!("new");
+    };
+    let failed = st.complete_attach(&req, ofport, mtu, Err(AttachError::Netns("gone".into())));
+    assert_eq!(failed, Err(AttachError::Netns("gone".into())));
+    assert_eq!(st.endpoint_count(), 0);
+
+    let att = attach(&mut st, &req);
+    assert_eq!(att.host_ifname, host_ifname("c1", "eth1"));
+    assert_eq!((att.host_mac, att.pod_mac), macs("c1", "eth1"));
+    assert_eq!(att.netns, PathBuf::from("/run/netns/c1"));
+    assert_eq!(st.reserve(&req), Ok(Reservation::Existing(att.clone())));
+    assert_eq!(st.attachment("c1", "eth1"), Some(att));
+    assert_eq!(st.attachments(), vec![("c1".to_owned(), "eth1".to_owned())]);
+}
+
+#[test]
+fn a_restarted_pod_replaces_its_old_sandbox() {
+    let mut st = node("n1", &[]);
+    attach(&mut st, &request("old", "r1", "eth1", None));
+    let req = request("new", "r1", "eth1", None);
+    let Reservation::New { ofport, mtu } = st.reserve(&req).unwrap() else {
+        panic!("new sandbox");
+    };
+    let (_, replaced) = st.complete_attach(&req, ofport, mtu, Ok(())).unwrap();
+    assert_eq!(replaced.as_deref(), Some("old"));
+    assert_eq!(st.endpoint_count(), 1);
+    assert_eq!(st.attachment("old", "eth1"), None);
+}
+
+#[test]
+fn detach_makes_the_link_pending_and_a_repeat_still_names_the_interface() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    attach(&mut st, &request("c1", "r1", "eth1", None));
+    attach(&mut st, &request("c2", "r2", "eth1", None));
+    let (host, events) = st.detach("c1", "eth1");
+    assert_eq!(host, host_ifname("c1", "eth1"));
+    assert_eq!(
+        events,
+        vec![LinkEvent {
+            link: l,
+            status: LinkStatus::Pending(
+                "waiting for r1:eth1 to register and the port of r2:eth1".into(),
+            ),
+            removed: false,
+        }]
+    );
+    assert_eq!(st.detach("c1", "eth1"), (host, Vec::new()));
+}
+
+#[test]
+fn live_edits_keep_api_admin_changes_unless_the_source_changes_them() {
+    let l1 = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let l2 = link(("r1", "eth2"), ("r3", "eth1"), 9000);
+    let mut st = node("n1", &[l1.clone(), l2.clone()]);
+    assert!(st.set_links(links(&[l1.clone(), l2.clone()])).is_none());
+
+    st.set_admin(&l1.key, AdminState::Down).unwrap();
+    let events = st.set_links(links(std::slice::from_ref(&l1))).unwrap();
+    assert!(
+        events[0].removed && events[0].link.key == l2.key,
+        "{events:?}"
+    );
+    let admin = |st: &NodeState, key: &LinkKey| {
+        st.links()
+            .into_iter()
+            .find(|(s, _)| s.key == *key)
+            .unwrap()
+            .0
+            .admin
+    };
+    assert_eq!(
+        admin(&st, &l1.key),
+        AdminState::Down,
+        "the source did not touch it"
+    );
+
+    let mut down = l1.clone();
+    down.admin = AdminState::Down;
+    st.set_links(links(std::slice::from_ref(&down)));
+    st.set_links(links(std::slice::from_ref(&l1)));
+    assert_eq!(admin(&st, &l1.key), AdminState::Up, "the source set it up");
+    assert_eq!(st.set_admin(&l2.key, AdminState::Down), None);
+}
+
+#[test]
+fn links_recorded_down_stay_down_at_start_and_when_added_later() {
+    let l1 = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let l2 = link(("r1", "eth2"), ("r3", "eth1"), 9000);
+    let persisted: BTreeSet<String> = [l1.key.to_string(), l2.key.to_string()].into();
+    let mut st = NodeState::adopt(
+        Here::default(),
+        links(std::slice::from_ref(&l1)),
+        persisted,
+        &BTreeMap::new(),
+        Observed::default(),
+    );
+    st.set_links(links(&[l1.clone(), l2.clone()])).unwrap();
+    for (spec, _) in st.links() {
+        assert_eq!(spec.admin, AdminState::Down, "{}", spec.key);
+    }
+}
+
+fn peer_with(endpoint: EndpointKey, generation: u64, underlay_mtu: u32) -> PeerView {
+    PeerView {
+        underlay_ip: Some("192.0.2.2".into()),
+        underlay_mtu,
+        endpoints: [(endpoint, true)].into(),
+        generation,
+        ..PeerView::default()
+    }
+}
+
+#[test]
+fn cross_node_links_report_where_their_ends_are_and_the_underlay_limit() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    attach(&mut st, &request("c1", "r1", "eth1", None));
+    assert!(
+        st.absorb_peer("n2", peer_with(end("r2", "eth1"), 5, 9100))
+            .is_some()
+    );
+    assert_eq!(st.far_node(&l.key).as_deref(), Some("n2"));
+    let info = st.link_info(&l);
+    assert_eq!((info.node_a.as_str(), info.node_b.as_str()), ("n1", "n2"));
+    assert!(
+        info.tunnel_key.is_some(),
+        "n1 sorts first and chooses the key"
+    );
+    assert_eq!(info.effective_mtu, 1500 - VXLAN_OVERHEAD);
+    let note = info.mtu_note.unwrap();
+    assert!(
+        note.contains("node n1 is 1500") && note.contains("9050"),
+        "{note}"
+    );
+    assert!(st.report_changed(), "the key is news for n2");
+    assert!(!st.report_changed());
+}
+
+#[test]
+fn peer_reports_that_change_nothing_are_dropped() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    attach(&mut st, &request("c1", "r1", "eth1", None));
+    assert!(
+        st.absorb_peer("n1", peer_with(end("r2", "eth1"), 1, 0))
+            .is_none()
+    );
+    assert!(
+        st.absorb_peer("n2", peer_with(end("r2", "eth1"), 5, 0))
+            .is_some()
+    );
+    assert!(
+        st.absorb_peer("n2", peer_with(end("r2", "eth1"), 5, 0))
+            .is_none()
+    );
+    let older = PeerView {
+        endpoints: BTreeMap::new(),
+        ..peer_with(end("r2", "eth1"), 4, 0)
+    };
+    assert!(
+        st.absorb_peer("n2", older).is_none(),
+        "a late, older report"
+    );
+    assert_eq!(st.far_node(&l.key).as_deref(), Some("n2"));
+
+    assert!(st.peer_lost("n2").is_some());
+    assert_eq!(st.far_node(&l.key), None);
+    assert!(st.peer_lost("n2").is_none());
+    assert!(!st.set_peer_address("n2", Some("192.0.2.2".into())));
+    assert!(st.set_peer_address("n2", Some("192.0.2.9".into())));
+}
+
+#[test]
+fn macs_are_local_unicast_and_stable() {
+    let (host, pod) = macs("c1", "eth1");
+    assert_eq!((host[0], pod[0]), (0x02, 0x06));
+    assert_eq!(host[1..], pod[1..]);
+    assert_eq!(macs("c1", "eth1"), (host, pod));
+    assert_ne!(macs("c1", "eth2").0, host);
+}
