@@ -296,9 +296,13 @@ pub struct InterfaceState {
     pub admin_state: Option<String>,
     /// `mtu`, ephemeral.
     pub mtu: Option<i64>,
+    /// `ofport_request`: the port number asked for, if any.
+    pub ofport_request: Option<u32>,
+    /// `external_ids`.
+    pub external_ids: BTreeMap<String, String>,
 }
 
-const IFACE_COLUMNS: [&str; 7] = [
+const IFACE_COLUMNS: [&str; 9] = [
     "_uuid",
     "name",
     "ofport",
@@ -306,6 +310,8 @@ const IFACE_COLUMNS: [&str; 7] = [
     "link_state",
     "admin_state",
     "mtu",
+    "ofport_request",
+    "external_ids",
 ];
 
 impl InterfaceState {
@@ -331,6 +337,11 @@ impl InterfaceState {
             link_state: opt("link_state")?,
             admin_state: opt("admin_state")?,
             mtu: row.get("mtu")?.optional_i64()?,
+            ofport_request: row
+                .get("ofport_request")?
+                .optional_i64()?
+                .and_then(|n| u32::try_from(n).ok()),
+            external_ids: row.get("external_ids")?.string_map()?,
         })
     }
 }
@@ -779,6 +790,81 @@ impl Vswitch {
                 })
             })
             .collect()
+    }
+
+    /// Every interface whose `external_ids` hold `key=value` (e.g. the rows an application
+    /// tagged as its own), in one select.
+    pub async fn interfaces_tagged(&self, key: &str, value: &str) -> Result<Vec<InterfaceState>> {
+        let tag = Value::map([(key, value)]);
+        let r = self
+            .client
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Interface",
+                vec![Condition::includes("external_ids", tag)],
+                IFACE_COLUMNS,
+            ))
+            .execute()
+            .await?;
+        r[0].rows()?.iter().map(InterfaceState::from_row).collect()
+    }
+
+    /// Bumps `next_cfg` and returns its new value: [`wait_applied`](Self::wait_applied) with it
+    /// returns once ovs-vswitchd has applied everything written before, by anyone.
+    pub async fn bump_next_cfg(&self) -> Result<i64> {
+        let r = self
+            .client
+            .transact(DB)
+            .ops(next_cfg_ops())
+            .execute()
+            .await?;
+        read_next_cfg(&r[1])
+    }
+
+    /// `Bridge.external_ids` of bridge `bridge`.
+    pub async fn bridge_external_ids(&self, bridge: &str) -> Result<BTreeMap<String, String>> {
+        let r = self
+            .client
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Bridge",
+                vec![Condition::eq("name", bridge)],
+                ["external_ids"],
+            ))
+            .execute()
+            .await?;
+        match r[0].rows()?.first() {
+            Some(row) => row.get("external_ids")?.string_map(),
+            None => Err(Error::NotFound {
+                table: "Bridge",
+                name: bridge.to_owned(),
+            }),
+        }
+    }
+
+    /// Sets `Bridge.external_ids:key` of bridge `bridge` to `value`, replacing any value, or
+    /// removes the key when `value` is `None`.
+    #[instrument(skip(self))]
+    pub async fn set_bridge_external_id(
+        &self,
+        bridge: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let mut mutations = vec![Mutation::delete("external_ids", Value::set([key]))];
+        if let Some(value) = value {
+            mutations.push(Mutation::insert("external_ids", Value::map([(key, value)])));
+        }
+        self.client
+            .transact(DB)
+            .op(Operation::mutate(
+                "Bridge",
+                vec![Condition::eq("name", bridge)],
+                mutations,
+            ))
+            .execute()
+            .await?;
+        Ok(())
     }
 
     /// `Open_vSwitch.other_config`.

@@ -8,15 +8,16 @@ use ovswire_openflow::conn::{self, Events, Handle};
 use ovswire_openflow::msg::FlowStatsRequest;
 use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
 use ovswire_openflow::{Action, FlowMod, Instruction, MacAddr, Message, OxmField, PortMod};
-use ovswire_ovsdb::vswitch::{BridgeSpec, DatapathType, PortRef, PortSpec, Vswitch};
-use ovswire_ovsdb::{Client, Condition, Mutation, Operation, Value};
+use ovswire_ovsdb::Client;
+use ovswire_ovsdb::vswitch::{
+    BridgeSpec, DatapathType, OfPort as IfaceOfPort, PortRef, PortSpec, Vswitch,
+};
 
 use ovswire_core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
 use ovswire_core::plan::{
     FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan,
 };
 
-const DB: &str = "Open_vSwitch";
 /// How long ovs-vswitchd may take to apply a batch of ports.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for the bridge's management socket to appear.
@@ -66,7 +67,7 @@ impl Ovs {
         let spec = BridgeSpec::new(&bridge.name, bridge.datapath_type, bridge.datapath_id)
             .protocols(["OpenFlow13", "OpenFlow14"]);
         db.ensure_bridge(&spec).await?;
-        let next_cfg = bump_next_cfg(&db).await?;
+        let next_cfg = db.bump_next_cfg().await?;
         db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;
         let (of, events) = Self::open_flow(&bridge).await?;
         Ok((Self { db, of, bridge }, events))
@@ -120,40 +121,26 @@ impl Ovs {
 
     /// The agent's ports, from `Interface` rows tagged with its owner key.
     pub async fn observe_ports(&self) -> Result<BTreeMap<String, ObservedPort>> {
-        let owned = Value::map([(OWNER_KEY, OWNER_VALUE)]);
-        let r = self
-            .db
-            .client()
-            .transact(DB)
-            .op(Operation::select_columns(
-                "Interface",
-                vec![Condition::includes("external_ids", owned)],
-                ["name", "ofport", "ofport_request", "error", "external_ids"],
-            ))
-            .execute()
-            .await?;
-        let mut ports = BTreeMap::new();
-        for row in r[0].rows().map_err(OvsError::Ovsdb)? {
-            let name = row.get("name")?.as_str()?.to_owned();
-            let error = row.get("error")?.optional_str()?.map(str::to_owned);
-            let ofport = match (row.get("ofport")?.optional_i64()?, error) {
-                (Some(-1), why) => OfportState::Failed(why.unwrap_or_else(|| "unknown".into())),
-                (Some(n), _) if n > 0 => OfportState::Assigned(n as u32),
-                _ => OfportState::Pending,
-            };
-            let ofport_request = row.get("ofport_request")?.optional_i64()?.map(|n| n as u32);
-            let external_ids = row.get("external_ids")?.string_map()?;
-            ports.insert(
-                name.clone(),
-                ObservedPort {
-                    name,
-                    ofport_request,
+        let rows = self.db.interfaces_tagged(OWNER_KEY, OWNER_VALUE).await?;
+        Ok(rows
+            .into_iter()
+            .map(|iface| {
+                let ofport = match iface.ofport {
+                    IfaceOfPort::Failed => {
+                        OfportState::Failed(iface.error.unwrap_or_else(|| "unknown".into()))
+                    }
+                    IfaceOfPort::Assigned(n) => OfportState::Assigned(n),
+                    IfaceOfPort::Pending => OfportState::Pending,
+                };
+                let port = ObservedPort {
+                    name: iface.name.clone(),
+                    ofport_request: iface.ofport_request,
                     ofport,
-                    external_ids,
-                },
-            );
-        }
-        Ok(ports)
+                    external_ids: iface.external_ids,
+                };
+                (iface.name, port)
+            })
+            .collect())
     }
 
     /// The agent's flows in table 0, by match.
@@ -272,51 +259,22 @@ impl Ovs {
 
     /// The links recorded as administratively down in `Bridge.external_ids`.
     pub async fn admin_down_links(&self) -> Result<Vec<String>> {
-        let r = self
-            .db
-            .client()
-            .transact(DB)
-            .op(Operation::select_columns(
-                "Bridge",
-                vec![Condition::eq("name", self.bridge.name.as_str())],
-                ["external_ids"],
-            ))
-            .execute()
-            .await?;
-        let mut down = Vec::new();
-        for row in r[0].rows()? {
-            for (k, v) in row.get("external_ids")?.string_map()? {
-                if let Some(link) = k.strip_prefix(ADMIN_DOWN_PREFIX)
-                    && v == "true"
-                {
-                    down.push(link.to_owned());
-                }
-            }
-        }
-        Ok(down)
+        let ids = self.db.bridge_external_ids(&self.bridge.name).await?;
+        Ok(ids
+            .into_iter()
+            .filter(|(_, v)| v == "true")
+            .filter_map(|(k, _)| k.strip_prefix(ADMIN_DOWN_PREFIX).map(str::to_owned))
+            .collect())
     }
 
     /// Records (or clears) a link as administratively down, so restarts keep it down.
     pub async fn set_admin_down(&self, link: &str, down: bool) -> Result<()> {
         let key = format!("{ADMIN_DOWN_PREFIX}{link}");
-        let mut mutations = vec![Mutation::delete("external_ids", Value::set([key.as_str()]))];
-        if down {
-            mutations.push(Mutation::insert(
-                "external_ids",
-                Value::map([(key.as_str(), "true")]),
-            ));
-        }
-        self.db
-            .client()
-            .transact(DB)
-            .op(Operation::mutate(
-                "Bridge",
-                vec![Condition::eq("name", self.bridge.name.as_str())],
-                mutations,
-            ))
-            .execute()
-            .await?;
-        Ok(())
+        let value = down.then_some("true");
+        Ok(self
+            .db
+            .set_bridge_external_id(&self.bridge.name, &key, value)
+            .await?)
     }
 }
 
@@ -362,33 +320,4 @@ fn flow_messages(plan: &Plan) -> Vec<Message> {
             .apply_actions(actions)
     });
     deletes.chain(adds).map(Message::FlowMod).collect()
-}
-
-/// Bumps `next_cfg` and returns its new value (for a wait after a change made elsewhere).
-async fn bump_next_cfg(db: &Vswitch) -> Result<i64> {
-    let r = db
-        .client()
-        .transact(DB)
-        .op(Operation::mutate(
-            "Open_vSwitch",
-            vec![],
-            vec![Mutation::new(
-                "next_cfg",
-                ovswire_ovsdb::Mutator::Add,
-                Value::from(1i64),
-            )],
-        ))
-        .op(Operation::select_columns(
-            "Open_vSwitch",
-            vec![],
-            ["next_cfg"],
-        ))
-        .execute()
-        .await?;
-    let rows = r[1].rows()?;
-    Ok(rows
-        .first()
-        .map(|row| row.get("next_cfg").and_then(|v| v.as_i64()))
-        .transpose()?
-        .unwrap_or(0))
 }
