@@ -25,10 +25,12 @@ use tokio::{
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
+    command::{Command, MonitorMsg, Registration, UpdateFormat},
     error::{Error, Result},
     framing::{DEFAULT_MAX_MESSAGE_LEN, Framer},
-    monitor::{MonitorMsg, MonitorRequest, MonitorStream, UpdateFormat},
+    monitor::MonitorStream,
     ops::{OpResult, Operation, check_results, error_object},
+    request::MonitorRequest,
     rpc::Message,
     schema::Schema,
     session::{Event, ProbeConfig, RequestId, Session},
@@ -148,76 +150,12 @@ impl Default for ClientConfig {
     }
 }
 
-pub(crate) enum Command {
-    Call {
-        method: String,
-        params: Vec<Json>,
-        ticket: u64,
-        reply: oneshot::Sender<Result<Json>>,
-    },
-    Cancel {
-        ticket: u64,
-    },
-    Monitor {
-        registration: Registration,
-        reply: oneshot::Sender<Result<()>>,
-    },
-    MonitorCancel {
-        monitor_id: String,
-        /// `None` from `Drop`: nobody waits for the server's answer.
-        reply: Option<oneshot::Sender<Result<()>>>,
-    },
-}
-
-/// A monitor the task keeps alive across reconnects.
-pub(crate) struct Registration {
-    pub(crate) db: String,
-    pub(crate) monitor_id: String,
-    pub(crate) requests: Vec<MonitorRequest>,
-    pub(crate) updates: mpsc::UnboundedSender<MonitorMsg>,
-    /// Set once the server said it does not know `monitor_cond`.
-    pub(crate) plain: bool,
-}
-
-impl Registration {
-    fn request(&self) -> (&'static str, Vec<Json>) {
-        let method = if self.plain {
-            "monitor"
-        } else {
-            "monitor_cond"
-        };
-        let mut by_table = serde_json::Map::new();
-        for r in &self.requests {
-            by_table.insert(r.table.clone(), json!([r.to_json(!self.plain)]));
-        }
-        (
-            method,
-            vec![
-                json!(self.db),
-                json!(self.monitor_id),
-                Json::Object(by_table),
-            ],
-        )
-    }
-}
-
 /// A cheap, cloneable handle to one OVSDB connection task.
 #[derive(Clone, Debug)]
 pub struct Client {
     tx: mpsc::Sender<Command>,
     tickets: Arc<AtomicU64>,
     schemas: Arc<Mutex<HashMap<String, Arc<Schema>>>>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Call { method, ticket, .. } => write!(f, "Call({method}, #{ticket})"),
-            Self::Cancel { ticket } => write!(f, "Cancel(#{ticket})"),
-            Self::Monitor { registration, .. } => write!(f, "Monitor({})", registration.monitor_id),
-            Self::MonitorCancel { monitor_id, .. } => write!(f, "MonitorCancel({monitor_id})"),
-        }
-    }
 }
 
 /// Wrap an already-open stream: the returned [`Connection`] must be spawned, and the client
@@ -377,15 +315,6 @@ impl Client {
         done.await.map_err(|_| Error::ConnectionClosed)??;
         Ok(MonitorStream::new(rx, schema, self.tx.clone(), monitor_id))
     }
-}
-
-pub(crate) fn cancel_monitor(tx: &mpsc::Sender<Command>, monitor_id: String) {
-    // Best effort from Drop: if the channel is full or closed the server keeps sending updates
-    // that the task then discards.
-    let _ = tx.try_send(Command::MonitorCancel {
-        monitor_id,
-        reply: None,
-    });
 }
 
 struct CancelOnDrop<'a> {

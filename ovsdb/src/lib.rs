@@ -37,10 +37,12 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+mod command;
 mod error;
 pub mod framing;
 pub mod monitor;
 pub mod ops;
+mod request;
 pub mod rpc;
 pub mod schema;
 pub mod session;

@@ -36,90 +36,17 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 
+pub use crate::request::MonitorRequest;
 use crate::{
-    client::{Command, cancel_monitor},
+    command::{Command, MonitorMsg, UpdateFormat, cancel_monitor},
     error::{Error, Result},
-    ops::Condition,
     schema::Schema,
     value::{Atom, Row, Uuid, Value},
 };
-
-/// What to monitor in one table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MonitorRequest {
-    /// Table name.
-    pub table: String,
-    /// Columns to report; `None` means all.
-    pub columns: Option<Vec<String>>,
-    /// Only rows matching all conditions (`monitor_cond` only); `None` means all rows.
-    pub conditions: Option<Vec<Condition>>,
-}
-
-impl MonitorRequest {
-    /// Every row and column of `table`.
-    pub fn new(table: impl Into<String>) -> Self {
-        Self {
-            table: table.into(),
-            columns: None,
-            conditions: None,
-        }
-    }
-
-    /// Report only these columns.
-    pub fn columns<C: Into<String>>(mut self, columns: impl IntoIterator<Item = C>) -> Self {
-        self.columns = Some(columns.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Report only rows matching all `conditions`.
-    pub fn conditions(mut self, conditions: Vec<Condition>) -> Self {
-        self.conditions = Some(conditions);
-        self
-    }
-
-    /// The `<monitor-cond-request>` (or `<monitor-request>` when `cond` is false).
-    pub(crate) fn to_json(&self, cond: bool) -> Json {
-        let mut o = serde_json::Map::new();
-        if let Some(columns) = &self.columns {
-            o.insert("columns".into(), json!(columns));
-        }
-        if let (true, Some(conditions)) = (cond, &self.conditions) {
-            o.insert(
-                "where".into(),
-                conditions.iter().map(Condition::to_json).collect(),
-            );
-        }
-        Json::Object(o)
-    }
-}
-
-/// Which notification format the server uses for a monitor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UpdateFormat {
-    /// `monitor` / `update`: `{"old", "new"}` per row.
-    Update,
-    /// `monitor_cond` / `update2`: `initial`, `insert`, `delete`, `modify` (diff).
-    Update2,
-}
-
-/// From the connection task to one stream.
-#[derive(Debug)]
-pub(crate) enum MonitorMsg {
-    Initial {
-        format: UpdateFormat,
-        updates: Json,
-        resync: bool,
-    },
-    Update {
-        format: UpdateFormat,
-        updates: Json,
-    },
-    Closed(Error),
-}
 
 /// Why a [`MonitorEvent`] was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,7 +354,10 @@ impl Drop for MonitorStream {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::ops::Condition;
 
     fn schema() -> Arc<Schema> {
         Arc::new(

@@ -957,11 +957,18 @@ mod tests {
                 .with("link_state", "up")
                 .with("admin_state", Value::empty())
                 .with("mtu", 1500i64)
+                .with("ofport_request", 40000i64)
+                .with("external_ids", Value::map([("owner", "me")]))
         };
         let s = InterfaceState::from_row(&row(Value::empty())).unwrap();
         assert_eq!(
             (s.ofport, s.link_state.as_deref(), s.mtu),
             (OfPort::Pending, Some("up"), Some(1500))
+        );
+        assert_eq!(s.ofport_request, Some(40000));
+        assert_eq!(
+            s.external_ids,
+            BTreeMap::from([("owner".to_owned(), "me".to_owned())])
         );
         assert_eq!(
             InterfaceState::from_row(&row(Value::from(7i64)))

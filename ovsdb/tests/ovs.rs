@@ -534,6 +534,58 @@ async fn other_config_keys_are_replaced_and_removed() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_external_ids_tagged_interfaces_and_next_cfg() -> TestResult {
+    let node = Testbed::node("tags")?;
+    let ovs = Vswitch::new(connect(&node).await?);
+    ovs.ensure_bridge(&bridge("br0")).await?;
+    ovs.set_bridge_external_id("br0", "k", Some("1")).await?;
+    ovs.set_bridge_external_id("br0", "k", Some("2")).await?;
+    ovs.set_bridge_external_id("br0", "gone", Some("x")).await?;
+    ovs.set_bridge_external_id("br0", "gone", None).await?;
+    assert_eq!(
+        vsctl(&node, &["get", "Bridge", "br0", "external_ids:k"]),
+        "\"2\""
+    );
+    let ids = ovs.bridge_external_ids("br0").await?;
+    assert_eq!(
+        (ids.get("k").map(String::as_str), ids.get("gone")),
+        (Some("2"), None)
+    );
+    let missing = ovs.bridge_external_ids("nope").await.unwrap_err();
+    assert!(missing.to_string().contains("nope"), "{missing}");
+
+    let ports = [
+        PortSpec::new("t1")
+            .internal()
+            .ofport_request(40001)
+            .iface_external_id("owner", "me"),
+        PortSpec::new("t2")
+            .internal()
+            .iface_external_id("owner", "other"),
+    ];
+    let batch = ovs.add_ports("br0", &ports).await?;
+    ovs.wait_applied(batch.next_cfg, LIMIT).await?;
+    let mine = ovs.interfaces_tagged("owner", "me").await?;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        (
+            mine[0].name.as_str(),
+            mine[0].ofport_request,
+            mine[0].ofport
+        ),
+        ("t1", Some(40001), OfPort::Assigned(40001))
+    );
+    assert_eq!(mine[0].external_ids["owner"], "me");
+
+    let next = ovs.bump_next_cfg().await?;
+    assert!(next > batch.next_cfg, "{next} after {}", batch.next_cfg);
+    ovs.wait_applied(next, LIMIT).await?;
+    let cur: i64 = vsctl(&node, &["get", "Open_vSwitch", ".", "cur_cfg"]).parse()?;
+    assert!(cur >= next, "cur_cfg {cur} < {next}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_ports_in_one_transaction() -> TestResult {
     let node = Testbed::node("scale")?;
     let ovs = Vswitch::new(connect(&node).await?);
