@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ovswire_core::attach::AttachError;
 use ovswire_core::model::AdminState;
-use ovswire_core::plan::LinkStatus;
+use ovswire_core::plan::OperState;
 use support::{Lab, Result};
 
 const ONE_LINK: &str = "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 9000\n";
@@ -33,7 +33,7 @@ fn wired(name: &str) -> Result<(Lab, ovswire_testbed::Netns, ovswire_testbed::Ne
     lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
     lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
     lab.wait_for("the link to come up", || {
-        lab.status(LINK) == Some(LinkStatus::Up)
+        lab.status(LINK) == Some(OperState::Up)
     })?;
     r1.add_address("eth1", "10.0.0.1/30")?;
     r2.add_address("eth1", "10.0.0.2/30")?;
@@ -55,9 +55,7 @@ fn no_carrier_until_the_peer_registers() -> Result {
     );
     assert_eq!(
         lab.status(LINK),
-        Some(LinkStatus::Pending(
-            "waiting for r2:eth1 to register".into()
-        ))
+        Some(OperState::Pending("waiting for r2:eth1 to register".into()))
     );
     lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
     lab.wait_for("carrier on both ends", || carrier(&r1) && carrier(&r2))?;
@@ -65,7 +63,7 @@ fn no_carrier_until_the_peer_registers() -> Result {
     // The peer leaves: the survivor loses carrier again.
     lab.detach("c2", "eth1")?;
     lab.wait_for("r1 to lose carrier", || !carrier(&r1))?;
-    assert!(matches!(lab.status(LINK), Some(LinkStatus::Pending(_))));
+    assert!(matches!(lab.status(LINK), Some(OperState::Pending(_))));
     Ok(())
 }
 
@@ -131,7 +129,7 @@ fn link_down_and_up_through_the_agent() -> Result {
         !carrier(&r1) && !carrier(&r2),
         "both ends lose carrier when the call returns"
     );
-    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+    assert_eq!(lab.status(LINK), Some(OperState::Down));
     assert!(!ping(&r1, "10.0.0.2", &[]));
     let agent = lab.agent();
     lab.on(async move { agent.set_admin(&key, AdminState::Up).await })?;
@@ -177,7 +175,7 @@ fn a_crashed_agent_restarts_without_touching_wires() -> Result {
         lab.node
             .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
     assert_eq!(flows_before, flows_after);
-    assert_eq!(lab.status(LINK), Some(LinkStatus::Up));
+    assert_eq!(lab.status(LINK), Some(OperState::Up));
     assert!(carrier(&r2));
     Ok(())
 }
@@ -192,7 +190,7 @@ fn admin_down_survives_an_agent_restart() -> Result {
     let agent = lab.start()?;
     lab.settle()?;
     assert_eq!(agent.plans_applied(), 0);
-    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+    assert_eq!(lab.status(LINK), Some(OperState::Down));
     assert!(!carrier(&r1));
     Ok(())
 }
@@ -204,7 +202,7 @@ fn vswitchd_restart_brings_the_wires_back() -> Result {
     lab.wait_for("the wire to pass traffic again", || {
         ping(&r1, "10.0.0.2", &[])
     })?;
-    assert_eq!(lab.status(LINK), Some(LinkStatus::Up));
+    assert_eq!(lab.status(LINK), Some(OperState::Up));
     Ok(())
 }
 
@@ -222,10 +220,7 @@ fn a_pod_restart_rewires_only_its_link() -> Result {
         lab.attach("lab", p, "eth1", &format!("c{i}"), pods[i].path())?;
     }
     lab.wait_for("both links up", || {
-        lab.agent()
-            .links()
-            .iter()
-            .all(|(_, s)| *s == LinkStatus::Up)
+        lab.agent().links().iter().all(|(_, s)| *s == OperState::Up)
     })?;
     let r3r4 = |lab: &Lab| -> Result<String> {
         let flows = lab
@@ -244,7 +239,7 @@ fn a_pod_restart_rewires_only_its_link() -> Result {
     lab.detach("c1", "eth1")?;
     let r2b = lab.node.pod("r2b")?;
     lab.attach("lab", "r2", "eth1", "c1-new", r2b.path())?;
-    lab.wait_for("r1-r2 back up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    lab.wait_for("r1-r2 back up", || lab.status(LINK) == Some(OperState::Up))?;
     assert_eq!(
         before,
         r3r4(&lab)?,
@@ -293,13 +288,13 @@ fn an_ovsdb_server_restart_is_survived() -> Result {
         .collect::<ovswire_testbed::Result<_>>()?;
     lab.attach("lab", "r1", "eth1", "c1", pods[0].path())?;
     lab.attach("lab", "r2", "eth1", "c2", pods[1].path())?;
-    lab.wait_for("r1-r2 up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    lab.wait_for("r1-r2 up", || lab.status(LINK) == Some(OperState::Up))?;
     lab.node.restart_ovsdb()?;
     // Pods registering after the restart are wired through the reconnected client.
     lab.attach("lab", "r3", "eth1", "c3", pods[2].path())?;
     lab.attach("lab", "r4", "eth1", "c4", pods[3].path())?;
     lab.wait_for("r3-r4 up", || {
-        lab.status("lab/r3:eth1--r4:eth1") == Some(LinkStatus::Up)
+        lab.status("lab/r3:eth1--r4:eth1") == Some(OperState::Up)
     })?;
     assert!(carrier(&pods[0]) && carrier(&pods[3]));
     Ok(())
@@ -331,7 +326,7 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
     let r2 = lab.node.pod("r2")?;
     lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
     lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
-    lab.wait_for("the link up", || lab.status(LINK) == Some(LinkStatus::Up))?;
+    lab.wait_for("the link up", || lab.status(LINK) == Some(OperState::Up))?;
     lab.detach("c1", "eth1")?;
     lab.detach("c2", "eth1")?;
     lab.settle()?;
@@ -370,7 +365,7 @@ fn a_live_topology_edit_rewires_only_what_changed() -> Result {
     let before = agent.plans_applied();
     agent.set_links(edited.links.clone());
     lab.wait_for("the new link to come up", || {
-        lab.status("lab/r1:eth2--r3:eth1") == Some(LinkStatus::Up)
+        lab.status("lab/r1:eth2--r3:eth1") == Some(OperState::Up)
     })?;
     assert!(agent.plans_applied() > before);
     assert!(
@@ -385,7 +380,7 @@ fn a_live_topology_edit_rewires_only_what_changed() -> Result {
     lab.on(async move { a.set_admin(&k, AdminState::Down).await })?;
     agent.set_links(edited.links.clone());
     lab.settle()?;
-    assert_eq!(lab.status(LINK), Some(LinkStatus::Down));
+    assert_eq!(lab.status(LINK), Some(OperState::Down));
 
     // The first link leaves the topology: its flows go, both ends lose carrier, the other
     // link stays up.
@@ -399,6 +394,6 @@ fn a_live_topology_edit_rewires_only_what_changed() -> Result {
         !carrier(&r1) && !carrier(&r2)
     })?;
     assert_eq!(lab.status(LINK), None);
-    assert_eq!(lab.status("lab/r1:eth2--r3:eth1"), Some(LinkStatus::Up));
+    assert_eq!(lab.status("lab/r1:eth2--r3:eth1"), Some(OperState::Up));
     Ok(())
 }

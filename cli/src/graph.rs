@@ -6,13 +6,13 @@
 //! Output depends only on the lab and the states, so it can be diffed or regenerated.
 //!
 //! ```
-//! use ovswire_cli::graph::{LinkState, mermaid};
+//! use ovswire_cli::graph::{DrawnState, mermaid};
 //! # let spec = ovswire_cli::file::parse(
 //! #     "lab: demo\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n",
 //! #     "demo.yaml",
 //! #     ovswire_cli::file::Format::Native,
 //! # ).unwrap();
-//! let text = mermaid(&spec, &|link| if link.down { LinkState::Down } else { LinkState::Up });
+//! let text = mermaid(&spec, &|link| if link.down { DrawnState::Down } else { DrawnState::Up });
 //! assert!(text.starts_with("graph LR\n"));
 //! ```
 
@@ -20,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::PI;
 use std::fmt::{self, Write as _};
 
-use crate::spec::{LabSpec, LinkSpec};
+use crate::spec::{LabLink, LabSpec};
 
-/// What a link is doing right now, as far as the caller knows.
+/// The state a link is drawn in: what it is doing right now, as far as the caller knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
+pub enum DrawnState {
     /// Both ends are wired and the link carries traffic.
     Up,
     /// Administratively down: the cable is unplugged.
@@ -35,7 +35,7 @@ pub enum LinkState {
     Unknown,
 }
 
-impl LinkState {
+impl DrawnState {
     /// Every state, in legend order.
     const ALL: [Self; 4] = [Self::Up, Self::Down, Self::Pending, Self::Unknown];
 
@@ -59,7 +59,7 @@ impl LinkState {
     }
 }
 
-impl fmt::Display for LinkState {
+impl fmt::Display for DrawnState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -80,7 +80,7 @@ fn node_names(spec: &LabSpec) -> BTreeSet<&str> {
 
 /// A Mermaid flowchart (`graph LR`) of the lab: nodes as `n0["r1"]` (Mermaid ids cannot hold
 /// every node name), links as `n0 ---|"eth1 — eth2"| n1`, styled by state with `linkStyle`.
-pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
+pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     let names = node_names(spec);
     let ids: BTreeMap<&str, String> = names
         .iter()
@@ -93,7 +93,7 @@ pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String
     for (name, id) in &ids {
         let _ = writeln!(out, "  {id}[\"{}\"]", mermaid_text(name));
     }
-    let states: Vec<LinkState> = spec.links.iter().map(state).collect();
+    let states: Vec<DrawnState> = spec.links.iter().map(state).collect();
     for link in &spec.links {
         let label = format!("{} — {}", link.a.ifname, link.b.ifname);
         let _ = writeln!(
@@ -104,12 +104,12 @@ pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String
             ids[link.b.node.as_str()]
         );
     }
-    for s in LinkState::ALL {
+    for s in DrawnState::ALL {
         let style = match s {
-            LinkState::Up => "stroke:green",
-            LinkState::Down => "stroke:red,stroke-dasharray:5 5",
-            LinkState::Pending => "stroke:grey,stroke-dasharray:2 4",
-            LinkState::Unknown => continue,
+            DrawnState::Up => "stroke:green",
+            DrawnState::Down => "stroke:red,stroke-dasharray:5 5",
+            DrawnState::Pending => "stroke:grey,stroke-dasharray:2 4",
+            DrawnState::Unknown => continue,
         };
         // Mermaid numbers edges in the order they are written, from 0.
         let links: Vec<String> = (0..states.len())
@@ -150,7 +150,7 @@ fn one_line(s: &str) -> String {
 
 /// A Graphviz graph (`graph "lab" { ... }`, undirected) of the lab: links carry their interface
 /// names as `taillabel`/`headlabel` and are coloured by state, down ones dashed.
-pub fn dot(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
+pub fn dot(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     let mut out = String::new();
     let name = dot_text(&spec.name);
     let _ = writeln!(out, "graph \"{name}\" {{");
@@ -164,10 +164,10 @@ pub fn dot(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
     for link in &spec.links {
         let s = state(link);
         let look = match s {
-            LinkState::Up => ", color=green",
-            LinkState::Down => ", style=dashed, color=red",
-            LinkState::Pending => ", style=dotted, color=grey",
-            LinkState::Unknown => "",
+            DrawnState::Up => ", color=green",
+            DrawnState::Down => ", style=dashed, color=red",
+            DrawnState::Pending => ", style=dotted, color=grey",
+            DrawnState::Unknown => "",
         };
         let _ = writeln!(
             out,
@@ -289,12 +289,12 @@ fn layout<'a>(names: &BTreeSet<&'a str>) -> Layout<'a> {
 /// A self-contained HTML page (no scripts, nothing fetched) showing the lab as an inline SVG —
 /// nodes as boxes, links as lines labelled with their interface names near each end, styled by
 /// state, with a legend — followed by a table of the links and their states.
-pub fn html(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
+pub fn html(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     let names = node_names(spec);
     let mut layout = layout(&names);
     let width = layout
         .width
-        .max(LinkState::ALL.len() as f64 * LEGEND_ENTRY + 2.0 * MARGIN);
+        .max(DrawnState::ALL.len() as f64 * LEGEND_ENTRY + 2.0 * MARGIN);
     // Centre the drawing over a wider legend.
     let shift = (width - layout.width) / 2.0;
     for (x, _) in layout.at.values_mut() {
@@ -302,7 +302,7 @@ pub fn html(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
     }
     let height = layout.height + LEGEND_HEIGHT;
     let title = xml(&spec.name);
-    let states: Vec<LinkState> = spec.links.iter().map(state).collect();
+    let states: Vec<DrawnState> = spec.links.iter().map(state).collect();
 
     let mut out = String::new();
     let _ = write!(
@@ -368,7 +368,7 @@ pub fn html(spec: &LabSpec, state: &dyn Fn(&LinkSpec) -> LinkState) -> String {
 }
 
 /// The two nodes of a link, in order, so parallel links share a key.
-fn pair(link: &LinkSpec) -> (&str, &str) {
+fn pair(link: &LabLink) -> (&str, &str) {
     let (a, b) = (link.a.node.as_str(), link.b.node.as_str());
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -382,8 +382,8 @@ fn node_width(name: &str) -> f64 {
 /// with each interface name near its end.
 fn svg_link(
     out: &mut String,
-    link: &LinkSpec,
-    state: LinkState,
+    link: &LabLink,
+    state: DrawnState,
     a: (f64, f64),
     b: (f64, f64),
     offset: f64,
@@ -459,7 +459,7 @@ fn svg_label((x, y): (f64, f64), text: &str) -> String {
 fn svg_legend(out: &mut String, top: f64) {
     let y = top + LEGEND_HEIGHT / 2.0;
     out.push_str("<g class=\"legend\" font-size=\"12\">\n");
-    for (i, state) in LinkState::ALL.iter().enumerate() {
+    for (i, state) in DrawnState::ALL.iter().enumerate() {
         let x = MARGIN + i as f64 * LEGEND_ENTRY;
         let (color, dash) = state.svg_stroke();
         let dash = dash
@@ -478,7 +478,7 @@ fn svg_legend(out: &mut String, top: f64) {
 }
 
 /// The links and their states as a table, for reading and for searching the page.
-fn links_table(out: &mut String, spec: &LabSpec, states: &[LinkState]) {
+fn links_table(out: &mut String, spec: &LabSpec, states: &[DrawnState]) {
     out.push_str(
         "<table>\n<tr><th>#</th><th>from</th><th>to</th><th>MTU</th><th>state</th></tr>\n",
     );
@@ -543,7 +543,7 @@ mod tests {
                 .collect(),
             links: links
                 .iter()
-                .map(|(an, ai, bn, bi, down)| LinkSpec {
+                .map(|(an, ai, bn, bi, down)| LabLink {
                     a: ep(an, ai),
                     b: ep(bn, bi),
                     mtu: None,
@@ -568,12 +568,12 @@ mod tests {
     }
 
     /// Down links are down, r3:eth2 is pending, r1:eth3 unknown, the rest up.
-    fn states(link: &LinkSpec) -> LinkState {
+    fn states(link: &LabLink) -> DrawnState {
         match (link.down, link.a.ifname.as_str()) {
-            (true, _) => LinkState::Down,
-            (false, "eth2") => LinkState::Pending,
-            (false, "eth3") => LinkState::Unknown,
-            _ => LinkState::Up,
+            (true, _) => DrawnState::Down,
+            (false, "eth2") => DrawnState::Pending,
+            (false, "eth3") => DrawnState::Unknown,
+            _ => DrawnState::Up,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ovswire_cli::graph::{self, LinkState};
+use ovswire_cli::graph::{self, DrawnState};
 use ovswire_cli::spec::LabSpec;
 use ovswire_cli::wires::{self, Target, Wires};
 use ovswire_cli::{file, lab};
@@ -375,12 +375,18 @@ async fn run(command: Command) -> Result<()> {
                 }
             };
             let states = live_states(&spec).await;
-            let state = |l: &ovswire_cli::spec::LinkSpec| {
+            let state = |l: &ovswire_cli::spec::LabLink| {
                 states
                     .get(&l.name())
-                    .or_else(|| states.get(&format!("{}--{}", l.b, l.a)))
+                    .or_else(|| {
+                        let (a, b) = (&l.b, &l.a);
+                        states.get(&ovswire_core::link_name(
+                            (&a.node, &a.ifname),
+                            (&b.node, &b.ifname),
+                        ))
+                    })
                     .copied()
-                    .unwrap_or(LinkState::Unknown)
+                    .unwrap_or(DrawnState::Unknown)
             };
             let text = match format {
                 Format::Mermaid => graph::mermaid(&spec, &state),
@@ -399,7 +405,7 @@ async fn run(command: Command) -> Result<()> {
 }
 
 /// Link states of the lab when it is up here, by link name.
-async fn live_states(spec: &LabSpec) -> std::collections::BTreeMap<String, LinkState> {
+async fn live_states(spec: &LabSpec) -> std::collections::BTreeMap<String, DrawnState> {
     let mut map = std::collections::BTreeMap::new();
     let Ok(Some(st)) = lab::LabState::load(&spec.name) else {
         return map;
@@ -409,10 +415,10 @@ async fn live_states(spec: &LabSpec) -> std::collections::BTreeMap<String, LinkS
     };
     for l in w.links(&spec.name).await.unwrap_or_default() {
         let s = match OperState::try_from(l.oper) {
-            Ok(OperState::Up) => LinkState::Up,
-            Ok(OperState::Down) => LinkState::Down,
-            Ok(OperState::Pending) => LinkState::Pending,
-            _ => LinkState::Unknown,
+            Ok(OperState::Up) => DrawnState::Up,
+            Ok(OperState::Down) => DrawnState::Down,
+            Ok(OperState::Pending) => DrawnState::Pending,
+            _ => DrawnState::Unknown,
         };
         map.insert(wires::link_name(&l), s);
     }

@@ -16,7 +16,7 @@ pub struct LabSpec {
     /// Every node, by name, including nodes that only appear in links.
     pub nodes: BTreeMap<String, NodeSpec>,
     /// The links, in file order.
-    pub links: Vec<LinkSpec>,
+    pub links: Vec<LabLink>,
 }
 
 /// A node (router) of a lab.
@@ -29,7 +29,7 @@ pub struct NodeSpec {
 
 /// A point-to-point link between two node interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkSpec {
+pub struct LabLink {
     /// One end.
     pub a: EndpointSpec,
     /// The other end.
@@ -40,10 +40,13 @@ pub struct LinkSpec {
     pub down: bool,
 }
 
-impl LinkSpec {
+impl LabLink {
     /// `r1:eth1--r2:eth1`.
     pub fn name(&self) -> String {
-        format!("{}--{}", self.a, self.b)
+        ovswire_core::link_name(
+            (&self.a.node, &self.a.ifname),
+            (&self.b.node, &self.b.ifname),
+        )
     }
 }
 

@@ -275,9 +275,8 @@ mod tests {
             .links
             .values()
             .map(|l| {
-                let (a, b) = (l.key.a(), l.key.b());
                 (
-                    format!("{}:{}--{}:{}", a.pod, a.ifname, b.pod, b.ifname),
+                    l.key.name(),
                     Some(l.mtu),
                     l.admin == ovswire_core::model::AdminState::Down,
                 )

@@ -160,13 +160,14 @@ async fn unix(path: &Path) -> Result<Channel> {
 
 /// `r1:eth1--r2:eth1`.
 pub fn link_name(link: &Link) -> String {
-    let end = |e: &Option<Endpoint>| {
+    fn end(e: &Option<Endpoint>) -> (&str, &str) {
         e.as_ref()
-            .map_or_else(|| "?".into(), |e| format!("{}:{}", e.pod, e.ifname))
-    };
-    link.r#ref
-        .as_ref()
-        .map_or_else(|| "?".into(), |r| format!("{}--{}", end(&r.a), end(&r.b)))
+            .map_or(("?", "?"), |e| (e.pod.as_str(), e.ifname.as_str()))
+    }
+    link.r#ref.as_ref().map_or_else(
+        || "?".into(),
+        |r| ovswire_core::link_name(end(&r.a), end(&r.b)),
+    )
 }
 
 /// The lab of a link.

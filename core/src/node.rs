@@ -13,7 +13,7 @@ use crate::attach::{AttachError, AttachRequest, Attachment};
 use crate::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
 use crate::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
 use crate::peers::{self, Here, PeerView};
-use crate::plan::{Elsewhere, Endpoint, LinkStatus, Observed, OfPort, OfportState, Plan, World};
+use crate::plan::{Elsewhere, Endpoint, Observed, OfPort, OfportState, OperState, Plan, World};
 
 /// Bytes VXLAN over IPv4 adds to a frame's payload on the underlay: outer IPv4 (20), UDP (8),
 /// VXLAN (8) and the inner Ethernet header (14).
@@ -25,7 +25,7 @@ pub struct LinkEvent {
     /// The link.
     pub link: LinkSpec,
     /// Its state now.
-    pub status: LinkStatus,
+    pub status: OperState,
     /// The link left the topology.
     pub removed: bool,
 }
@@ -113,7 +113,7 @@ pub struct NodeState {
     /// Endpoints whose veth is being created: their port number is taken.
     reserved: BTreeMap<ContainerIf, (EndpointKey, u32)>,
     observed: Observed,
-    statuses: BTreeMap<LinkKey, LinkStatus>,
+    statuses: BTreeMap<LinkKey, OperState>,
     here: Here,
     /// The last report of every peer node.
     peers: BTreeMap<String, PeerView>,
@@ -187,14 +187,14 @@ impl NodeState {
     }
 
     /// Every wanted link with its status.
-    pub fn links(&self) -> Vec<(LinkSpec, LinkStatus)> {
+    pub fn links(&self) -> Vec<(LinkSpec, OperState)> {
         self.links
             .values()
             .map(|l| {
                 let status = self.statuses.get(&l.key).cloned();
                 (
                     l.clone(),
-                    status.unwrap_or_else(|| LinkStatus::Pending("not planned yet".into())),
+                    status.unwrap_or_else(|| OperState::Pending("not planned yet".into())),
                 )
             })
             .collect()
@@ -595,7 +595,7 @@ impl NodeState {
             .filter(|l| !next.contains_key(&l.key))
             .map(|l| LinkEvent {
                 link: l.clone(),
-                status: LinkStatus::Pending("removed from the topology".into()),
+                status: OperState::Pending("removed from the topology".into()),
                 removed: true,
             })
             .collect();

@@ -275,7 +275,7 @@ impl Plan {
 
 /// How a link stands, for status and the wire API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkStatus {
+pub enum OperState {
     /// Waiting: the reason names what is missing.
     Pending(String),
     /// Both host ends up: frames cross.
@@ -524,7 +524,7 @@ impl<'a> World<'a> {
     }
 
     /// How `link` stands in `observed`.
-    pub fn status(&self, link: &LinkSpec, observed: &Observed) -> LinkStatus {
+    pub fn status(&self, link: &LinkSpec, observed: &Observed) -> OperState {
         let mut missing = Vec::new();
         for end in [link.key.a(), link.key.b()] {
             match self.endpoints.get(end) {
@@ -532,7 +532,7 @@ impl<'a> World<'a> {
                 None => missing.push(format!("{end} to register")),
                 Some(ep) => match observed.ports.get(&ep.host_ifname).map(|p| &p.ofport) {
                     Some(OfportState::Failed(why)) => {
-                        return LinkStatus::Error(format!("the port of {end} failed: {why}"));
+                        return OperState::Error(format!("the port of {end} failed: {why}"));
                     }
                     Some(OfportState::Assigned(_)) => {}
                     _ => missing.push(format!("the port of {end}")),
@@ -540,50 +540,50 @@ impl<'a> World<'a> {
             }
         }
         if !missing.is_empty() {
-            return LinkStatus::Pending(format!("waiting for {}", missing.join(" and ")));
+            return OperState::Pending(format!("waiting for {}", missing.join(" and ")));
         }
         let up = |p: u32| observed.of_ports.get(&p).is_some_and(|o| !o.down);
         match self.ends(link) {
             Ends::Missing => {
                 // Both ends are elsewhere: this node has no part in the wire.
-                LinkStatus::Pending("both ends are on other nodes".into())
+                OperState::Pending("both ends are on other nodes".into())
             }
             Ends::Local(a, b) => {
                 if !self.complete(link, observed) {
-                    return LinkStatus::Pending("waiting for the flows".to_owned());
+                    return OperState::Pending("waiting for the flows".to_owned());
                 }
                 match link.admin {
-                    AdminState::Down => LinkStatus::Down,
-                    AdminState::Up if up(a.ofport) && up(b.ofport) => LinkStatus::Up,
+                    AdminState::Down => OperState::Down,
+                    AdminState::Up if up(a.ofport) && up(b.ofport) => OperState::Up,
                     AdminState::Up => {
-                        LinkStatus::Pending("waiting for the host ends to come up".into())
+                        OperState::Pending("waiting for the host ends to come up".into())
                     }
                 }
             }
             Ends::Cross { local, remote, end } => {
                 if let Some(why) = self.elsewhere.unreachable.get(&end.node) {
-                    return LinkStatus::Error(format!(
+                    return OperState::Error(format!(
                         "{remote} is on node {}, which cannot be reached: {why}",
                         end.node
                     ));
                 }
                 match self.elsewhere.tunnels.get(&end.node) {
                     None => {
-                        return LinkStatus::Pending(format!(
+                        return OperState::Pending(format!(
                             "waiting for the tunnel to node {}",
                             end.node
                         ));
                     }
                     Some(t) => match observed.ports.get(&t.name).map(|p| &p.ofport) {
                         Some(OfportState::Failed(why)) => {
-                            return LinkStatus::Error(format!(
+                            return OperState::Error(format!(
                                 "the tunnel to node {} failed: {why}",
                                 end.node
                             ));
                         }
                         Some(OfportState::Assigned(_)) => {}
                         _ => {
-                            return LinkStatus::Pending(format!(
+                            return OperState::Pending(format!(
                                 "waiting for the tunnel to node {}",
                                 end.node
                             ));
@@ -591,25 +591,25 @@ impl<'a> World<'a> {
                     },
                 }
                 if !self.elsewhere.keys.contains_key(&link.key) {
-                    return LinkStatus::Pending(format!(
+                    return OperState::Pending(format!(
                         "waiting for the tunnel key from node {}",
                         end.node
                     ));
                 }
                 if !self.complete(link, observed) {
-                    return LinkStatus::Pending("waiting for the flows".to_owned());
+                    return OperState::Pending("waiting for the flows".to_owned());
                 }
                 if !end.ready {
-                    return LinkStatus::Pending(format!(
+                    return OperState::Pending(format!(
                         "waiting for node {} to wire {remote}",
                         end.node
                     ));
                 }
                 match link.admin {
-                    AdminState::Down => LinkStatus::Down,
-                    AdminState::Up if up(local.ofport) => LinkStatus::Up,
+                    AdminState::Down => OperState::Down,
+                    AdminState::Up if up(local.ofport) => OperState::Up,
                     AdminState::Up => {
-                        LinkStatus::Pending("waiting for the host end to come up".into())
+                        OperState::Pending("waiting for the host end to come up".into())
                     }
                 }
             }
@@ -720,7 +720,7 @@ mod tests {
             }
         }
 
-        fn status(&self, a: &str, b: &str) -> LinkStatus {
+        fn status(&self, a: &str, b: &str) -> OperState {
             let l = link(a, b);
             World::new(&self.links, &self.eps, &self.elsewhere)
                 .status(&self.links[&l.key], &self.obs)
@@ -748,7 +748,7 @@ mod tests {
         assert!(!rounds[1].touches_ovsdb());
         assert_eq!(rounds[1].port_states.len(), 2);
         assert!(lab.up(32768) && lab.up(32769));
-        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+        assert_eq!(lab.status("r1", "r2"), OperState::Up);
         assert!(lab.plan().is_empty(), "a converged state plans nothing");
     }
 
@@ -760,7 +760,7 @@ mod tests {
         assert!(lab.obs.flows.is_empty());
         assert_eq!(
             lab.status("r1", "r2"),
-            LinkStatus::Pending("waiting for r2:eth1 to register".into())
+            OperState::Pending("waiting for r2:eth1 to register".into())
         );
     }
 
@@ -776,7 +776,7 @@ mod tests {
         assert_eq!(rounds.len(), 1);
         assert!(rounds[0].add_flows.is_empty() && !rounds[0].touches_ovsdb());
         assert!(!lab.up(32768) && !lab.up(32769));
-        assert_eq!(lab.status("r1", "r2"), LinkStatus::Down);
+        assert_eq!(lab.status("r1", "r2"), OperState::Down);
         lab.links.values_mut().next().unwrap().admin = AdminState::Up;
         lab.converge();
         assert!(lab.up(32768) && lab.up(32769));
@@ -824,7 +824,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(lab.up(32768) && lab.up(32772));
-        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+        assert_eq!(lab.status("r1", "r2"), OperState::Up);
     }
 
     #[test]
@@ -877,7 +877,7 @@ mod tests {
         let name = lab.eps.values().next().unwrap().host_ifname.clone();
         lab.obs.ports.get_mut(&name).unwrap().ofport = OfportState::Failed("No such device".into());
         assert!(
-            matches!(lab.status("r1", "r2"), LinkStatus::Error(e) if e.contains("No such device"))
+            matches!(lab.status("r1", "r2"), OperState::Error(e) if e.contains("No such device"))
         );
     }
 
@@ -895,7 +895,7 @@ mod tests {
         lab.converge();
         assert_eq!(
             lab.status("r1", "r2"),
-            LinkStatus::Pending("waiting for the tunnel to node b".into())
+            OperState::Pending("waiting for the tunnel to node b".into())
         );
         let tunnel = Tunnel {
             name: "vxtest".into(),
@@ -911,7 +911,7 @@ mod tests {
         assert_eq!(added[0].options["key"], "flow");
         assert_eq!(
             lab.status("r1", "r2"),
-            LinkStatus::Pending("waiting for the tunnel key from node b".into())
+            OperState::Pending("waiting for the tunnel key from node b".into())
         );
         let key = lab.links.keys().next().unwrap().clone();
         lab.elsewhere.keys.insert(key.clone(), 77);
@@ -924,13 +924,13 @@ mod tests {
         assert!(world.half_ready(&EndpointKey::parse("lab", "r1:eth1").unwrap(), &lab.obs));
         assert!(!lab.up(32768), "no carrier until the far half is in place");
         assert!(
-            matches!(lab.status("r1", "r2"), LinkStatus::Pending(r) if r.contains("node b to wire"))
+            matches!(lab.status("r1", "r2"), OperState::Pending(r) if r.contains("node b to wire"))
         );
 
         lab.elsewhere.endpoints.get_mut(&r2).unwrap().ready = true;
         lab.converge();
         assert!(lab.up(32768));
-        assert_eq!(lab.status("r1", "r2"), LinkStatus::Up);
+        assert_eq!(lab.status("r1", "r2"), OperState::Up);
         assert!(lab.plan().is_empty());
 
         // The far end goes away: carrier drops, flows and tunnel go.

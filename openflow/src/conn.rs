@@ -56,32 +56,32 @@ use crate::{Error, FlowMod, Result};
 
 /// Where the switch listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub enum SwitchAddr {
     /// A unix socket, e.g. a bridge's management socket `<rundir>/<bridge>.mgmt`.
     Unix(PathBuf),
     /// A TCP address (`ovs-vsctl set-controller` / `ptcp:` listeners).
     Tcp(std::net::SocketAddr),
 }
 
-impl From<&Path> for Endpoint {
+impl From<&Path> for SwitchAddr {
     fn from(p: &Path) -> Self {
         Self::Unix(p.to_owned())
     }
 }
 
-impl From<PathBuf> for Endpoint {
+impl From<PathBuf> for SwitchAddr {
     fn from(p: PathBuf) -> Self {
         Self::Unix(p)
     }
 }
 
-impl From<&str> for Endpoint {
+impl From<&str> for SwitchAddr {
     fn from(p: &str) -> Self {
         Self::Unix(p.into())
     }
 }
 
-impl From<std::net::SocketAddr> for Endpoint {
+impl From<std::net::SocketAddr> for SwitchAddr {
     fn from(a: std::net::SocketAddr) -> Self {
         Self::Tcp(a)
     }
@@ -170,22 +170,22 @@ pub struct Handle {
 /// SET_CONFIG with a nonzero `miss_send_len` so that OVS sends PORT_STATUS on `.mgmt`.
 ///
 /// Must be called within a tokio runtime; the connection task is spawned on it.
-pub async fn connect(endpoint: impl Into<Endpoint>) -> Result<(Handle, Events)> {
+pub async fn connect(endpoint: impl Into<SwitchAddr>) -> Result<(Handle, Events)> {
     connect_with(endpoint, Options::default()).await
 }
 
 /// [`connect`] with explicit options.
 pub async fn connect_with(
-    endpoint: impl Into<Endpoint>,
+    endpoint: impl Into<SwitchAddr>,
     options: Options,
 ) -> Result<(Handle, Events)> {
     match endpoint.into() {
-        Endpoint::Unix(path) => {
+        SwitchAddr::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(&path).await?;
             tracing::debug!(path = %path.display(), "openflow socket connected");
             start(stream, options).await
         }
-        Endpoint::Tcp(addr) => {
+        SwitchAddr::Tcp(addr) => {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
             tracing::debug!(%addr, "openflow socket connected");

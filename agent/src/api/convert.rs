@@ -5,7 +5,7 @@ use ovswire_core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
 use ovswire_core::naming::MAX_TUNNEL_KEY;
 use ovswire_core::node::{LinkInfo, Report};
 use ovswire_core::peers::{Here, PeerView};
-use ovswire_core::plan::LinkStatus;
+use ovswire_core::plan::OperState;
 use ovswire_proto::v1 as pb;
 
 use crate::error::Error;
@@ -59,12 +59,12 @@ pub fn admin_from_proto(admin: i32) -> Result<AdminState, Error> {
 }
 
 /// A link with its status and where its ends are.
-pub fn link(spec: &LinkSpec, status: &LinkStatus, info: LinkInfo) -> pb::Link {
+pub fn link(spec: &LinkSpec, status: &OperState, info: LinkInfo) -> pb::Link {
     let (oper, reason) = match status {
-        LinkStatus::Pending(r) => (pb::OperState::Pending, r.clone()),
-        LinkStatus::Up => (pb::OperState::Up, String::new()),
-        LinkStatus::Down => (pb::OperState::Down, "administratively down".to_owned()),
-        LinkStatus::Error(r) => (pb::OperState::Error, r.clone()),
+        OperState::Pending(r) => (pb::OperState::Pending, r.clone()),
+        OperState::Up => (pb::OperState::Up, String::new()),
+        OperState::Down => (pb::OperState::Down, "administratively down".to_owned()),
+        OperState::Error(r) => (pb::OperState::Error, r.clone()),
     };
     pb::Link {
         r#ref: Some(link_ref(&spec.key)),

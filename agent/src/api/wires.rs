@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use ovswire_core::model::{LinkKey, LinkSpec};
-use ovswire_core::plan::LinkStatus;
+use ovswire_core::plan::OperState;
 
 use super::convert;
 use crate::error::Error;
@@ -29,7 +29,7 @@ impl WiresService {
         Self { agent, peers }
     }
 
-    fn to_proto(&self, spec: &LinkSpec, status: &LinkStatus) -> pb::Link {
+    fn to_proto(&self, spec: &LinkSpec, status: &OperState) -> pb::Link {
         convert::link(spec, status, self.agent.link_info(spec))
     }
 

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::Agent;
 use crate::error::{Error, Result};
 use ovswire_core::model::{LinkKey, LinkSpec};
-use ovswire_core::plan::LinkStatus;
+use ovswire_core::plan::OperState;
 
 /// How long link events are gathered before one status report.
 const REPORT_DELAY: Duration = Duration::from_millis(200);
@@ -45,10 +45,10 @@ fn reports(agent: &Agent) -> Vec<LinkReport> {
         .map(|(spec, status)| {
             let info = agent.link_info(&spec);
             let (state, reason) = match status {
-                LinkStatus::Up => (LinkState::Ready, info.mtu_note.clone()),
-                LinkStatus::Down => (LinkState::Down, None),
-                LinkStatus::Pending(r) => (LinkState::Pending, Some(r)),
-                LinkStatus::Error(r) => (LinkState::Error, Some(r)),
+                OperState::Up => (LinkState::Ready, info.mtu_note.clone()),
+                OperState::Down => (LinkState::Down, None),
+                OperState::Pending(r) => (LinkState::Pending, Some(r)),
+                OperState::Error(r) => (LinkState::Error, Some(r)),
             };
             let some = |s: String| (!s.is_empty()).then_some(s);
             LinkReport {

@@ -17,7 +17,7 @@ use ovswire_core::attach::{AttachError, AttachRequest, Attacher, Attachment};
 use ovswire_core::model::{AdminState, LinkKey, LinkSpec};
 use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Report, Reservation, macs};
 use ovswire_core::peers::{Here, PeerView};
-use ovswire_core::plan::{LinkStatus, OfPort};
+use ovswire_core::plan::{OfPort, OperState};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -149,7 +149,7 @@ impl Agent {
     }
 
     /// Every link with its state.
-    pub fn links(&self) -> Vec<(LinkSpec, LinkStatus)> {
+    pub fn links(&self) -> Vec<(LinkSpec, OperState)> {
         self.state().links()
     }
 

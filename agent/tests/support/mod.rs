@@ -12,7 +12,7 @@ use ovswire_agent::runtime::ovs::BridgeConfig;
 use ovswire_agent::runtime::{Agent, Config};
 use ovswire_core::attach::{AttachRequest, Attacher, Attachment};
 use ovswire_core::model::{EndpointKey, LinkKey, LinkSpec};
-use ovswire_core::plan::LinkStatus;
+use ovswire_core::plan::OperState;
 use ovswire_core::topology::Topology;
 use ovswire_ovsdb::vswitch::DatapathType;
 use ovswire_testbed::{Node, Testbed};
@@ -133,7 +133,7 @@ impl Lab {
     }
 
     /// The status of the link whose display name (`lab/a--b`) is `name`.
-    pub fn status(&self, name: &str) -> Option<LinkStatus> {
+    pub fn status(&self, name: &str) -> Option<OperState> {
         self.agent()
             .links()
             .into_iter()

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::locate::{Step, line_of};
 use super::{FileError, Format};
-use crate::spec::{Cidr, EndpointSpec, LabSpec, LinkSpec, NodeSpec};
+use crate::spec::{Cidr, EndpointSpec, LabLink, LabSpec, NodeSpec};
 
 /// The file being read: its name, text and format.
 #[derive(Debug, Clone, Copy)]
@@ -289,7 +289,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             used.insert((e.node.clone(), e.ifname.clone()), (i, name.clone()));
             nodes.entry(e.node.clone()).or_default();
         }
-        links.push(LinkSpec {
+        links.push(LabLink {
             a,
             b,
             mtu: link.mtu,

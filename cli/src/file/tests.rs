@@ -4,7 +4,7 @@ use ovswire_core::model::AdminState;
 use ovswire_core::topology::Topology;
 
 use super::*;
-use crate::spec::{Cidr, EndpointSpec, LinkSpec, NodeSpec};
+use crate::spec::{Cidr, EndpointSpec, LabLink, NodeSpec};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
@@ -20,12 +20,12 @@ fn ep(endpoint: &str, addrs: &[&str]) -> EndpointSpec {
     }
 }
 
-fn link(a: EndpointSpec, b: EndpointSpec, mtu: Option<u32>, down: bool) -> LinkSpec {
-    LinkSpec { a, b, mtu, down }
+fn link(a: EndpointSpec, b: EndpointSpec, mtu: Option<u32>, down: bool) -> LabLink {
+    LabLink { a, b, mtu, down }
 }
 
 /// A link between two endpoints without addresses.
-fn plain(a: &str, b: &str) -> LinkSpec {
+fn plain(a: &str, b: &str) -> LabLink {
     link(ep(a, &[]), ep(b, &[]), None, false)
 }
 

@@ -132,7 +132,7 @@ fn detach_makes_the_link_pending_and_a_repeat_still_names_the_interface() {
         events,
         vec![LinkEvent {
             link: l,
-            status: LinkStatus::Pending(
+            status: OperState::Pending(
                 "waiting for r1:eth1 to register and the port of r2:eth1".into(),
             ),
             removed: false,
