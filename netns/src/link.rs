@@ -232,7 +232,7 @@ pub async fn add_veth(
         )))
 }
 
-/// Creates Linux bridge `name` with `mtu`, down, spanning tree off (the kernel's default).
+/// Creates Linux bridge `name` with `mtu`, up, spanning tree off (the kernel's default).
 pub async fn add_bridge(handle: &Handle, name: &str, mtu: u32) -> Result<()> {
     check_ifname(name)?;
     handle
