@@ -11,10 +11,20 @@ use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVeth, LinkAttribute, LinkFlags,
     LinkMessage,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
+pub use rtnetlink::Handle;
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
 
 use crate::namespace::open_path;
 use crate::{Error, Result};
+
+/// Opens a netlink socket in the calling thread's namespace, its connection spawned on the
+/// current tokio runtime.
+pub fn connect() -> Result<Handle> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| Error::io("open a netlink socket", e))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
 
 /// The longest interface name the kernel takes (`IFNAMSIZ` less the NUL).
 pub const IFNAME_MAX: usize = libc::IFNAMSIZ - 1;
