@@ -17,10 +17,10 @@ use crate::{Error, Result};
 /// purpose: it stays there.
 pub fn enter(path: &Path) -> Result<()> {
     let file = open_path(path)?;
-    nix::sched::setns(file, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Sys {
+    nix::sched::setns(file, CloneFlags::CLONE_NEWNET).map_err(|cause| Error::Sys {
         call: "setns",
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 

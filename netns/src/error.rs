@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// What went wrong, and on what.
+///
+/// Each message ends with its cause (errno, I/O error) in full, and the cause is deliberately not
+/// a `source()`: error chains printed as `{:#}` would otherwise repeat it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -33,22 +36,22 @@ pub enum Error {
         name: String,
     },
     /// A namespace file could not be opened (it is missing, or this is not root).
-    #[error("network namespace {} cannot be opened: {source}", path.display())]
+    #[error("network namespace {} cannot be opened: {cause}", path.display())]
     Open {
         /// The namespace's path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A system call on a namespace failed (`unshare`, `setns`, `mount`, `umount`).
-    #[error("{call} on {}: {source} (this needs root)", path.display())]
+    #[error("{call} on {}: {cause} (this needs root)", path.display())]
     Sys {
         /// The call, e.g. `setns`.
         call: &'static str,
         /// The namespace (or `/run/netns`) it was about.
         path: PathBuf,
         /// The errno.
-        source: nix::Error,
+        cause: nix::Error,
     },
     /// A thread working inside a namespace panicked or vanished.
     #[error("the thread working inside network namespace {} died", path.display())]
@@ -57,12 +60,12 @@ pub enum Error {
         path: PathBuf,
     },
     /// Other file, socket or process I/O failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An interface that should be there is not.
     #[error("interface {name} does not exist")]
@@ -81,14 +84,14 @@ pub enum Error {
         message: String,
     },
     /// The ethtool ioctl failed.
-    #[error("ethtool: {what} on {ifname}: {source}")]
+    #[error("ethtool: {what} on {ifname}: {cause}")]
     Ethtool {
         /// What was asked.
         what: &'static str,
         /// The interface.
         ifname: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// No Open vSwitch database schema is installed.
     #[error(
@@ -101,12 +104,12 @@ pub enum Error {
         tried: Vec<PathBuf>,
     },
     /// The schema file is not JSON.
-    #[error("the OVSDB schema {} is not valid JSON: {source}", path.display())]
+    #[error("the OVSDB schema {} is not valid JSON: {cause}", path.display())]
     BadSchema {
         /// The schema file.
         path: PathBuf,
         /// Why.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// An OVS daemon did not open its socket in time.
     #[error(
@@ -132,18 +135,18 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Self::Netlink { errno, .. } => *errno,
-            Self::Sys { source, .. } => Some(*source as i32),
-            Self::Open { source, .. } | Self::Io { source, .. } | Self::Ethtool { source, .. } => {
-                source.raw_os_error()
+            Self::Sys { cause, .. } => Some(*cause as i32),
+            Self::Open { cause, .. } | Self::Io { cause, .. } | Self::Ethtool { cause, .. } => {
+                cause.raw_os_error()
             }
             _ => None,
         }
     }
 
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),
-            source,
+            cause,
         }
     }
 

@@ -38,10 +38,10 @@ struct IfReq {
 
 fn ethtool(ifname: &str, what: &'static str, cmd: u32, data: u32) -> Result<u32> {
     check_ifname(ifname)?;
-    let failed = |source| Error::Ethtool {
+    let failed = |cause| Error::Ethtool {
         what,
         ifname: ifname.to_owned(),
-        source,
+        cause,
     };
     let sock = socket(
         AddressFamily::Inet,

@@ -66,9 +66,9 @@ pub fn open(name: &str) -> Result<File> {
 }
 
 pub(crate) fn open_path(path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| Error::Open {
+    File::open(path).map_err(|cause| Error::Open {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -101,10 +101,10 @@ pub fn create(name: &str) -> Result<PathBuf> {
 /// keeps it alive after the thread ends.
 fn bind_new_namespace(target: &Path) -> Result<()> {
     let sys = |call| {
-        move |source| Error::Sys {
+        move |cause| Error::Sys {
             call,
             path: target.to_owned(),
-            source,
+            cause,
         }
     };
     thread::scope(|s| {
@@ -133,10 +133,10 @@ pub fn delete(name: &str) -> Result<()> {
     check_name(name)?;
     let target = path(name);
     if inode(&target).is_some() {
-        nix::mount::umount2(&target, MntFlags::MNT_DETACH).map_err(|source| Error::Sys {
+        nix::mount::umount2(&target, MntFlags::MNT_DETACH).map_err(|cause| Error::Sys {
             call: "umount",
             path: target.clone(),
-            source,
+            cause,
         })?;
     }
     match fs::remove_file(&target) {
@@ -218,10 +218,10 @@ fn share_run_dir() -> Result<()> {
             Err(e) => Err(("make shared", e)),
         }
     });
-    done.map_err(|(call, source)| Error::Sys {
+    done.map_err(|(call, cause)| Error::Sys {
         call,
         path: dir.to_owned(),
-        source,
+        cause,
     })
 }
 

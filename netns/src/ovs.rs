@@ -199,9 +199,9 @@ pub fn db_contents(schema: &serde_json::Value) -> String {
 /// `schema`, atomically: an interrupted write leaves no half database behind.
 pub fn create_db(path: &Path, schema: &Path, text: &str) -> Result<()> {
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|source| Error::BadSchema {
+        serde_json::from_str(text).map_err(|cause| Error::BadSchema {
             path: schema.to_owned(),
-            source,
+            cause,
         })?;
     let tmp = path.with_extension("db.tmp");
     let write = || -> std::io::Result<()> {

@@ -42,7 +42,10 @@ type Result<T, E = NetdevError> = std::result::Result<T, E>;
 fn failed(what: impl Into<String>) -> impl FnOnce(ovswire_netns::Error) -> NetdevError {
     let what = what.into();
     move |e| match e {
-        ovswire_netns::Error::Open { path, source } => NetdevError::Netns { path, source },
+        ovswire_netns::Error::Open { path, cause } => NetdevError::Netns {
+            path,
+            source: cause,
+        },
         source => NetdevError::Link {
             what,
             source: Box::new(source),
