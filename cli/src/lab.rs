@@ -28,6 +28,8 @@ pub fn state_dir() -> PathBuf {
 fn labs_dir() -> PathBuf {
     state_dir().join("labs")
 }
+/// How long `down` waits for ovs-vswitchd to remove the lab's bridge.
+const BRIDGE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// CNI calls in flight at once while wiring.
 const CONCURRENCY: usize = 16;
 
@@ -628,10 +630,26 @@ pub async fn down(name: &str) -> Result<()> {
         let db = ovswire_ovsdb::Client::connect(&ovs.db)
             .await
             .with_context(|| format!("connect to OVSDB at {}", ovs.db))?;
-        ovswire_ovsdb::vswitch::Vswitch::new(db)
+        let vswitch = ovswire_ovsdb::vswitch::Vswitch::new(db);
+        let deleted = vswitch
             .delete_bridge(&st.bridge)
             .await
             .with_context(|| format!("remove bridge {}", st.bridge))?;
+        // ovs-vswitchd removes the bridge's internal device (`ow-<lab>`) when it applies the
+        // deletion; stopping our own OVS before that (below) would leave the device behind.
+        if let Some(next_cfg) = deleted {
+            vswitch
+                .wait_applied(next_cfg, BRIDGE_REMOVAL_TIMEOUT)
+                .await
+                .with_context(|| {
+                    format!(
+                        "ovs-vswitchd did not remove bridge {} within {} s; is it running? \
+                         `ovswire lab down {name}` again finishes the removal",
+                        st.bridge,
+                        BRIDGE_REMOVAL_TIMEOUT.as_secs()
+                    )
+                })?;
+        }
     }
     let d = dir(name);
     std::fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;

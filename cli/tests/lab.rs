@@ -446,3 +446,39 @@ fn a_later_ip_netns_add_leaves_lab_namespaces_reachable_and_removable() {
         assert!(!left.status.success(), "{path} left behind");
     }
 }
+
+#[test]
+fn down_removes_the_bridge_device_before_stopping_own_ovs() {
+    let node = Testbed::node("cli").unwrap();
+    let host = node.pod("host").unwrap();
+    let lab = lab_name("f");
+    let state = node.dir().join("own-state");
+    let cli = Cli {
+        ns: &host,
+        state: state.clone(),
+        ovs: vec!["--own-ovs".into()],
+        lab: lab.clone(),
+        mounts: None,
+    };
+    let file = write_lab(node.dir(), &lab);
+    let bridge = format!("ow-{lab}");
+    for round in 1..=3 {
+        cli.up(&file);
+        assert!(
+            host.links().unwrap().contains(&bridge),
+            "round {round}: no {bridge} while up"
+        );
+        cli.ok(&["lab", "down", &lab]);
+        let out = Command::new("ip")
+            .args(["-n", host.name(), "-br", "link"])
+            .output()
+            .expect("run ip link");
+        let links = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !links
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(bridge.as_str())),
+            "round {round}: {bridge} left behind after down:\n{links}"
+        );
+    }
+}
