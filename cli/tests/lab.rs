@@ -44,6 +44,17 @@ impl<'a> Cli<'a> {
         }
     }
 
+    /// The CLI inside `ns` on ovswire's own OVS, which it starts (and stops) under `state`.
+    fn own(ns: &'a Netns, state: &Path, lab: &str) -> Self {
+        Self {
+            ns,
+            state: state.to_owned(),
+            ovs: vec!["--own-ovs".into()],
+            lab: lab.to_owned(),
+            mounts: None,
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         let bin = env!("CARGO_BIN_EXE_ovswire");
         let mut cmd = match self.mounts {
@@ -348,13 +359,7 @@ fn own_ovs_is_started_and_stopped_with_the_lab() {
     let host = node.pod("host").unwrap();
     let lab = lab_name("c");
     let state = node.dir().join("own-state");
-    let cli = Cli {
-        ns: &host,
-        state: state.clone(),
-        ovs: vec!["--own-ovs".into()],
-        lab: lab.clone(),
-        mounts: None,
-    };
+    let cli = Cli::own(&host, &state, &lab);
     let file = write_lab(node.dir(), &lab);
     cli.up(&file);
     assert!(pings(&format!("{lab}-r1"), "10.0.0.2"));
@@ -453,13 +458,7 @@ fn down_removes_the_bridge_device_before_stopping_own_ovs() {
     let host = node.pod("host").unwrap();
     let lab = lab_name("f");
     let state = node.dir().join("own-state");
-    let cli = Cli {
-        ns: &host,
-        state: state.clone(),
-        ovs: vec!["--own-ovs".into()],
-        lab: lab.clone(),
-        mounts: None,
-    };
+    let cli = Cli::own(&host, &state, &lab);
     let file = write_lab(node.dir(), &lab);
     let bridge = format!("ow-{lab}");
     for round in 1..=3 {

@@ -138,24 +138,28 @@ pub async fn state(handle: &Handle, name: &str) -> Result<LinkState> {
 
 /// Sets link `name` administratively up.
 pub async fn set_up(handle: &Handle, name: &str) -> Result<()> {
-    let index = index(handle, name).await?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(Error::netlink(format!("set {name} up")))
+    set_admin(handle, name, true).await
 }
 
 /// Sets link `name` administratively down.
 pub async fn set_down(handle: &Handle, name: &str) -> Result<()> {
+    set_admin(handle, name, false).await
+}
+
+async fn set_admin(handle: &Handle, name: &str, up: bool) -> Result<()> {
     let index = index(handle, name).await?;
+    let msg = LinkUnspec::new_with_index(index);
+    let (msg, word) = if up {
+        (msg.up(), "up")
+    } else {
+        (msg.down(), "down")
+    };
     handle
         .link()
-        .set(LinkUnspec::new_with_index(index).down().build())
+        .set(msg.build())
         .execute()
         .await
-        .map_err(Error::netlink(format!("set {name} down")))
+        .map_err(Error::netlink(format!("set {name} {word}")))
 }
 
 /// One end of a veth pair: its name, and optionally the namespace it is born in (else the
