@@ -12,7 +12,8 @@ use ovswire_netns::{Error, ethtool};
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A namespace with a name unique to this test and process, deleted on drop (also when the
-/// test fails).
+/// test fails). Named like the testbed's (`owt<pid>-...`), so that its leak check at the end of
+/// a test run reports, and its reaper removes, what a killed run left.
 struct Ns {
     name: String,
     path: PathBuf,
@@ -21,7 +22,7 @@ struct Ns {
 impl Ns {
     fn new(tag: &str) -> Self {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("ownt{}-{n}-{tag}", std::process::id());
+        let name = format!("owt{}-netns{n}-{tag}", std::process::id());
         let path = ovswire_netns::create(&name).expect("create a namespace (run as root)");
         Self { name, path }
     }
@@ -59,7 +60,7 @@ fn a_namespace_is_one_ip_netns_sees_with_loopback_up() {
 #[test]
 fn a_later_ip_netns_add_does_not_hide_our_namespaces() {
     let ns = Ns::new("hide");
-    let other = format!("ownt{}-ipadd", std::process::id());
+    let other = format!("owt{}-netns-ipadd", std::process::id());
     let added = ip_netns(&["add", &other]);
     let _ = ip_netns(&["del", &other]);
     assert!(added.status.success(), "{added:?}");
