@@ -78,12 +78,13 @@ pub fn create(name: &str) -> Result<PathBuf> {
     check_name(name)?;
     share_run_dir()?;
     let target = path(name);
-    if target.exists() {
-        return Err(Error::NamespaceExists {
+    // Atomic, so that of two creators of one name exactly one wins.
+    File::create_new(&target).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::NamespaceExists {
             name: name.to_owned(),
-        });
-    }
-    File::create(&target).map_err(|e| Error::io(format!("create {}", target.display()), e))?;
+        },
+        _ => Error::io(format!("create {}", target.display()), e),
+    })?;
     let made = bind_new_namespace(&target).and_then(|()| {
         crate::block_on(
             &target,
