@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::stream::{self, StreamExt};
+use ovswire_netns::link;
 use serde::{Deserialize, Serialize};
 
-use crate::netns;
 use crate::ovs::{self, Ovs};
 use crate::process;
 use crate::spec::LabSpec;
@@ -28,6 +28,8 @@ pub fn state_dir() -> PathBuf {
 fn labs_dir() -> PathBuf {
     state_dir().join("labs")
 }
+/// How long `down` waits for ovs-vswitchd to remove the lab's bridge.
+const BRIDGE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// CNI calls in flight at once while wiring.
 const CONCURRENCY: usize = 16;
 
@@ -228,18 +230,19 @@ pub async fn up(
     // Nodes: namespaces for new ones, gone ones removed with their interfaces.
     let mut created = Vec::new();
     for node in spec.nodes.keys() {
-        if st.nodes.contains_key(node) && netns::exists(&st.nodes[node]) {
+        if st.nodes.contains_key(node) && ovswire_netns::exists(&st.nodes[node]) {
             continue;
         }
         let ns = netns_name(name, node);
-        if netns::exists(&ns) {
+        if ovswire_netns::exists(&ns) {
             bail!(
                 "network namespace {ns} exists and is not part of lab {name}; remove it \
                  (`ip netns del {ns}`) or rename node {node}"
             );
         }
-        let _ = netns::delete(&ns); // an unmounted leftover file
-        netns::create(&ns)?;
+        let _ = ovswire_netns::delete(&ns); // an unmounted leftover file
+        ovswire_netns::create(&ns)
+            .with_context(|| format!("create the namespace of node {node}"))?;
         st.nodes.insert(node.clone(), ns);
         st.save()?;
         created.push(node.clone());
@@ -269,7 +272,7 @@ pub async fn up(
         .cloned()
         .collect();
     for node in gone {
-        netns::delete(&st.nodes[&node])?;
+        remove_namespace(&st.nodes[&node])?;
         st.nodes.remove(&node);
         st.save()?;
     }
@@ -329,14 +332,20 @@ pub async fn up(
                 continue;
             }
             let (ifname, addrs) = (e.ifname.clone(), e.addrs.clone());
+            let ns = ovswire_netns::path(&st.nodes[&e.node]);
             tokio::task::block_in_place(|| {
-                netns::run(&st.nodes[&e.node], |h| async move {
+                ovswire_netns::block_on(&ns, |h| async move {
                     for a in addrs {
-                        crate::netlink::add_address(&h, &ifname, a).await?;
+                        match link::add_address(&h, &ifname, a.addr, a.prefix).await {
+                            // Already there from an earlier `up`.
+                            Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST as i32) => {}
+                            other => other?,
+                        }
                     }
-                    Ok(())
+                    Ok::<_, ovswire_netns::Error>(())
                 })
             })
+            .and_then(|added| added)
             .with_context(|| format!("configure the addresses of {e}"))?;
         }
     }
@@ -347,7 +356,7 @@ pub async fn up(
     for node in &created {
         for cmd in &spec.nodes[node].exec {
             let log = dir(name).join(format!("{node}.log"));
-            let status = tokio::task::block_in_place(|| netns::sh(&st.nodes[node], cmd, &log))?;
+            let status = tokio::task::block_in_place(|| sh(&st.nodes[node], cmd, &log))?;
             if !status.success() {
                 say(
                     name,
@@ -369,6 +378,34 @@ pub async fn up(
         ),
     );
     Ok(links)
+}
+
+/// Removes a node's namespace with every process still in it (the commands the lab started),
+/// so that the namespace really goes away.
+fn remove_namespace(ns: &str) -> Result<()> {
+    ovswire_netns::kill_processes(ns)
+        .and_then(|_| ovswire_netns::delete(ns))
+        .with_context(|| format!("remove network namespace {ns}"))
+}
+
+/// Runs `sh -c command` inside namespace `ns`, its output appended to `log`, and waits for it;
+/// the command's exit status.
+fn sh(ns: &str, command: &str, log: &Path) -> Result<std::process::ExitStatus> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
+    let err = out.try_clone()?;
+    ovswire_netns::run(&ovswire_netns::path(ns), || {
+        std::process::Command::new("sh")
+            .args(["-c", command])
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+    })?
+    .with_context(|| format!("run `{command}` in {ns}"))
 }
 
 /// Waits until every link of the lab is as its admin state asks.
@@ -507,7 +544,7 @@ async fn cni(
         .env_clear()
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", container_id(&st.name, node))
-        .env("CNI_NETNS", netns::path(netns))
+        .env("CNI_NETNS", ovswire_netns::path(netns))
         .env("CNI_IFNAME", ifname)
         .env(
             "CNI_ARGS",
@@ -568,17 +605,19 @@ pub async fn down(name: &str) -> Result<()> {
             .filter(|(n, _)| n == node)
             .map(|(_, i)| i.clone())
             .collect();
-        if netns::exists(ns) {
+        if ovswire_netns::exists(ns) {
             tokio::task::block_in_place(|| {
-                netns::run(ns, |h| async move {
+                ovswire_netns::block_on(&ovswire_netns::path(ns), |h| async move {
                     for ifname in ifnames {
-                        crate::netlink::delete(&h, &ifname).await?;
+                        link::delete(&h, &ifname).await?;
                     }
-                    Ok(())
+                    Ok::<_, ovswire_netns::Error>(())
                 })
-            })?;
+            })
+            .and_then(|deleted| deleted)
+            .with_context(|| format!("remove the interfaces of node {node}"))?;
         }
-        netns::delete(ns)?;
+        remove_namespace(ns)?;
     }
     st.attached.clear();
     st.save()?;
@@ -591,10 +630,26 @@ pub async fn down(name: &str) -> Result<()> {
         let db = ovswire_ovsdb::Client::connect(&ovs.db)
             .await
             .with_context(|| format!("connect to OVSDB at {}", ovs.db))?;
-        ovswire_ovsdb::vswitch::Vswitch::new(db)
+        let vswitch = ovswire_ovsdb::vswitch::Vswitch::new(db);
+        let deleted = vswitch
             .delete_bridge(&st.bridge)
             .await
             .with_context(|| format!("remove bridge {}", st.bridge))?;
+        // ovs-vswitchd removes the bridge's internal device (`ow-<lab>`) when it applies the
+        // deletion; stopping our own OVS before that (below) would leave the device behind.
+        if let Some(next_cfg) = deleted {
+            vswitch
+                .wait_applied(next_cfg, BRIDGE_REMOVAL_TIMEOUT)
+                .await
+                .with_context(|| {
+                    format!(
+                        "ovs-vswitchd did not remove bridge {} within {} s; is it running? \
+                         `ovswire lab down {name}` again finishes the removal",
+                        st.bridge,
+                        BRIDGE_REMOVAL_TIMEOUT.as_secs()
+                    )
+                })?;
+        }
     }
     let d = dir(name);
     std::fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;

@@ -5,8 +5,6 @@
 pub mod file;
 pub mod graph;
 pub mod lab;
-pub mod netlink;
-pub mod netns;
 pub mod ovs;
 pub mod process;
 pub mod spec;

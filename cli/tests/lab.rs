@@ -25,6 +25,8 @@ struct Cli<'a> {
     /// Extra `lab up` arguments choosing the OVS.
     ovs: Vec<String>,
     lab: String,
+    /// A mount namespace to run in (see [`PrivateMounts`]), else the test's own.
+    mounts: Option<&'a PrivateMounts>,
 }
 
 impl<'a> Cli<'a> {
@@ -38,11 +40,27 @@ impl<'a> Cli<'a> {
                 format!("--ovs-rundir={}", node.rundir().display()),
             ],
             lab: lab.to_owned(),
+            mounts: None,
+        }
+    }
+
+    /// The CLI inside `ns` on ovswire's own OVS, which it starts (and stops) under `state`.
+    fn own(ns: &'a Netns, state: &Path, lab: &str) -> Self {
+        Self {
+            ns,
+            state: state.to_owned(),
+            ovs: vec!["--own-ovs".into()],
+            lab: lab.to_owned(),
+            mounts: None,
         }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovswire"));
+        let bin = env!("CARGO_BIN_EXE_ovswire");
+        let mut cmd = match self.mounts {
+            None => Command::new(bin),
+            Some(m) => m.command(bin),
+        };
         cmd.args(args).env("OVSWIRE_STATE_DIR", &self.state);
         let child = self
             .ns
@@ -80,6 +98,70 @@ impl Drop for Cli<'_> {
     fn drop(&mut self) {
         if self.state.join("labs").join(&self.lab).exists() {
             let _ = self.run(&["lab", "down", &self.lab]);
+        }
+    }
+}
+
+/// A mount namespace of the test's own in which `/run/netns` is a plain directory, as on a
+/// machine where nothing has made it a mount point yet (the testbed has, for the test's own
+/// mount namespace). It lives as long as a `sleep` inside it; commands enter it with `nsenter`.
+struct PrivateMounts {
+    sleeper: std::process::Child,
+    /// Namespace files made inside it show up in the shared directory as plain files.
+    prefix: String,
+}
+
+impl PrivateMounts {
+    fn new(prefix: &str) -> Self {
+        use std::io::BufRead;
+        let mut sleeper = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("umount -l /run/netns 2>/dev/null; echo ready; exec sleep infinity")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run unshare");
+        let mut ready = String::new();
+        std::io::BufReader::new(sleeper.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        Self {
+            sleeper,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// `program` to be run inside.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.sleeper.id().to_string(), "-m", "--", program]);
+        cmd
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .expect("run nsenter")
+    }
+}
+
+impl Drop for PrivateMounts {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        for entry in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&self.prefix)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -277,12 +359,7 @@ fn own_ovs_is_started_and_stopped_with_the_lab() {
     let host = node.pod("host").unwrap();
     let lab = lab_name("c");
     let state = node.dir().join("own-state");
-    let cli = Cli {
-        ns: &host,
-        state: state.clone(),
-        ovs: vec!["--own-ovs".into()],
-        lab: lab.clone(),
-    };
+    let cli = Cli::own(&host, &state, &lab);
     let file = write_lab(node.dir(), &lab);
     cli.up(&file);
     assert!(pings(&format!("{lab}-r1"), "10.0.0.2"));
@@ -319,6 +396,7 @@ fn bad_files_fail_with_the_line_and_make_nothing() {
         state: node.dir().join("state"),
         ovs: vec![],
         lab: lab.clone(),
+        mounts: None,
     };
     let file = node.dir().join("bad.yaml");
     std::fs::write(
@@ -337,4 +415,69 @@ fn bad_files_fail_with_the_line_and_make_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no lab named nosuchlab"));
     let out = cli.run(&["link", "down", "r1", "--socket", "/nonexistent.sock"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn a_later_ip_netns_add_leaves_lab_namespaces_reachable_and_removable() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("e");
+    let mounts = PrivateMounts::new(&format!("{lab}-"));
+    let mut cli = Cli::on(&node, &lab);
+    cli.mounts = Some(&mounts);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+
+    // Someone at the shell adds and removes a namespace of their own.
+    let other = format!("{lab}-other");
+    let added = mounts.run("ip", &["netns", "add", &other]);
+    let _ = mounts.run("ip", &["netns", "del", &other]);
+    assert!(added.status.success(), "ip netns add: {added:?}");
+
+    let r1 = format!("{lab}-r1");
+    let ping = mounts.run(
+        "ip",
+        &[
+            "netns", "exec", &r1, "ping", "-c", "1", "-W", "2", "10.0.0.2",
+        ],
+    );
+    assert!(
+        ping.status.success(),
+        "ping over r1:eth1 after ip netns add: {ping:?}"
+    );
+    cli.ok(&["lab", "down", &lab]);
+    for r in ["r1", "r2", "r3"] {
+        let path = format!("/run/netns/{lab}-{r}");
+        let left = mounts.run("test", &["-e", &path]);
+        assert!(!left.status.success(), "{path} left behind");
+    }
+}
+
+#[test]
+fn down_removes_the_bridge_device_before_stopping_own_ovs() {
+    let node = Testbed::node("cli").unwrap();
+    let host = node.pod("host").unwrap();
+    let lab = lab_name("f");
+    let state = node.dir().join("own-state");
+    let cli = Cli::own(&host, &state, &lab);
+    let file = write_lab(node.dir(), &lab);
+    let bridge = format!("ow-{lab}");
+    for round in 1..=3 {
+        cli.up(&file);
+        assert!(
+            host.links().unwrap().contains(&bridge),
+            "round {round}: no {bridge} while up"
+        );
+        cli.ok(&["lab", "down", &lab]);
+        let out = Command::new("ip")
+            .args(["-n", host.name(), "-br", "link"])
+            .output()
+            .expect("run ip link");
+        let links = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !links
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(bridge.as_str())),
+            "round {round}: {bridge} left behind after down:\n{links}"
+        );
+    }
 }

@@ -428,9 +428,11 @@ impl Vswitch {
     }
 
     /// Removes the bridge `name` with all its ports and interfaces (like `ovs-vsctl --if-exists
-    /// del-br`). Returns whether it existed.
+    /// del-br`) in one transaction that also bumps `next_cfg`. Returns the `next_cfg` to pass
+    /// to [`wait_applied`](Self::wait_applied) (ovs-vswitchd removes the bridge's devices only
+    /// when it applies the commit), or `None` when there was no such bridge.
     #[instrument(skip(self))]
-    pub async fn delete_bridge(&self, name: &str) -> Result<bool> {
+    pub async fn delete_bridge(&self, name: &str) -> Result<Option<i64>> {
         let r = self
             .client
             .transact(DB)
@@ -442,25 +444,22 @@ impl Vswitch {
             .execute()
             .await?;
         let Some(row) = r[0].rows()?.first() else {
-            return Ok(false);
+            return Ok(None);
         };
         // Unreferenced from the root row, the bridge and everything only it refers to (its
         // ports, their interfaces) are garbage-collected in the same commit.
-        self.client
+        let r = self
+            .client
             .transact(DB)
             .op(Operation::mutate(
                 DB,
                 vec![],
                 vec![Mutation::delete("bridges", Value::set([row.uuid()?]))],
             ))
-            .op(Operation::mutate(
-                DB,
-                vec![],
-                vec![Mutation::new("next_cfg", Mutator::Add, 1i64)],
-            ))
+            .ops(next_cfg_ops())
             .execute()
             .await?;
-        Ok(true)
+        read_next_cfg(&r[2]).map(Some)
     }
 
     /// Create the bridge, or fix the columns of an existing one that differ from `spec`.

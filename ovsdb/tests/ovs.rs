@@ -774,3 +774,26 @@ async fn ensure_bridge_initialises_an_empty_database() -> TestResult {
     assert_eq!(interface_names(&node), ["ovsbr0"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_bridge_loses_its_device_once_applied() -> TestResult {
+    let node = Testbed::node("delbr")?;
+    let ovs = Vswitch::new(connect(&node).await?);
+    ovs.ensure_bridge(&bridge("br-del")).await?;
+    let device = || {
+        node.netns()
+            .links()
+            .map(|l| l.contains(&"br-del".to_owned()))
+    };
+    let deadline = Instant::now() + LIMIT;
+    while !device()? {
+        assert!(Instant::now() < deadline, "br-del never got its device");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next_cfg = ovs.delete_bridge("br-del").await?.expect("br-del existed");
+    ovs.wait_applied(next_cfg, LIMIT).await?;
+    assert!(!device()?, "br-del's device outlives the applied deletion");
+    assert_eq!(vsctl(&node, &["list-br"]), "");
+    assert_eq!(ovs.delete_bridge("br-del").await?, None);
+    Ok(())
+}

@@ -14,7 +14,7 @@ use std::sync::Once;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use crate::{DIR_PREFIX, PREFIX, netns, underlay};
+use crate::{DIR_PREFIX, PREFIX, underlay};
 
 /// Everything testbeds made that still exists: namespaces, daemons and directories.
 pub fn leftovers() -> Vec<String> {
@@ -49,7 +49,9 @@ pub fn reap_stale() -> usize {
         n += 1;
     }
     for path in namespaces(true) {
-        netns::remove(&path);
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            let _ = ovswire_netns::delete(name);
+        }
         n += 1;
     }
     for dir in dirs(true) {
@@ -83,7 +85,7 @@ fn keep(owner: Option<i32>, only_dead: bool) -> bool {
 }
 
 fn namespaces(only_dead: bool) -> Vec<PathBuf> {
-    entries(Path::new("/run/netns"))
+    entries(Path::new(ovswire_netns::NETNS_DIR))
         .filter(|p| keep(file_owner(p, PREFIX), only_dead))
         .collect()
 }

@@ -32,16 +32,15 @@
 //! next one. [`leftovers`] lists anything still present; the test suite ends by checking it.
 
 mod leaks;
-mod link;
 mod netns;
 mod node;
 mod underlay;
 mod watch;
 
 pub use leaks::{leftovers, reap_stale};
-pub use link::LinkState;
 pub use netns::Netns;
 pub use node::Node;
+pub use ovswire_netns::link::LinkState;
 pub use underlay::{Member, Underlay};
 pub use watch::{LinkEvent, LinkWatch};
 
@@ -71,14 +70,6 @@ impl Testbed {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A system call failed.
-    #[error("{what}: {source} (tests that use the testbed must run as root)")]
-    Sys {
-        /// What was being done.
-        what: String,
-        /// The errno.
-        source: nix::Error,
-    },
     /// File or process I/O failed.
     #[error("{what}: {source}")]
     Io {
@@ -86,14 +77,6 @@ pub enum Error {
         what: String,
         /// The underlying error.
         source: std::io::Error,
-    },
-    /// A netlink request failed.
-    #[error("netlink: {what}: {message}")]
-    Netlink {
-        /// What was being done.
-        what: String,
-        /// The kernel's answer.
-        message: String,
     },
     /// An external program (an OVS daemon or oracle tool) failed.
     #[error("`{command}` failed ({status}): {stderr}")]
@@ -105,6 +88,9 @@ pub enum Error {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// A namespace, link or OVS start-up step failed.
+    #[error(transparent)]
+    Netns(#[from] ovswire_netns::Error),
     /// The testbed could not be set up as asked.
     #[error("{0}")]
     Setup(String),
@@ -113,13 +99,6 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
-            what: what.into(),
-            source,
-        }
-    }
-
-    pub(crate) fn sys(what: impl Into<String>, source: nix::Error) -> Self {
-        Self::Sys {
             what: what.into(),
             source,
         }

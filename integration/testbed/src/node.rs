@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::link::{self, LinkState};
+use ovswire_netns::link::{self, LinkState, VethEnd};
+use ovswire_netns::ovs::{Daemon, Files};
+
 use crate::netns::{self, Netns};
 use crate::{DIR_PREFIX, Error, PREFIX, Result};
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+/// How long a daemon gets to open its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// One emulated host: a network namespace running its own `ovsdb-server` and `ovs-vswitchd`.
@@ -32,12 +35,6 @@ pub struct Node {
 impl Node {
     pub(crate) fn start(name: &str) -> Result<Self> {
         crate::leaks::reap_stale_once();
-        if !Path::new(SCHEMA).exists() {
-            return Err(Error::Setup(format!(
-                "{SCHEMA} is missing: install Open vSwitch with `scripts/setup` \
-                 (apt-get install openvswitch-switch)"
-            )));
-        }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = tag(n);
         let dir = tempfile::Builder::new()
@@ -53,13 +50,7 @@ impl Node {
             netns,
             dir,
         };
-        let db = node.dir.path().join("conf.db");
-        let db = db.to_str().expect("temp paths are UTF-8");
-        let out = Command::new("ovsdb-tool")
-            .args(["create", db, SCHEMA])
-            .output()
-            .map_err(|e| Error::io("run ovsdb-tool (is openvswitch-switch installed?)", e))?;
-        netns::checked("ovsdb-tool", &["create", db, SCHEMA], out)?;
+        node.files().ensure_db()?;
         node.start_ovsdb()?;
         node.vsctl(&["--no-wait", "init"])?;
         node.start_vswitchd()?;
@@ -86,9 +77,15 @@ impl Node {
         self.dir.path()
     }
 
+    /// Where the node's OVS keeps its files. Tests and benchmarks read `vswitchd.pid`,
+    /// `ovsdb.ctl` and `vswitchd.log` there, hence the short names.
+    fn files(&self) -> Files {
+        Files::new(self.dir.path()).with_stems("ovsdb", "vswitchd")
+    }
+
     /// The unix socket of the node's `ovsdb-server`.
     pub fn db_sock(&self) -> PathBuf {
-        self.dir.path().join("db.sock")
+        self.files().db_sock()
     }
 
     /// The OpenFlow management socket of `bridge`.
@@ -153,25 +150,18 @@ impl Node {
 
     /// Starts `ovsdb-server` on the node's database and waits for its socket.
     pub fn start_ovsdb(&mut self) -> Result<()> {
-        let d = self.dir.path();
-        let sock = self.db_sock();
-        let _ = std::fs::remove_file(&sock);
-        let mut cmd = Command::new("ovsdb-server");
-        cmd.arg(d.join("conf.db"))
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!("--unixctl={}", d.join("ovsdb.ctl").display()))
-            .arg(format!("--pidfile={}", d.join("ovsdb.pid").display()))
-            .arg(format!("--log-file={}", d.join("ovsdb.log").display()))
-            .arg("-vconsole:off");
-        self.ovsdb = Some(self.spawn(cmd)?);
-        wait_for(&sock, "ovsdb-server", self.dir.path().join("ovsdb.log"))
+        let files = self.files();
+        let _ = std::fs::remove_file(files.db_sock());
+        self.ovsdb = Some(self.spawn(files.command(Daemon::OvsdbServer))?);
+        Ok(files.wait(Daemon::OvsdbServer, START_TIMEOUT)?)
     }
 
     /// Starts `ovs-vswitchd` inside the node's namespace and waits until it has applied the
     /// database.
     pub fn start_vswitchd(&mut self) -> Result<()> {
-        let d = self.dir.path();
+        let files = self.files();
         // A killed vswitchd leaves its sockets behind; remove them so the waits below are real.
+        let d = files.dir();
         for entry in std::fs::read_dir(d).map_err(|e| Error::io("list the node dir", e))? {
             let path = entry.map_err(|e| Error::io("list the node dir", e))?.path();
             if path
@@ -181,14 +171,7 @@ impl Node {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let mut cmd = Command::new("ovs-vswitchd");
-        cmd.arg(format!("unix:{}", self.db_sock().display()))
-            .arg(format!("--unixctl={}", d.join("vswitchd.ctl").display()))
-            .arg(format!("--pidfile={}", d.join("vswitchd.pid").display()))
-            .arg(format!("--log-file={}", d.join("vswitchd.log").display()))
-            .arg("-vconsole:off")
-            .env("OVS_RUNDIR", d);
-        self.vswitchd = Some(self.spawn(cmd)?);
+        self.vswitchd = Some(self.spawn(files.command(Daemon::OvsVswitchd))?);
         // A write without --no-wait returns once vswitchd has caught up with the database.
         self.vsctl(&[
             "set",
@@ -197,11 +180,7 @@ impl Node {
             &format!("external_ids:testbed={}", self.tag),
         ])?;
         for bridge in self.vsctl(&["list-br"])?.lines() {
-            wait_for(
-                &self.mgmt_sock(bridge),
-                "ovs-vswitchd",
-                d.join("vswitchd.log"),
-            )?;
+            files.wait_for(&self.mgmt_sock(bridge), Daemon::OvsVswitchd, START_TIMEOUT)?;
         }
         Ok(())
     }
@@ -270,33 +249,19 @@ fn stop(child: Option<Child>, signal: Signal) {
     let _ = child.wait();
 }
 
-fn wait_for(sock: &Path, daemon: &str, log: PathBuf) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sock.exists() {
-        if Instant::now() > deadline {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(Error::Setup(format!(
-                "{daemon} did not create {} within 20 s; its log:\n{tail}",
-                sock.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
-}
-
 impl Netns {
     /// Creates a veth pair `a`/`b` inside this namespace, both ends up.
     pub fn veth(&self, a: &str, b: &str) -> Result<()> {
-        let (a, b) = (a.to_owned(), b.to_owned());
-        self.block_on(|h| async move { link::veth(&h, &a, &b, None, None).await })
+        self.veths(&[(a.to_owned(), b.to_owned())])
     }
 
     /// Creates many veth pairs inside this namespace over one netlink socket, all ends up.
     pub fn veths(&self, pairs: &[(String, String)]) -> Result<()> {
         self.block_on(|h| async move {
             for (a, b) in pairs {
-                link::veth(&h, a, b, None, None).await?;
+                link::add_veth(&h, VethEnd::new(a), VethEnd::new(b), None).await?;
+                link::set_up(&h, a).await?;
+                link::set_up(&h, b).await?;
             }
             Ok(())
         })
@@ -304,16 +269,17 @@ impl Netns {
 
     /// Creates a veth pair with `a` here and `b` inside `peer`, both up, with the given MTU.
     pub fn veth_to(&self, a: &str, peer: &Self, b: &str, mtu: Option<u32>) -> Result<()> {
-        let (a, b2, path) = (a.to_owned(), b.to_owned(), peer.path().to_owned());
-        self.block_on(|h| async move { link::veth(&h, &a, &b2, mtu, Some(&path)).await })?;
-        let b = b.to_owned();
-        peer.block_on(|h| async move { link::set_up(&h, &b).await })
+        let far = VethEnd::new(b).netns(peer.path());
+        self.block_on(|h| async move {
+            link::add_veth(&h, VethEnd::new(a), far, mtu).await?;
+            Ok(link::set_up(&h, a).await?)
+        })?;
+        peer.block_on(|h| async move { Ok(link::set_up(&h, b).await?) })
     }
 
     /// The kernel's view of link `ifname` in this namespace.
     pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
-        let ifname = ifname.to_owned();
-        self.block_on(|h| async move { link::state(&h, &ifname).await })
+        self.block_on(|h| async move { Ok(link::state(&h, ifname).await?) })
     }
 
     /// Adds an IP address (`"10.0.0.1/30"`) to link `ifname` in this namespace.
@@ -326,12 +292,11 @@ impl Netns {
         let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
         let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        let ifname = ifname.to_owned();
-        self.block_on(|h| async move { link::add_address(&h, &ifname, addr, prefix).await })
+        self.block_on(|h| async move { Ok(link::add_address(&h, ifname, addr, prefix).await?) })
     }
 
     /// Names of all links in this namespace.
     pub fn links(&self) -> Result<Vec<String>> {
-        self.block_on(|h| async move { link::names(&h).await })
+        self.block_on(|h| async move { Ok(link::names(&h).await?) })
     }
 }

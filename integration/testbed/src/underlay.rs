@@ -15,8 +15,9 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::link;
-use crate::netns::{self, Netns};
+use ovswire_netns::link::{self, VethEnd};
+
+use crate::netns::Netns;
 use crate::node::{Node, next_tag};
 use crate::{Error, Result};
 
@@ -97,8 +98,9 @@ impl Underlay {
         let segment = match nodes {
             [a, b] => {
                 let peer = b.netns().path().to_owned();
+                let far = VethEnd::new(Self::NIC).netns(&peer);
                 a.netns().block_on(|h| async move {
-                    link::veth_across(&h, (Self::NIC, None), (Self::NIC, &peer), link_mtu).await
+                    Ok(link::add_veth(&h, VethEnd::new(Self::NIC), far, Some(link_mtu)).await?)
                 })?;
                 Segment::Cable(a.netns().path().to_owned())
             }
@@ -106,10 +108,11 @@ impl Underlay {
                 let switch = Netns::create(&format!("{}{SWITCH_SUFFIX}", next_tag()))?;
                 let paths: Vec<PathBuf> = nodes.iter().map(|n| n.netns().path().into()).collect();
                 switch.block_on(|h| async move {
-                    link::bridge(&h, SWITCH_BRIDGE, link_mtu).await?;
+                    link::add_bridge(&h, SWITCH_BRIDGE, link_mtu).await?;
                     for (i, path) in paths.iter().enumerate() {
                         let port = format!("n{i}");
-                        link::veth_across(&h, (&port, None), (Self::NIC, path), link_mtu).await?;
+                        let far = VethEnd::new(Self::NIC).netns(path);
+                        link::add_veth(&h, VethEnd::new(&port), far, Some(link_mtu)).await?;
                         link::set_master(&h, &port, SWITCH_BRIDGE).await?;
                     }
                     Ok(())
@@ -253,7 +256,7 @@ fn plug(node: &Node, ip: Ipv4Addr, link_mtu: u32) -> Result<Member> {
     node.netns().block_on(|h| async move {
         link::set_up(&h, Underlay::NIC).await?;
         link::add_address(&h, bridge, ip.into(), Underlay::PREFIX_LEN).await?;
-        link::set_up(&h, bridge).await
+        Ok(link::set_up(&h, bridge).await?)
     })?;
     Ok(Member {
         node: node.name().to_owned(),
@@ -269,7 +272,8 @@ impl Drop for Underlay {
         if let Segment::Cable(path) = &self.segment
             && path.exists()
         {
-            let _ = netns::block_on_at(path, |h| async move { link::delete(&h, Self::NIC).await });
+            let _ =
+                ovswire_netns::block_on(path, |h| async move { link::delete(&h, Self::NIC).await });
         }
     }
 }
@@ -325,10 +329,13 @@ impl Node {
             if !link::names(&h).await?.iter().any(|n| n == Underlay::BRIDGE) {
                 return Ok(None);
             }
-            Ok(link::ipv4_addresses(&h, Underlay::BRIDGE)
+            Ok(link::addresses(&h, Underlay::BRIDGE)
                 .await?
                 .into_iter()
-                .next())
+                .find_map(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(_) => None,
+                }))
         })
     }
 }

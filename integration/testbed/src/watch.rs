@@ -16,8 +16,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::NetlinkPayload;
 
-use crate::link::{self, LinkState};
-use crate::netns::{self, Netns};
+use ovswire_netns::link::{self, LinkState};
+
+use crate::netns::Netns;
 use crate::{Error, Result};
 
 /// One change the kernel announced for a link.
@@ -54,8 +55,8 @@ impl Netns {
         let thread = std::thread::Builder::new()
             .name(format!("watch-{}", self.name()))
             .spawn(move || {
-                if let Err(e) = netns::enter(&path) {
-                    let _ = ready_tx.send(Err(e));
+                if let Err(e) = ovswire_netns::enter(&path) {
+                    let _ = ready_tx.send(Err(e.into()));
                     return;
                 }
                 let rt = match tokio::runtime::Builder::new_current_thread()
@@ -115,7 +116,7 @@ async fn watch(
         let event = LinkEvent {
             at,
             ifname,
-            state: link::state_of(msg),
+            state: LinkState::of(&msg),
             removed,
         };
         if events.send(event).is_err() {
