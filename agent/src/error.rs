@@ -5,7 +5,6 @@ use std::time::Duration;
 use ovswire_core::model::LinkKey;
 
 use crate::netdev::NetdevError;
-use crate::runtime::ovs::OvsError;
 
 /// What went wrong in the agent; every message says what failed and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +67,17 @@ impl Error {
         let what = what.into();
         move |source| Self::Io { what, source }
     }
+}
+
+/// Something the agent could not do to OVS.
+#[derive(Debug, thiserror::Error)]
+pub enum OvsError {
+    /// An OVSDB request failed.
+    #[error("OVSDB: {0}")]
+    Ovsdb(#[from] ovswire_ovsdb::Error),
+    /// An OpenFlow request failed.
+    #[error("OpenFlow: {0}")]
+    OpenFlow(#[from] ovswire_openflow::Error),
 }
 
 /// Results of the agent.

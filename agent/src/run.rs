@@ -18,11 +18,12 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tracing::info;
 
 use crate::api;
+use crate::api::peers::{PeerClients, load_token};
 use crate::error::{Error, Result};
 use crate::netdev::Netdev;
 use crate::runtime::args::{Args, Datapath};
 use crate::runtime::ovs::BridgeConfig;
-use crate::runtime::peers::{PeerClients, load_token};
+use crate::runtime::peers::exchange_loop;
 use crate::runtime::{Agent, Config, kube};
 
 fn node_name(args: &Args) -> String {
@@ -178,8 +179,8 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let peer_clients = match &token {
         Some(token) => {
-            let clients = Arc::new(PeerClients::new(agent.clone(), token, args.peer_port)?);
-            tokio::spawn(clients.clone().run());
+            let clients = Arc::new(PeerClients::new(token, args.peer_port)?);
+            tokio::spawn(exchange_loop(agent.clone(), clients.clone()));
             Some(clients)
         }
         None => None,

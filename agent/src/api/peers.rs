@@ -1,16 +1,64 @@
-//! The `Peers` gRPC service other nodes' agents call, and the check of their shared token.
-//! The exchange loop that calls peers is [`crate::runtime::peers`].
+//! Agent to agent over the underlay: the `Peers` gRPC service other nodes' agents call, and
+//! the client this agent calls them with (the transport of the exchange loop in
+//! [`crate::runtime::peers`]).
+//!
+//! Every call carries `authorization: Bearer <token>`, the cluster's shared peer token read
+//! from a file (a Kubernetes Secret in a cluster); calls without it are refused.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use ovswire_core::model::check_object_name;
+use ovswire_core::model::{AdminState, LinkKey, check_object_name};
+use ovswire_core::node::Report;
+use ovswire_core::peers::{Here, PeerView};
 use ovswire_proto::v1 as pb;
+use ovswire_proto::v1::peers_client::PeersClient;
 use ovswire_proto::v1::peers_server::Peers;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::convert;
+use crate::error::Error;
 use crate::runtime::Agent;
+use crate::runtime::peers::PeerTransport;
+
+/// How long one call to a peer may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads the shared peer token: the file's content without surrounding whitespace. The file
+/// must not be readable by other users.
+pub fn load_token(path: &Path) -> Result<String, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let unreadable = || {
+        Error::io(format!(
+            "cannot read the peer token file {}",
+            path.display()
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable())?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(Error::Config(format!(
+            "the peer token file {} is readable by every user; `chmod 600` it",
+            path.display()
+        )));
+    }
+    let token = std::fs::read_to_string(path)
+        .map_err(unreadable())?
+        .trim()
+        .to_owned();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(format!(
+            "the peer token in {} must be at least 16 printable characters without spaces \
+             (e.g. `head -c 32 /dev/urandom | base64`)",
+            path.display()
+        )));
+    }
+    Ok(token)
+}
 
 /// Checks the bearer token of an incoming call, in constant time.
 pub fn authenticate(
@@ -84,5 +132,117 @@ impl Peers for PeersService {
         debug!(link = %key, ?admin, from = req.from_node, "peer sets link state");
         self.agent.set_admin(&key, admin).await?;
         Ok(Response::new(pb::PeerLinkStateReply {}))
+    }
+}
+
+/// Clients to every peer: the [`PeerTransport`] of a running agent, and the call that sets the
+/// far end of a cross-node link.
+#[derive(Debug)]
+pub struct PeerClients {
+    auth: MetadataValue<tonic::metadata::Ascii>,
+    port: u16,
+    clients: Mutex<BTreeMap<String, (String, PeersClient<Channel>)>>,
+}
+
+impl PeerClients {
+    /// Clients for peers that serve on `port` and share `token`.
+    pub fn new(token: &str, port: u16) -> Result<Self, Error> {
+        let auth = format!("Bearer {token}").parse().map_err(|_| {
+            Error::Config("the peer token has characters not allowed in a header".into())
+        })?;
+        Ok(Self {
+            auth,
+            port,
+            clients: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn client(&self, node: &str, ip: &str) -> Result<PeersClient<Channel>, Error> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((have, c)) = clients.get(node)
+            && have == ip
+        {
+            return Ok(c.clone());
+        }
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_owned()
+        };
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{host}:{}", self.port))
+                .map_err(|e| Error::Peer {
+                    node: node.to_owned(),
+                    message: format!("bad peer address {ip}: {e}"),
+                })?
+                .connect_timeout(CALL_TIMEOUT)
+                .timeout(CALL_TIMEOUT)
+                .tcp_nodelay(true)
+                .connect_lazy();
+        let c = PeersClient::new(channel);
+        clients.insert(node.to_owned(), (ip.to_owned(), c.clone()));
+        Ok(c)
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.metadata_mut()
+            .insert("authorization", self.auth.clone());
+        req
+    }
+
+    /// Sets the far end of a cross-node link on peer `node`, whose agent is at `ip` when its
+    /// address is known; `from` is this node.
+    pub async fn set_link_state(
+        &self,
+        node: &str,
+        ip: Option<&str>,
+        key: &LinkKey,
+        admin: AdminState,
+        from: String,
+    ) -> Result<(), Error> {
+        let peer = |message: String| Error::Peer {
+            node: node.to_owned(),
+            message,
+        };
+        let ip = ip.ok_or_else(|| peer("its address is not known".into()))?;
+        let mut client = self.client(node, ip)?;
+        client
+            .set_link_state(self.request(pb::PeerLinkState {
+                link: Some(convert::link_ref(key)),
+                admin: convert::admin_to_proto(admin),
+                from_node: from,
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| peer(format!("did not take the change: {}", s.message())))
+    }
+}
+
+impl PeerTransport for PeerClients {
+    async fn exchange(
+        &self,
+        node: &str,
+        ip: &str,
+        here: Here,
+        report: Report,
+    ) -> Result<PeerView, Error> {
+        let peer = |message: String| Error::Peer {
+            node: node.to_owned(),
+            message,
+        };
+        let mut client = self.client(node, ip)?;
+        let reply = client
+            .exchange(self.request(convert::node_state(here, &report, node)))
+            .await
+            .map_err(|s| peer(s.message().to_owned()))?
+            .into_inner();
+        if reply.node != node {
+            return Err(peer(format!(
+                "the agent at {ip} calls itself {}; check the peer list",
+                reply.node
+            )));
+        }
+        Ok(convert::peer_view(&reply))
     }
 }

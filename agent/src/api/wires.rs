@@ -12,9 +12,9 @@ use ovswire_core::model::{LinkKey, LinkSpec};
 use ovswire_core::plan::OperState;
 
 use super::convert;
+use super::peers::PeerClients;
 use crate::error::Error;
 use crate::runtime::Agent;
-use crate::runtime::peers::PeerClients;
 
 /// The `Wires` service of one agent.
 #[derive(Debug, Clone)]
@@ -82,7 +82,13 @@ impl Wires for WiresService {
         };
         let remote = async {
             match &far {
-                Some((node, peers)) => peers.set_link_state(node, &key, admin).await,
+                Some((node, peers)) => {
+                    let ip = self.agent.peers().get(node).cloned().flatten();
+                    let from = self.agent.here().node;
+                    peers
+                        .set_link_state(node, ip.as_deref(), &key, admin, from)
+                        .await
+                }
                 None => Ok(()),
             }
         };

@@ -1,5 +1,5 @@
-//! Command-line flags, each also an environment variable. [`crate::run`] turns them into a
-//! running agent.
+//! Command-line flags, each also an environment variable. The composition root (`run.rs`)
+//! turns them into a running agent.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -21,7 +21,7 @@ use ovswire_core::plan::{OfPort, OperState};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
-use crate::error::Error;
+use crate::error::{Error, OvsError};
 use crate::netdev::{Netdev, NetdevError, VethSpec};
 use ovs::Ovs;
 
@@ -354,7 +354,7 @@ impl Agent {
     }
 
     /// One round: observe if needed, plan, apply. Says what the next round needs.
-    async fn round(&self, observe: bool) -> Result<Next, ovs::OvsError> {
+    async fn round(&self, observe: bool) -> Result<Next, OvsError> {
         let ovs = self.ovs.read().await.clone();
         if observe {
             let observed = ovs.observe().await?;

@@ -13,6 +13,7 @@ use ovswire_ovsdb::vswitch::{
     BridgeSpec, DatapathType, OfPort as IfaceOfPort, PortRef, PortSpec, Vswitch,
 };
 
+use crate::error::OvsError;
 use ovswire_core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
 use ovswire_core::plan::{
     FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan,
@@ -24,17 +25,6 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
 const MGMT_WAIT: Duration = Duration::from_secs(10);
 /// Prefix of the `Bridge.external_ids` keys that record links taken down through the API.
 pub(crate) const ADMIN_DOWN_PREFIX: &str = "ovswire-down:";
-
-/// Something the agent could not do to OVS.
-#[derive(Debug, thiserror::Error)]
-pub enum OvsError {
-    /// An OVSDB request failed.
-    #[error("OVSDB: {0}")]
-    Ovsdb(#[from] ovswire_ovsdb::Error),
-    /// An OpenFlow request failed.
-    #[error("OpenFlow: {0}")]
-    OpenFlow(#[from] ovswire_openflow::Error),
-}
 
 type Result<T, E = OvsError> = std::result::Result<T, E>;
 
