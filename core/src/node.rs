@@ -7,7 +7,6 @@
 //! rule about ports, MTUs, admin states and peers lives here and is unit-tested without OVS.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use crate::attach::{AttachError, AttachRequest, Attachment};
 use crate::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
@@ -63,13 +62,13 @@ pub struct LinkInfo {
 pub enum Reservation {
     /// The interface is already registered for this container: return it as it is.
     Existing(Attachment),
-    /// Create the veth pair with this port number and MTU, then call
-    /// [`NodeState::complete_attach`]; the number is held until then.
+    /// Create the veth pair the attachment describes (names, MACs, MTU, the pod's namespace),
+    /// then call [`NodeState::complete_attach`]; the port number is held until then.
     New {
         /// The OpenFlow port number the host end requests.
         ofport: u32,
-        /// The MTU both ends get.
-        mtu: u32,
+        /// The interface to make.
+        attachment: Attachment,
     },
 }
 
@@ -93,7 +92,7 @@ fn attachment_of(ep: &Endpoint) -> Attachment {
     Attachment {
         key: ep.key.clone(),
         container_id: ep.container_id.clone(),
-        netns: PathBuf::from(&ep.netns),
+        netns: ep.netns.clone(),
         host_ifname: ep.host_ifname.clone(),
         host_mac,
         pod_mac,
@@ -403,34 +402,47 @@ impl NodeState {
             .or(req.mtu)
             .unwrap_or(DEFAULT_MTU);
         self.reserved.insert(id, (req.key.clone(), ofport));
-        Ok(Reservation::New { ofport, mtu })
-    }
-
-    /// The second half of an ADD: releases the reservation and, when the veth pair was
-    /// `created`, registers the endpoint (replacing one of an older sandbox of the same pod).
-    /// Returns the attachment and the container id of the endpoint it replaced.
-    pub fn complete_attach(
-        &mut self,
-        req: &AttachRequest,
-        ofport: u32,
-        mtu: u32,
-        created: Result<(), AttachError>,
-    ) -> Result<(Attachment, Option<String>), AttachError> {
-        self.reserved
-            .remove(&(req.container_id.clone(), req.key.ifname.clone()));
-        created?;
         let ep = Endpoint {
             key: req.key.clone(),
             container_id: req.container_id.clone(),
-            netns: req.netns.display().to_string(),
+            netns: req.netns.clone(),
             host_ifname: host_ifname(&req.container_id, &req.key.ifname),
             ofport,
             mtu,
         };
-        let attachment = attachment_of(&ep);
-        let replaced = self.remove_endpoint(&req.key).map(|old| old.container_id);
-        self.insert_endpoint(ep);
-        Ok((attachment, replaced))
+        Ok(Reservation::New {
+            ofport,
+            attachment: attachment_of(&ep),
+        })
+    }
+
+    /// The second half of an ADD: releases the reservation and, when the veth pair of
+    /// `attachment` was `created`, registers the endpoint with port number `ofport` (replacing
+    /// one of an older sandbox of the same pod). Returns the container id of the endpoint it
+    /// replaced.
+    pub fn complete_attach(
+        &mut self,
+        attachment: &Attachment,
+        ofport: u32,
+        created: Result<(), AttachError>,
+    ) -> Result<Option<String>, AttachError> {
+        self.reserved.remove(&(
+            attachment.container_id.clone(),
+            attachment.key.ifname.clone(),
+        ));
+        created?;
+        let replaced = self
+            .remove_endpoint(&attachment.key)
+            .map(|old| old.container_id);
+        self.insert_endpoint(Endpoint {
+            key: attachment.key.clone(),
+            container_id: attachment.container_id.clone(),
+            netns: attachment.netns.clone(),
+            host_ifname: attachment.host_ifname.clone(),
+            ofport,
+            mtu: attachment.mtu,
+        });
+        Ok(replaced)
     }
 
     /// A DEL: forgets the container's interface; returns the host interface to delete (the

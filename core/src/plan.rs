@@ -6,6 +6,7 @@
 //! nothing, so re-applying sends no OVSDB transaction and no flow mod.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use crate::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
 use crate::naming::{OWNER_KEY, OWNER_VALUE, link_cookie};
@@ -21,7 +22,7 @@ pub struct Endpoint {
     /// The container (sandbox) id from CNI.
     pub container_id: String,
     /// Path of the pod's network namespace.
-    pub netns: String,
+    pub netns: PathBuf,
     /// Name of the host end of the veth pair, which is the OVS port.
     pub host_ifname: String,
     /// The OpenFlow port number requested for the host end.
@@ -40,7 +41,7 @@ impl Endpoint {
             ("ovswire-pod", self.key.pod.as_str()),
             ("ovswire-ifname", self.key.ifname.as_str()),
             ("ovswire-container", self.container_id.as_str()),
-            ("ovswire-netns", self.netns.as_str()),
+            ("ovswire-netns", &self.netns.display().to_string()),
             ("ovswire-mtu", &self.mtu.to_string()),
         ]
         .into_iter()
@@ -68,7 +69,7 @@ impl Endpoint {
         Some(Self {
             key,
             container_id: get("ovswire-container")?,
-            netns: get("ovswire-netns")?,
+            netns: get("ovswire-netns")?.into(),
             host_ifname: host_ifname.to_owned(),
             ofport,
             mtu: get("ovswire-mtu")?.parse().ok()?,
@@ -666,7 +667,7 @@ mod tests {
             host_ifname: crate::naming::host_ifname(container, "eth1"),
             key,
             container_id: container.to_owned(),
-            netns: format!("/run/netns/{container}"),
+            netns: format!("/run/netns/{container}").into(),
             ofport,
             mtu: 9000,
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ovswire_core::attach::{AttachError, AttachRequest, Attacher, Attachment};
 use ovswire_core::model::{AdminState, LinkKey, LinkSpec};
-use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Report, Reservation, macs};
+use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Report, Reservation};
 use ovswire_core::peers::{Here, PeerView};
 use ovswire_core::plan::{OfPort, OperState};
 use tokio::sync::{Notify, broadcast, watch};
@@ -427,21 +427,19 @@ impl Attacher for Agent {
     /// still ends with the interface either fully registered or not there at all.
     async fn attach(&self, req: AttachRequest) -> Result<Attachment, AttachError> {
         let reservation = self.state().reserve(&req)?;
-        let (ofport, mtu) = match reservation {
+        let (ofport, attachment) = match reservation {
             Reservation::Existing(attachment) => return Ok(attachment),
-            Reservation::New { ofport, mtu } => (ofport, mtu),
+            Reservation::New { ofport, attachment } => (ofport, attachment),
         };
-        let host = ovswire_core::naming::host_ifname(&req.container_id, &req.key.ifname);
-        let (host_mac, pod_mac) = macs(&req.container_id, &req.key.ifname);
         let created = self
             .netdev
             .create_veth(&VethSpec {
-                host: &host,
-                host_mac,
-                netns: &req.netns,
-                ifname: &req.key.ifname,
-                pod_mac,
-                mtu,
+                host: &attachment.host_ifname,
+                host_mac: attachment.host_mac,
+                netns: &attachment.netns,
+                ifname: &attachment.key.ifname,
+                pod_mac: attachment.pod_mac,
+                mtu: attachment.mtu,
             })
             .await
             .map_err(|e| match e {
@@ -449,9 +447,9 @@ impl Attacher for Agent {
                 NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
                 other => AttachError::Internal(other.to_string()),
             });
-        let (attachment, replaced) = self.state().complete_attach(&req, ofport, mtu, created)?;
+        let replaced = self.state().complete_attach(&attachment, ofport, created)?;
         if let Some(old) = replaced {
-            info!(endpoint = %req.key, %old, new = %req.container_id, "replacing the pod's interface");
+            info!(endpoint = %attachment.key, %old, new = %attachment.container_id, "replacing the pod's interface");
         }
         self.kick();
         Ok(attachment)

@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use super::*;
 
 fn end(pod: &str, ifname: &str) -> EndpointKey {
@@ -42,17 +44,18 @@ fn request(container: &str, pod: &str, ifname: &str, mtu: Option<u32>) -> Attach
 
 /// Reserves and completes an ADD as the agent does when the veth pair was made.
 fn attach(st: &mut NodeState, req: &AttachRequest) -> Attachment {
-    let Reservation::New { ofport, mtu } = st.reserve(req).unwrap() else {
+    let Reservation::New { ofport, attachment } = st.reserve(req).unwrap() else {
         panic!("{req:?} is registered already");
     };
-    st.complete_attach(req, ofport, mtu, Ok(())).unwrap().0
+    st.complete_attach(&attachment, ofport, Ok(())).unwrap();
+    attachment
 }
 
 #[test]
 fn a_link_gives_its_mtu_and_only_an_unlinked_interface_takes_the_configs() {
     let mut st = node("n1", &[link(("r1", "eth1"), ("r2", "eth1"), 1500)]);
     let mtu_of = |st: &mut NodeState, req: &AttachRequest| match st.reserve(req).unwrap() {
-        Reservation::New { mtu, .. } => mtu,
+        Reservation::New { attachment, .. } => attachment.mtu,
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -90,10 +93,10 @@ fn concurrent_adds_get_distinct_ports_and_a_repeat_waits() {
 fn a_failed_add_frees_its_port_and_a_repeated_add_returns_the_same_interface() {
     let mut st = node("n1", &[]);
     let req = request("c1", "r1", "eth1", None);
-    let Reservation::New { ofport, mtu } = st.reserve(&req).unwrap() else {
+    let Reservation::New { ofport, attachment } = st.reserve(&req).unwrap() else {
         panic!("new");
     };
-    let failed = st.complete_attach(&req, ofport, mtu, Err(AttachError::Netns("gone".into())));
+    let failed = st.complete_attach(&attachment, ofport, Err(AttachError::Netns("gone".into())));
     assert_eq!(failed, Err(AttachError::Netns("gone".into())));
     assert_eq!(st.endpoint_count(), 0);
 
@@ -111,10 +114,10 @@ fn a_restarted_pod_replaces_its_old_sandbox() {
     let mut st = node("n1", &[]);
     attach(&mut st, &request("old", "r1", "eth1", None));
     let req = request("new", "r1", "eth1", None);
-    let Reservation::New { ofport, mtu } = st.reserve(&req).unwrap() else {
+    let Reservation::New { ofport, attachment } = st.reserve(&req).unwrap() else {
         panic!("new sandbox");
     };
-    let (_, replaced) = st.complete_attach(&req, ofport, mtu, Ok(())).unwrap();
+    let replaced = st.complete_attach(&attachment, ofport, Ok(())).unwrap();
     assert_eq!(replaced.as_deref(), Some("old"));
     assert_eq!(st.endpoint_count(), 1);
     assert_eq!(st.attachment("old", "eth1"), None);
