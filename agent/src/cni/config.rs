@@ -1,109 +1,14 @@
-//! What a CNI request says: the command, the spec version, the network configuration from
-//! stdin and the `CNI_*` variables, each validated with an error that names the culprit.
+//! What a CNI request says: the spec version, the network configuration from stdin and the
+//! `CNI_*` variables, each validated with an error that names the culprit.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::Path;
 
+use ovswire_cni::spec::{CniError, Code, Command, Version};
 use serde_json::{Map, Value};
 
-use super::error::{CniError, Code, Result};
+use super::error::Result;
 use ovswire_core::model::{MAX_MTU, MIN_MTU, check_ifname, check_mtu, check_object_name};
-
-/// A CNI command the agent serves (VERSION is answered by the plugin itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Create the pod's interface.
-    Add,
-    /// Remove it.
-    Del,
-    /// Verify it.
-    Check,
-    /// Report readiness.
-    Status,
-    /// Remove attachments the runtime no longer knows.
-    Gc,
-}
-
-impl Command {
-    /// The `CNI_COMMAND` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "ADD",
-            Self::Del => "DEL",
-            Self::Check => "CHECK",
-            Self::Status => "STATUS",
-            Self::Gc => "GC",
-        }
-    }
-
-    /// The oldest spec version that has this command.
-    fn since(self) -> Version {
-        match self {
-            Self::Add | Self::Del => Version::V0_3_0,
-            Self::Check => Version::V0_4_0,
-            Self::Status | Self::Gc => Version::V1_1_0,
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A CNI spec version ovswire speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Version {
-    /// 0.3.0: the first rich result.
-    V0_3_0,
-    /// 0.3.1: typo fixes only.
-    V0_3_1,
-    /// 0.4.0: CHECK, and `prevResult` on DEL.
-    V0_4_0,
-    /// 1.0.0: `ips[].version` dropped.
-    V1_0_0,
-    /// 1.1.0: STATUS, GC, `interfaces[].mtu`.
-    V1_1_0,
-}
-
-impl Version {
-    /// Every supported version, oldest first.
-    pub const ALL: [Self; 5] = [
-        Self::V0_3_0,
-        Self::V0_3_1,
-        Self::V0_4_0,
-        Self::V1_0_0,
-        Self::V1_1_0,
-    ];
-
-    /// The version string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V0_3_0 => "0.3.0",
-            Self::V0_3_1 => "0.3.1",
-            Self::V0_4_0 => "0.4.0",
-            Self::V1_0_0 => "1.0.0",
-            Self::V1_1_0 => "1.1.0",
-        }
-    }
-
-    /// Parses a version string; `None` if ovswire does not speak it.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-fn supported_list() -> String {
-    Version::ALL.map(Version::as_str).join(", ")
-}
 
 fn invalid(msg: impl Into<String>, details: impl Into<String>) -> CniError {
     CniError::new(Code::InvalidConfig, msg, details)
@@ -148,20 +53,20 @@ impl NetConf {
             None => {
                 return Err(invalid(
                     "the network configuration has no cniVersion",
-                    format!("add \"cniVersion\" with one of {}", supported_list()),
+                    format!("add \"cniVersion\" with one of {}", Version::choices()),
                 ));
             }
             Some(Value::String(v)) => Version::parse(v).ok_or_else(|| {
                 CniError::new(
                     Code::IncompatibleVersion,
                     format!("incompatible CNI versions: the configuration asks for {v}"),
-                    format!("set cniVersion to one of {}", supported_list()),
+                    format!("set cniVersion to one of {}", Version::choices()),
                 )
             })?,
             Some(other) => {
                 return Err(invalid(
                     format!("cniVersion must be a string, not {other}"),
-                    format!("set cniVersion to one of {}", supported_list()),
+                    format!("set cniVersion to one of {}", Version::choices()),
                 ));
             }
         };
@@ -491,8 +396,8 @@ mod tests {
         NetConf::parse(json.as_bytes(), command)
     }
 
-    fn code<T: fmt::Debug>(r: Result<T>) -> u32 {
-        r.unwrap_err().code.get()
+    fn code<T: std::fmt::Debug>(r: Result<T>) -> u32 {
+        r.unwrap_err().code.into()
     }
 
     #[test]

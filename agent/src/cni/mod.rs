@@ -28,13 +28,14 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ovswire_cni::spec::{CniError, Code, Command};
 use ovswire_proto::v1 as proto;
 use ovswire_proto::v1::cni_server::Cni;
 use serde_json::Value;
 use tracing::{info, warn};
 
-pub use config::{Command, NetConf, PodIdentity, Version};
-pub use error::{CniError, Code};
+pub use config::{NetConf, PodIdentity};
+pub use error::from_attach;
 pub use result::{add_result, mac_string};
 
 use crate::netdev::PodLink;
@@ -131,17 +132,13 @@ impl<A: Attacher, S: Sandbox> CniServer<A, S> {
                     command = %command,
                     container = %req.container_id,
                     ifname = %req.ifname,
-                    code = e.code.get(),
+                    code = u32::from(e.code),
                     msg = %e.msg,
                     "CNI request failed"
                 );
                 proto::CniResponse {
                     result: Vec::new(),
-                    error: Some(proto::CniError {
-                        code: e.code.get(),
-                        msg: e.msg,
-                        details: e.details,
-                    }),
+                    error: Some(e.into()),
                 }
             }
         }
@@ -167,6 +164,12 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
             Command::Check => self.run_check(&conf, req).await,
             Command::Status => self.run_status().await,
             Command::Gc => self.run_gc(&conf).await,
+            Command::Version => Err(CniError::new(
+                Code::InvalidEnv,
+                "VERSION is not an agent request",
+                "the ovswire-cni plugin answers VERSION itself; send the agent ADD, DEL, CHECK, \
+                 STATUS or GC",
+            )),
         }
     }
 
@@ -194,7 +197,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
             .attacher
             .attach(request)
             .await
-            .map_err(|e| CniError::from_attach(&what, e))?;
+            .map_err(|e| from_attach(&what, e))?;
         let result = add_result(conf.version, &attachment, conf.prev_result.as_ref());
         Ok(result.to_string().into_bytes())
     }
@@ -206,7 +209,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         self.attacher
             .detach(&req.container_id, &req.ifname)
             .await
-            .map_err(|e| CniError::from_attach(&what, e))?;
+            .map_err(|e| from_attach(&what, e))?;
         Ok(Vec::new())
     }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use ovswire_cni::spec::Version;
 use serde_json::json;
 
 use super::*;
@@ -270,6 +271,12 @@ async fn bad_add_requests_get_their_code() {
     for (what, want, req) in cases {
         assert_eq!(code(&s, Command::Add, &req).await, want, "{what}");
     }
+    let version = request(Command::Version, conf("1.1.0"));
+    assert_eq!(
+        code(&s, Command::Version, &version).await,
+        4,
+        "the plugin answers VERSION"
+    );
     assert!(
         fake.requests.lock().unwrap().is_empty(),
         "nothing reached the node"
