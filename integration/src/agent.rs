@@ -228,7 +228,6 @@ pub async fn grpc_add(
 ) -> Result<()> {
     let resp = cni
         .add(ovswire_proto::v1::CniRequest {
-            command: "ADD".into(),
             container_id: format!("{lab}-{pod}"),
             netns: netns.display().to_string(),
             ifname: ifname.into(),

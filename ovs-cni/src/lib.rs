@@ -309,7 +309,6 @@ fn forward(
     let socket = peek.socket()?;
     let var = |name: &str| env.var(name).unwrap_or_default();
     let request = CniRequest {
-        command: command.to_string(),
         container_id: var("CNI_CONTAINERID"),
         netns: var("CNI_NETNS"),
         ifname: var("CNI_IFNAME"),
@@ -335,7 +334,8 @@ fn forward(
     }
 }
 
-/// Sends `request` to the agent's RPC for `command`.
+/// Sends `request` to the agent's RPC for `command`: the RPC names the command, the request
+/// carries the runtime's variables and configuration.
 async fn call(
     socket: PathBuf,
     command: Command,

@@ -287,7 +287,6 @@ fn requests_are_forwarded_as_the_runtime_made_them() {
     assert_eq!(
         req,
         &CniRequest {
-            command: "ADD".into(),
             container_id: "c1".into(),
             netns: "/run/netns/r1".into(),
             ifname: "eth1".into(),

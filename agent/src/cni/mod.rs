@@ -147,16 +147,6 @@ impl<A: Attacher, S: Sandbox> CniServer<A, S> {
 
 impl<A: Attacher, S: Sandbox> Inner<A, S> {
     async fn dispatch(&self, command: Command, req: &proto::CniRequest) -> Result<Vec<u8>> {
-        if !req.command.is_empty() && req.command != command.as_str() {
-            return Err(CniError::new(
-                Code::InvalidEnv,
-                format!(
-                    "CNI_COMMAND={} was sent as a {command} request",
-                    req.command
-                ),
-                "the plugin and the agent disagree; install the ovswire-cni that matches the agent",
-            ));
-        }
         let conf = NetConf::parse(&req.network_config, command)?;
         match command {
             Command::Add => self.run_add(&conf, req).await,
