@@ -6,6 +6,7 @@
 //! The domain it works on (labs, endpoints, links, the topology file, the reconciler's pure
 //! planning) is the `ovswire-core` crate.
 
+pub mod api;
 pub mod cni;
 pub mod grpc;
 pub mod netdev;

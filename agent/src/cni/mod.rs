@@ -1,9 +1,10 @@
 //! The agent's side of CNI: requests forwarded by `ovswire-cni`, answered per the CNI spec.
 //!
 //! The plugin hands over each invocation as the runtime made it (`CNI_*` variables and the
-//! network configuration bytes); [`CniServer`] validates it, negotiates the spec version, asks
-//! the node's [`Attacher`] to do the work and returns the result JSON or a CNI error. It is
-//! served over gRPC:
+//! network configuration bytes, on the RPC that names the command); [`CniServer`] validates
+//! it, negotiates the spec version, asks the node's [`Attacher`] to do the work and returns the
+//! result JSON or a CNI error. The commands, versions, codes and the error type are
+//! `ovswire_cni::spec`'s. `crate::api::cni` serves it over gRPC:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -17,7 +18,8 @@
 //! Error codes: the spec's 1 (version), 2 (unsupported field), 3 (no such netns), 4 (bad
 //! `CNI_*` variable), 6 (not JSON), 7 (invalid configuration), 11 (agent not ready) and 50
 //! (STATUS: not ready), and ovswire's 100 (the node failed: netlink or OVS) and 101 (CHECK
-//! found the interface missing or changed). `docs/cni.md` describes each command.
+//! found the interface missing or changed); VERSION, which the plugin answers itself, is a 4.
+//! `docs/cni.md` describes each command.
 
 mod config;
 mod error;
@@ -30,9 +32,8 @@ use std::sync::Arc;
 
 use ovswire_cni::spec::{CniError, Code, Command};
 use ovswire_proto::v1 as proto;
-use ovswire_proto::v1::cni_server::Cni;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use config::{NetConf, PodIdentity};
 pub use error::from_attach;
@@ -67,7 +68,8 @@ impl Sandbox for Netlink {
     }
 }
 
-/// The `ovswire.v1.Cni` gRPC service: CNI requests in, results or CNI errors out.
+/// The agent's CNI service: CNI requests in, results or CNI errors out. `crate::api::cni`
+/// serves it as the `ovswire.v1.Cni` gRPC service.
 pub struct CniServer<A, S = Netlink> {
     inner: Arc<Inner<A, S>>,
 }
@@ -75,6 +77,15 @@ pub struct CniServer<A, S = Netlink> {
 struct Inner<A, S> {
     attacher: Arc<A>,
     sandbox: S,
+}
+
+// By hand: a derive would ask for `A: Clone` and `S: Clone`, and only the `Arc` is cloned.
+impl<A, S> Clone for CniServer<A, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
 impl<A, S> fmt::Debug for CniServer<A, S> {
@@ -98,50 +109,13 @@ impl<A: Attacher, S: Sandbox> CniServer<A, S> {
         }
     }
 
-    /// Answers one CNI request for `command`.
+    /// Answers one CNI request for `command`: the result JSON to print (empty for the commands
+    /// that have none) or the CNI error.
     ///
-    /// The request runs on a task of its own, so it completes even when the caller goes away
-    /// (the plugin timed out): an ADD cut short could leave a half-made interface behind.
-    pub async fn handle(&self, command: Command, req: &proto::CniRequest) -> proto::CniResponse {
-        let inner = self.inner.clone();
-        let request = req.clone();
-        let outcome = tokio::spawn(async move { inner.dispatch(command, &request).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(CniError::new(
-                    Code::Internal,
-                    format!("the agent's {command} handler failed: {e}"),
-                    "this is a bug in ovswire-agent; please report it with the agent's log",
-                ))
-            });
-        match outcome {
-            Ok(result) => {
-                info!(
-                    command = %command,
-                    container = %req.container_id,
-                    ifname = %req.ifname,
-                    "CNI request served"
-                );
-                proto::CniResponse {
-                    result,
-                    error: None,
-                }
-            }
-            Err(e) => {
-                warn!(
-                    command = %command,
-                    container = %req.container_id,
-                    ifname = %req.ifname,
-                    code = u32::from(e.code),
-                    msg = %e.msg,
-                    "CNI request failed"
-                );
-                proto::CniResponse {
-                    result: Vec::new(),
-                    error: Some(e.into()),
-                }
-            }
-        }
+    /// Dropping the future midway can leave a half-made interface behind; the gRPC service
+    /// (`crate::api::cni`) therefore runs each request on a task of its own.
+    pub async fn answer(&self, command: Command, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        self.inner.dispatch(command, req).await
     }
 }
 
@@ -302,54 +276,6 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
                 failures.len()
             ),
             failures.join("; "),
-        ))
-    }
-}
-
-#[tonic::async_trait]
-impl<A: Attacher, S: Sandbox> Cni for CniServer<A, S> {
-    async fn add(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Add, request.get_ref()).await,
-        ))
-    }
-
-    async fn del(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Del, request.get_ref()).await,
-        ))
-    }
-
-    async fn check(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Check, request.get_ref()).await,
-        ))
-    }
-
-    async fn status(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Status, request.get_ref()).await,
-        ))
-    }
-
-    async fn gc(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Gc, request.get_ref()).await,
         ))
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use ovswire_cni::spec::Version;
+use ovswire_proto::v1::cni_server::Cni;
 use serde_json::json;
 
 use super::*;
@@ -117,23 +118,24 @@ fn conf(version: &str) -> Value {
 }
 
 async fn ok(s: &CniServer<Fake, FakeLinks>, command: Command, req: &proto::CniRequest) -> Value {
-    let resp = s.handle(command, req).await;
-    assert_eq!(resp.error, None, "{command} failed");
-    if resp.result.is_empty() {
+    let result = s
+        .answer(command, req)
+        .await
+        .unwrap_or_else(|e| panic!("{command} failed: {e}"));
+    if result.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&resp.result).unwrap()
+        serde_json::from_slice(&result).unwrap()
     }
 }
 
 async fn code(s: &CniServer<Fake, FakeLinks>, command: Command, req: &proto::CniRequest) -> u32 {
-    let resp = s.handle(command, req).await;
-    assert!(resp.result.is_empty(), "no result with an error");
-    let err = resp
-        .error
-        .unwrap_or_else(|| panic!("{command} should fail"));
+    let err = s
+        .answer(command, req)
+        .await
+        .expect_err(&format!("{command} should fail"));
     assert!(!err.msg.is_empty() && !err.details.is_empty(), "{err:?}");
-    err.code
+    err.code.into()
 }
 
 #[tokio::test]
@@ -279,9 +281,9 @@ async fn bad_add_requests_get_their_code() {
     ] {
         *fake.attach_error.lock().unwrap() = Some(err.clone());
         assert_eq!(code(&s, Command::Add, &base).await, want, "{err:?}");
-        let resp = s.handle(Command::Add, &base).await;
+        let resp = s.answer(Command::Add, &base).await;
         assert!(
-            resp.error.unwrap().msg.contains(&err.to_string()),
+            resp.unwrap_err().msg.contains(&err.to_string()),
             "the node's reason is kept"
         );
     }
@@ -412,9 +414,8 @@ async fn gc_removes_what_is_not_listed() {
 
     c["cni.dev/valid-attachments"] = json!([]);
     *fake.detach_error.lock().unwrap() = Some(AttachError::Internal("OVSDB refused".into()));
-    let resp = s.handle(Command::Gc, &request(c)).await;
-    let err = resp.error.unwrap();
-    assert_eq!(err.code, 100);
+    let err = s.answer(Command::Gc, &request(c)).await.unwrap_err();
+    assert_eq!(err.code, ovswire_cni::spec::Code::Internal);
     assert!(
         err.details.contains("c2") && err.details.contains("OVSDB refused"),
         "{err:?}"
