@@ -24,8 +24,13 @@
 //! tell whether the interface and its OVS port are gone, and a DEL reported as done is never
 //! retried, which would leak the port. The runtime retries the DEL once the agent is back.
 //!
-//! [`spec`] holds the CNI commands, spec versions, error codes and error object, used by the
-//! plugin and by the agent (`ovswire-agent`'s `cni` module), so each is written once.
+//! The library also holds what the other side of the contract needs:
+//!
+//! - [`spec`]: the CNI commands, spec versions, error codes and error object, used by the
+//!   plugin and by the agent (`ovswire-agent`'s `cni` module), so each is written once. Over
+//!   gRPC the RPC (`Add`, `Del`, ...) names the command; the request carries the rest.
+//! - [`Invocation`]: runs a CNI plugin the way a runtime does, for the `ovswire` CLI's local
+//!   labs and the end-to-end tests and benchmarks.
 
 use std::error::Error as _;
 use std::io::{self, Read};
@@ -37,7 +42,10 @@ use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::{CniRequest, CniResponse};
 use serde_json::{Map, Value, json};
 
+mod invocation;
 pub mod spec;
+
+pub use invocation::{Error, Invocation, Result};
 
 use spec::{CniError, Code, Command, Version};
 
