@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use ovswire_cni::spec::{CniError, Code, Command, Version};
+use ovswire_cni::spec::{CniError, Code, Command, K8S_POD_NAME, K8S_POD_NAMESPACE, Version};
 use serde_json::{Map, Value};
 
 use super::error::Result;
@@ -284,12 +284,10 @@ pub struct PodIdentity {
     pub name: String,
 }
 
-const NAMESPACE: &str = "K8S_POD_NAMESPACE";
-const POD_NAME: &str = "K8S_POD_NAME";
 const KNOWN_ARGS: [&str; 5] = [
     "IgnoreUnknown",
-    NAMESPACE,
-    POD_NAME,
+    K8S_POD_NAMESPACE,
+    K8S_POD_NAME,
     "K8S_POD_UID",
     "K8S_POD_INFRA_CONTAINER_ID",
 ];
@@ -316,8 +314,9 @@ impl PodIdentity {
                     format!("CNI_ARGS has no {key}"),
                     format!(
                         "ovswire names each endpoint after its pod: the runtime (kubelet via \
-                         Multus) sets {NAMESPACE} and {POD_NAME} in CNI_ARGS; when calling the \
-                         plugin by hand, set CNI_ARGS={NAMESPACE}=<lab>;{POD_NAME}=<router>"
+                         Multus) sets {K8S_POD_NAMESPACE} and {K8S_POD_NAME} in CNI_ARGS; when \
+                         calling the plugin by hand, set \
+                         CNI_ARGS={K8S_POD_NAMESPACE}=<lab>;{K8S_POD_NAME}=<router>"
                     ),
                 )),
             }
@@ -335,8 +334,8 @@ impl PodIdentity {
             Ok(value)
         };
         Ok(Self {
-            namespace: check("lab name", NAMESPACE)?,
-            name: check("pod name", POD_NAME)?,
+            namespace: check("lab name", K8S_POD_NAMESPACE)?,
+            name: check("pod name", K8S_POD_NAME)?,
         })
     }
 }
@@ -557,8 +556,8 @@ mod tests {
         assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab", "r1"));
 
         let mut conf_args = Map::new();
-        conf_args.insert(NAMESPACE.into(), "lab2".into());
-        conf_args.insert(POD_NAME.into(), "r2".into());
+        conf_args.insert(K8S_POD_NAMESPACE.into(), "lab2".into());
+        conf_args.insert(K8S_POD_NAME.into(), "r2".into());
         let id = PodIdentity::resolve("K8S_POD_NAME=r1", &conf_args).unwrap();
         assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab2", "r1"));
 
@@ -582,9 +581,9 @@ mod tests {
             code(PodIdentity::resolve("IgnoreUnknown=maybe", &conf_args)),
             4
         );
-        conf_args.insert(POD_NAME.into(), "Bad_Name".into());
+        conf_args.insert(K8S_POD_NAME.into(), "Bad_Name".into());
         assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
-        conf_args.insert(POD_NAME.into(), 5.into());
+        conf_args.insert(K8S_POD_NAME.into(), 5.into());
         assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
     }
 }
