@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ovswire_cni::spec::Version;
 use ovswire_proto::v1::cni_server::Cni;
@@ -18,10 +19,15 @@ struct Fake {
     not_ready: Mutex<Option<String>>,
     attach_error: Mutex<Option<AttachError>>,
     detach_error: Mutex<Option<AttachError>>,
+    attach_delay: Mutex<Option<Duration>>,
 }
 
 impl Attacher for Fake {
     async fn attach(&self, req: AttachRequest) -> Result<Attachment, AttachError> {
+        let delay = *self.attach_delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         self.requests.lock().unwrap().push(req.clone());
         if let Some(e) = self.attach_error.lock().unwrap().clone() {
             return Err(e);
@@ -446,6 +452,25 @@ async fn grpc_methods_serve_their_command() {
         .await
         .unwrap();
     assert!(del.get_ref().error.is_none());
+}
+
+#[tokio::test]
+async fn an_add_whose_caller_gave_up_still_completes() {
+    let (fake, s) = server();
+    *fake.attach_delay.lock().unwrap() = Some(Duration::from_millis(50));
+    let add = s.add(tonic::Request::new(request(conf("1.1.0"))));
+    // The plugin times out: its call is dropped while the node is still attaching.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(5), add)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.records.lock().unwrap().len(),
+        1,
+        "the ADD ran to the end"
+    );
 }
 
 #[tokio::test]
