@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::stream::{self, StreamExt};
+use ovswire_cni::Invocation;
+use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
 use ovswire_netns::link;
 use serde::{Deserialize, Serialize};
 
@@ -260,7 +262,7 @@ pub async fn up(
     let stale: Vec<_> = st.attached.difference(&wanted).cloned().collect();
     for (node, ifname) in &stale {
         if let Some(ns) = st.nodes.get(node) {
-            cni(&plugin, &st, "DEL", node, ns, ifname).await?;
+            cni(&plugin, &st, Command::Del, node, ns, ifname).await?;
         }
         st.attached.remove(&(node.clone(), ifname.clone()));
         st.save()?;
@@ -295,7 +297,7 @@ pub async fn up(
         let mut results = stream::iter(todo.into_iter().map(|(node, ifname)| {
             let (plugin, st) = (&plugin, &st);
             async move {
-                let r = cni(plugin, st, "ADD", &node, &st.nodes[&node], &ifname).await;
+                let r = cni(plugin, st, Command::Add, &node, &st.nodes[&node], &ifname).await;
                 (node, ifname, r)
             }
         }))
@@ -527,12 +529,11 @@ fn tail(path: &Path, lines: usize) -> String {
 async fn cni(
     plugin: &Path,
     st: &LabState,
-    command: &str,
+    command: Command,
     node: &str,
     netns: &str,
     ifname: &str,
 ) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": "ovswire",
@@ -540,44 +541,18 @@ async fn cni(
         "socket": st.cni_socket(),
     })
     .to_string();
-    let mut child = tokio::process::Command::new(plugin)
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container_id(&st.name, node))
-        .env("CNI_NETNS", ovswire_netns::path(netns))
-        .env("CNI_IFNAME", ifname)
-        .env(
-            "CNI_ARGS",
-            format!(
-                "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={node}",
-                st.name
-            ),
-        )
-        .env(
-            "CNI_PATH",
-            plugin.parent().unwrap_or_else(|| Path::new("/")),
-        )
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("run {}", plugin.display()))?;
-    let mut stdin = child.stdin.take().context("the plugin's stdin")?;
-    stdin.write_all(conf.as_bytes()).await?;
-    drop(stdin);
-    let out = child.wait_with_output().await?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    bail!(
-        "CNI {command} of {node}:{ifname} failed: {} {}",
-        err["msg"].as_str().unwrap_or("no error message"),
-        err["details"]
-            .as_str()
-            .unwrap_or(&String::from_utf8_lossy(&out.stderr))
-            .trim()
-    )
+    let invocation = Invocation::new(plugin, command)
+        .container_id(container_id(&st.name, node))
+        .netns(ovswire_netns::path(netns))
+        .ifname(ifname)
+        .args(&[(K8S_POD_NAMESPACE, &st.name), (K8S_POD_NAME, node)])
+        .config(conf);
+    // The plugin process blocks its thread until the agent answers, and many run at once.
+    tokio::task::spawn_blocking(move || invocation.run())
+        .await
+        .context("the thread running the CNI plugin failed")?
+        .with_context(|| format!("CNI {command} of {node}:{ifname}"))?;
+    Ok(())
 }
 
 /// Removes lab `name`: its agent, node namespaces (and every process in them), bridge and

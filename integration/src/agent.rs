@@ -3,10 +3,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use ovswire_cni::spec::{K8S_POD_NAME, K8S_POD_NAMESPACE, cni_args};
 use ovswire_testbed::Node;
 
 /// The agent and plugin binaries of this build.
@@ -187,25 +188,6 @@ impl Drop for AgentProcess {
     }
 }
 
-/// Runs the plugin once the way a runtime does: `CNI_*` variables, configuration on stdin.
-pub fn invoke_plugin(plugin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Result<Output> {
-    use std::io::Write;
-    let mut child = Command::new(plugin)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("run {}", plugin.display()))?;
-    child
-        .stdin
-        .take()
-        .context("plugin stdin")?
-        .write_all(stdin)
-        .context("write the configuration to the plugin")?;
-    child.wait_with_output().context("wait for the plugin")
-}
-
 /// A Cni client of an agent's socket.
 pub async fn cni_client(
     socket: &Path,
@@ -228,11 +210,10 @@ pub async fn grpc_add(
 ) -> Result<()> {
     let resp = cni
         .add(ovswire_proto::v1::CniRequest {
-            command: "ADD".into(),
             container_id: format!("{lab}-{pod}"),
             netns: netns.display().to_string(),
             ifname: ifname.into(),
-            args: format!("K8S_POD_NAMESPACE={lab};K8S_POD_NAME={pod}"),
+            args: cni_args(&[(K8S_POD_NAMESPACE, lab), (K8S_POD_NAME, pod)]),
             path: String::new(),
             network_config: br#"{"cniVersion":"1.0.0","name":"ovswire","type":"ovswire-cni"}"#
                 .to_vec(),

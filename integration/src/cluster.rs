@@ -25,12 +25,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use ovswire_cni::Invocation;
+use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_testbed::{Netns, Node, Testbed, Underlay};
 use serde_json::{Value, json};
 
-use crate::agent::{AgentProcess, Binaries, invoke_plugin};
+use crate::agent::{AgentProcess, Binaries};
 
 /// The name of the peer token file in each node's directory.
 const TOKEN_FILE: &str = "peer-token";
@@ -264,9 +266,8 @@ impl Cluster {
         netns: &Netns,
         ifname: &str,
     ) -> Result<Value> {
-        let out = self.cni(node, "ADD", lab, pod, netns, ifname)?;
-        serde_json::from_slice(&out)
-            .with_context(|| format!("ADD {lab}/{pod}:{ifname} printed a result that is not JSON"))
+        self.cni(node, Command::Add, lab, pod, netns, ifname)?
+            .with_context(|| format!("ADD {lab}/{pod}:{ifname} printed no result"))
     }
 
     /// CNI DEL of interface `ifname` of pod `pod` (Kubernetes namespace `lab`) on node `i`.
@@ -278,18 +279,19 @@ impl Cluster {
         netns: &Netns,
         ifname: &str,
     ) -> Result<()> {
-        self.cni(node, "DEL", lab, pod, netns, ifname).map(drop)
+        self.cni(node, Command::Del, lab, pod, netns, ifname)
+            .map(drop)
     }
 
     fn cni(
         &self,
         node: usize,
-        command: &str,
+        command: Command,
         lab: &str,
         pod: &str,
         netns: &Netns,
         ifname: &str,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Option<Value>> {
         let agent = self.agent(node)?;
         let conf = json!({
             "cniVersion": "1.0.0",
@@ -298,30 +300,19 @@ impl Cluster {
             "socket": agent.cni_socket(),
         })
         .to_string();
-        let netns = netns.path().display().to_string();
-        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={lab};K8S_POD_NAME={pod}");
-        let container = format!("{lab}-{pod}");
-        let cni_path = self.bins.dir.display().to_string();
-        let env = [
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", container.as_str()),
-            ("CNI_NETNS", netns.as_str()),
-            ("CNI_IFNAME", ifname),
-            ("CNI_ARGS", args.as_str()),
-            ("CNI_PATH", cni_path.as_str()),
-        ];
-        let out = invoke_plugin(&self.bins.plugin, &env, conf.as_bytes())?;
-        if !out.status.success() {
-            bail!(
-                "CNI {command} {lab}/{pod}:{ifname} on node{node} failed ({}): {} {}; agent \
-                 log:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim(),
-                agent.log()
-            );
-        }
-        Ok(out.stdout)
+        Invocation::new(&self.bins.plugin, command)
+            .container_id(format!("{lab}-{pod}"))
+            .netns(netns.path())
+            .ifname(ifname)
+            .args(&[(K8S_POD_NAMESPACE, lab), (K8S_POD_NAME, pod)])
+            .config(conf)
+            .run()
+            .with_context(|| {
+                format!(
+                    "CNI {command} {lab}/{pod}:{ifname} on node{node}; agent log:\n{}",
+                    agent.log()
+                )
+            })
     }
 }
 

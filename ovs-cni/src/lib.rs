@@ -1,4 +1,5 @@
-//! `ovswire-cni`: the CNI plugin that Multus (or any CNI runtime) invokes.
+//! `ovswire-cni`: the CNI plugin that Multus (or any CNI runtime) invokes, and the CNI
+//! contract it shares with the agent and with whoever runs it.
 //!
 //! It stays thin on purpose: it forwards each CNI request to the ovswire agent on the same node
 //! over a root-only unix socket and prints the spec-correct result. The agent does the wiring,
@@ -22,30 +23,38 @@
 //! with code 50. DEL fails too rather than claiming success: with the agent down, nobody can
 //! tell whether the interface and its OVS port are gone, and a DEL reported as done is never
 //! retried, which would leak the port. The runtime retries the DEL once the agent is back.
+//!
+//! The library also holds what the other side of the contract needs:
+//!
+//! - [`spec`]: the CNI commands, spec versions, error codes and error object, used by the
+//!   plugin and by the agent (`ovswire-agent`'s `cni` module), so each is written once. Over
+//!   gRPC the RPC (`Add`, `Del`, ...) names the command; the request carries the rest.
+//! - [`Invocation`]: runs a CNI plugin the way a runtime does, for the `ovswire` CLI's local
+//!   labs and the end-to-end tests and benchmarks.
 
 use std::error::Error as _;
-use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use ovswire_proto::v1 as proto;
 use ovswire_proto::v1::cni_client::CniClient;
 use ovswire_proto::v1::{CniRequest, CniResponse};
 use serde_json::{Map, Value, json};
-use tokio::net::UnixStream;
-use tonic::transport::{Endpoint, Uri};
+
+mod invocation;
+pub mod spec;
+
+pub use invocation::{Error, Invocation, Result};
+
+use spec::{CniError, Code, Command, Version};
 
 /// Where the agent listens unless the network configuration says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ovswire/cni.sock";
-/// The CNI spec versions ovswire speaks, oldest first.
-pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 /// How long one invocation may take, connecting included.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 /// How long connecting may take; a missing or dead socket fails at once anyway.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The version errors and VERSION are written in when the configuration names none we speak.
-const NEWEST: &str = "1.1.0";
 
 /// Where the plugin reads its `CNI_*` variables from.
 pub trait Environment {
@@ -74,49 +83,6 @@ pub struct Outcome {
     pub exit_code: u8,
 }
 
-/// A CNI command: VERSION, answered here, or one the agent serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Command {
-    Version,
-    Agent(Verb),
-}
-
-/// A command the agent serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Add,
-    Del,
-    Check,
-    Status,
-    Gc,
-}
-
-impl Command {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "VERSION" => Self::Version,
-            "ADD" => Self::Agent(Verb::Add),
-            "DEL" => Self::Agent(Verb::Del),
-            "CHECK" => Self::Agent(Verb::Check),
-            "STATUS" => Self::Agent(Verb::Status),
-            "GC" => Self::Agent(Verb::Gc),
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Verb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Add => "ADD",
-            Self::Del => "DEL",
-            Self::Check => "CHECK",
-            Self::Status => "STATUS",
-            Self::Gc => "GC",
-        })
-    }
-}
-
 /// Everything that can go wrong in the plugin itself; [`Failure::to_error`] maps each to a
 /// CNI error.
 #[derive(Debug)]
@@ -140,80 +106,60 @@ enum Failure {
     /// The agent answered ADD with neither a result nor an error.
     EmptyResult,
     /// The agent answered with a CNI error.
-    Agent(ovswire_proto::v1::CniError),
+    Agent(proto::CniError),
 }
-
-/// A CNI error as printed on stdout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CniError {
-    code: u32,
-    msg: String,
-    details: String,
-}
-
-const INVALID_ENV: u32 = 4;
-const IO_FAILURE: u32 = 5;
-const DECODE: u32 = 6;
-const INVALID_CONFIG: u32 = 7;
-const TRY_AGAIN_LATER: u32 = 11;
-const UNAVAILABLE: u32 = 50;
-/// ovswire's own: the agent answered something the plugin cannot use.
-const AGENT_PROTOCOL: u32 = 102;
 
 impl Failure {
     /// The one place a failure becomes a CNI error code and message.
     fn to_error(&self, command: Option<Command>) -> CniError {
-        let e = |code, msg: String, details: &str| CniError {
-            code,
-            msg,
-            details: details.to_owned(),
-        };
-        let down_code = if command == Some(Command::Agent(Verb::Status)) {
-            UNAVAILABLE
+        let down_code = if command == Some(Command::Status) {
+            Code::Unavailable
         } else {
-            TRY_AGAIN_LATER
+            Code::TryAgainLater
         };
         let down_details = "start ovswire-agent on this node (or wait for it to come back); \
                             the runtime retries";
+        let mismatch = "install the ovswire-cni that matches the running ovswire-agent";
+        let set_command = format!("set CNI_COMMAND to {}", Command::choices());
         match self {
-            Self::Command(None) => e(
-                INVALID_ENV,
-                "CNI_COMMAND is missing".into(),
-                "set CNI_COMMAND to ADD, DEL, CHECK, STATUS, GC or VERSION",
-            ),
-            Self::Command(Some(c)) => e(
-                INVALID_ENV,
+            Self::Command(None) => {
+                CniError::new(Code::InvalidEnv, "CNI_COMMAND is missing", set_command)
+            }
+            Self::Command(Some(c)) => CniError::new(
+                Code::InvalidEnv,
                 format!("CNI_COMMAND {c:?} is unknown"),
-                "set CNI_COMMAND to ADD, DEL, CHECK, STATUS, GC or VERSION",
+                set_command,
             ),
-            Self::Stdin(err) => e(
-                IO_FAILURE,
+            Self::Stdin(err) => CniError::new(
+                Code::Io,
                 format!("cannot read the network configuration from stdin: {err}"),
                 "the runtime must write the network configuration to the plugin's stdin",
             ),
-            Self::Runtime(err) => e(
-                IO_FAILURE,
+            Self::Runtime(err) => CniError::new(
+                Code::Io,
                 format!("cannot start the plugin's async runtime: {err}"),
                 "the node is out of resources (threads, file descriptors); retry",
             ),
-            Self::Decode(why) => e(
-                DECODE,
+            Self::Decode(why) => CniError::new(
+                Code::Decode,
                 format!("the network configuration on stdin is not a JSON object: {why}"),
                 "fix the JSON of the network configuration (the NetworkAttachmentDefinition's \
                  spec.config)",
             ),
-            Self::Socket(v) => e(
-                INVALID_CONFIG,
+            Self::Socket(v) => CniError::new(
+                Code::InvalidConfig,
                 format!("socket must be a string, not {v}"),
-                "set \"socket\" to the path of the agent's CNI socket, or leave it out for \
-                 /run/ovswire/cni.sock",
+                format!(
+                    "set \"socket\" to the path of the agent's CNI socket, or leave it out for \
+                     {DEFAULT_SOCKET}"
+                ),
             ),
-            Self::Unreachable { socket, why } => e(
+            Self::Unreachable { socket, why } => CniError::new(
                 down_code,
                 format!("cannot reach ovswire-agent at {}: {why}", socket.display()),
                 down_details,
             ),
-            Self::Timeout { socket, after } => e(
+            Self::Timeout { socket, after } => CniError::new(
                 down_code,
                 format!(
                     "ovswire-agent at {} did not answer within {:.1} s",
@@ -222,32 +168,49 @@ impl Failure {
                 ),
                 "the agent is overloaded or stuck; see its log on this node; the runtime retries",
             ),
-            Self::Grpc(status) if status.code() == tonic::Code::Unavailable => e(
+            Self::Grpc(status) if status.code() == tonic::Code::Unavailable => CniError::new(
                 down_code,
                 format!("ovswire-agent is unavailable: {}", status.message()),
                 down_details,
             ),
-            Self::Grpc(status) => e(
-                AGENT_PROTOCOL,
+            Self::Grpc(status) => CniError::new(
+                Code::AgentProtocol,
                 format!(
                     "ovswire-agent answered with gRPC error {:?}: {}",
                     status.code(),
                     status.message()
                 ),
-                "install the ovswire-cni that matches the running ovswire-agent",
+                mismatch,
             ),
-            Self::EmptyResult => e(
-                AGENT_PROTOCOL,
-                "ovswire-agent answered ADD without a result".into(),
-                "install the ovswire-cni that matches the running ovswire-agent",
+            Self::EmptyResult => CniError::new(
+                Code::AgentProtocol,
+                "ovswire-agent answered ADD without a result",
+                mismatch,
             ),
-            Self::Agent(err) if err.code == 0 => e(
-                AGENT_PROTOCOL,
+            Self::Agent(err) if err.code == 0 => CniError::new(
+                Code::AgentProtocol,
                 format!("ovswire-agent failed without an error code: {}", err.msg),
-                "install the ovswire-cni that matches the running ovswire-agent",
+                mismatch,
             ),
-            Self::Agent(err) => e(err.code, err.msg.clone(), &err.details),
+            Self::Agent(err) => CniError::from(err.clone()),
         }
+    }
+}
+
+/// The agent's CNI errors travel in the gRPC answer as the spec's three fields.
+impl From<CniError> for proto::CniError {
+    fn from(e: CniError) -> Self {
+        Self {
+            code: e.code.into(),
+            msg: e.msg,
+            details: e.details,
+        }
+    }
+}
+
+impl From<proto::CniError> for CniError {
+    fn from(e: proto::CniError) -> Self {
+        Self::new(e.code.into(), e.msg, e.details)
     }
 }
 
@@ -255,7 +218,7 @@ impl Failure {
 #[derive(Debug, Default)]
 struct Peek {
     /// `cniVersion`, if it is one ovswire speaks.
-    version: Option<&'static str>,
+    version: Option<Version>,
     /// The parsed object, if stdin was one.
     conf: Option<Map<String, Value>>,
     /// Why stdin is not a JSON object.
@@ -269,7 +232,7 @@ impl Peek {
                 version: conf
                     .get("cniVersion")
                     .and_then(Value::as_str)
-                    .and_then(|v| SUPPORTED_VERSIONS.into_iter().find(|s| *s == v)),
+                    .and_then(Version::parse),
                 conf: Some(conf),
                 error: None,
             },
@@ -305,14 +268,12 @@ pub fn run(env: &impl Environment, stdin: &mut impl Read, deadline: Duration) ->
     let mut input = Vec::new();
     let read = stdin.read_to_end(&mut input);
     let peek = Peek::new(&input);
-    let version = peek.version.unwrap_or(NEWEST);
-    let answer = match command {
-        None => Err(Failure::Command(raw_command.clone())),
-        Some(Command::Version) => Ok(version_info(version)),
-        Some(Command::Agent(verb)) => match read {
-            Err(e) => Err(Failure::Stdin(e)),
-            Ok(_) => forward(env, verb, input, &peek, deadline),
-        },
+    let version = peek.version.unwrap_or(Version::NEWEST);
+    let answer = match (command, read) {
+        (None, _) => Err(Failure::Command(raw_command.clone())),
+        (Some(Command::Version), _) => Ok(version_info(version)),
+        (Some(_), Err(e)) => Err(Failure::Stdin(e)),
+        (Some(command), Ok(_)) => forward(env, command, input, &peek, deadline),
     };
     match answer {
         Ok(stdout) => Outcome {
@@ -322,31 +283,33 @@ pub fn run(env: &impl Environment, stdin: &mut impl Read, deadline: Duration) ->
         },
         Err(failure) => {
             let err = failure.to_error(command);
-            let mut out = json!({"cniVersion": version, "code": err.code, "msg": err.msg});
-            if !err.details.is_empty() {
-                out["details"] = err.details.clone().into();
-            }
             let name = raw_command.as_deref().unwrap_or("(no CNI_COMMAND)");
             Outcome {
-                stdout: format!("{out}\n").into_bytes(),
+                stdout: format!("{}\n", err.to_json(version)).into_bytes(),
                 stderr: format!(
                     "ovswire-cni: {name} failed with code {}: {}",
                     err.code, err.msg
                 ),
-                exit_code: u8::try_from(err.code).ok().filter(|c| *c != 0).unwrap_or(1),
+                exit_code: u8::try_from(u32::from(err.code))
+                    .ok()
+                    .filter(|c| *c != 0)
+                    .unwrap_or(1),
             }
         }
     }
 }
 
-fn version_info(version: &str) -> Vec<u8> {
-    let info = json!({"cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS});
+fn version_info(version: Version) -> Vec<u8> {
+    let info = json!({
+        "cniVersion": version.as_str(),
+        "supportedVersions": Version::ALL.map(Version::as_str),
+    });
     format!("{info}\n").into_bytes()
 }
 
 fn forward(
     env: &impl Environment,
-    verb: Verb,
+    command: Command,
     network_config: Vec<u8>,
     peek: &Peek,
     deadline: Duration,
@@ -354,7 +317,6 @@ fn forward(
     let socket = peek.socket()?;
     let var = |name: &str| env.var(name).unwrap_or_default();
     let request = CniRequest {
-        command: verb.to_string(),
         container_id: var("CNI_CONTAINERID"),
         netns: var("CNI_NETNS"),
         ifname: var("CNI_IFNAME"),
@@ -366,7 +328,7 @@ fn forward(
         .enable_all()
         .build()
         .map_err(Failure::Runtime)?;
-    let call = call(socket.clone(), verb, request);
+    let call = call(socket.clone(), command, request);
     let response = runtime
         .block_on(async { tokio::time::timeout(deadline, call).await })
         .map_err(|_| Failure::Timeout {
@@ -375,32 +337,35 @@ fn forward(
         })??;
     match response.error {
         Some(err) => Err(Failure::Agent(err)),
-        None if verb == Verb::Add && response.result.is_empty() => Err(Failure::EmptyResult),
+        None if command == Command::Add && response.result.is_empty() => Err(Failure::EmptyResult),
         None => Ok(response.result),
     }
 }
 
-async fn call(socket: PathBuf, verb: Verb, request: CniRequest) -> Result<CniResponse, Failure> {
-    let path = socket.clone();
-    // The URI is a placeholder: the connector below always dials the unix socket.
-    let channel = Endpoint::from_static("http://[::]:50051")
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
+/// Sends `request` to the agent's RPC for `command`: the RPC names the command, the request
+/// carries the runtime's variables and configuration.
+async fn call(
+    socket: PathBuf,
+    command: Command,
+    request: CniRequest,
+) -> Result<CniResponse, Failure> {
+    let channel = ovswire_proto::unix_channel(&socket, CONNECT_TIMEOUT)
         .await
         .map_err(|e| Failure::Unreachable {
             socket,
             why: chain(&e),
         })?;
     let mut client = CniClient::new(channel);
-    let response = match verb {
-        Verb::Add => client.add(request).await,
-        Verb::Del => client.del(request).await,
-        Verb::Check => client.check(request).await,
-        Verb::Status => client.status(request).await,
-        Verb::Gc => client.gc(request).await,
+    let response = match command {
+        Command::Add => client.add(request).await,
+        Command::Del => client.del(request).await,
+        Command::Check => client.check(request).await,
+        Command::Status => client.status(request).await,
+        Command::Gc => client.gc(request).await,
+        // `run` answers VERSION itself; the agent has no RPC for it.
+        Command::Version => Err(tonic::Status::unimplemented(
+            "the agent has no VERSION RPC; the plugin answers VERSION",
+        )),
     };
     response
         .map(tonic::Response::into_inner)

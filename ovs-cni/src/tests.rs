@@ -49,7 +49,8 @@ fn invoke(env: &Env, stdin: &str, deadline: Duration) -> (Outcome, Value) {
     (out, json)
 }
 
-fn assert_error(out: &Outcome, json: &Value, code: u32) {
+fn assert_error(out: &Outcome, json: &Value, code: Code) {
+    let code = u32::from(code);
     assert_eq!(json["code"], code, "{json}");
     assert_eq!(u32::from(out.exit_code), code);
     assert!(
@@ -69,7 +70,10 @@ fn version_needs_no_agent() {
     let (out, json) = invoke(&env("VERSION"), r#"{"cniVersion":"0.4.0"}"#, DEADLINE);
     assert_eq!(out.exit_code, 0);
     assert_eq!(json["cniVersion"], "0.4.0");
-    assert_eq!(json["supportedVersions"], json!(SUPPORTED_VERSIONS));
+    assert_eq!(
+        json["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
     for stdin in ["", "garbage", r#"{"cniVersion":"9.9.9"}"#] {
         let (out, json) = invoke(&env("VERSION"), stdin, DEADLINE);
         assert_eq!(out.exit_code, 0, "{stdin:?}");
@@ -84,14 +88,14 @@ fn bad_invocations_fail_without_the_agent() {
     let mut no_command = env("ADD");
     no_command.0.remove("CNI_COMMAND");
     let cases = [
-        (no_command, good.as_str(), INVALID_ENV),
-        (env("BOGUS"), good.as_str(), INVALID_ENV),
-        (env("ADD"), "{not json", DECODE),
-        (env("DEL"), "[1]", DECODE),
+        (no_command, good.as_str(), Code::InvalidEnv),
+        (env("BOGUS"), good.as_str(), Code::InvalidEnv),
+        (env("ADD"), "{not json", Code::Decode),
+        (env("DEL"), "[1]", Code::Decode),
         (
             env("ADD"),
             r#"{"cniVersion":"1.0.0","socket":5}"#,
-            INVALID_CONFIG,
+            Code::InvalidConfig,
         ),
     ];
     for (env, stdin, code) in cases {
@@ -110,7 +114,7 @@ fn unreadable_stdin_is_an_io_failure() {
     }
     let out = run(&env("ADD"), &mut Broken, DEADLINE);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_error(&out, &json, IO_FAILURE);
+    assert_error(&out, &json, Code::Io);
     assert!(json["msg"].as_str().unwrap().contains("pipe broke"));
 }
 
@@ -122,11 +126,11 @@ fn unreachable_agent_means_try_again_and_status_unavailable() {
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     for socket in [&missing, &stale] {
         for (command, code) in [
-            ("ADD", 11),
-            ("DEL", 11),
-            ("CHECK", 11),
-            ("GC", 11),
-            ("STATUS", 50),
+            ("ADD", Code::TryAgainLater),
+            ("DEL", Code::TryAgainLater),
+            ("CHECK", Code::TryAgainLater),
+            ("GC", Code::TryAgainLater),
+            ("STATUS", Code::Unavailable),
         ] {
             let start = Instant::now();
             let (out, json) = invoke(&env(command), &conf(socket), DEADLINE);
@@ -146,7 +150,7 @@ fn unreachable_agent_means_try_again_and_status_unavailable() {
 fn default_socket_is_used_when_none_is_configured() {
     let peek = Peek::new(br#"{"cniVersion":"1.1.0","name":"n"}"#);
     assert_eq!(peek.socket().unwrap(), Path::new(DEFAULT_SOCKET));
-    assert_eq!(peek.version, Some("1.1.0"));
+    assert_eq!(peek.version, Some(Version::V1_1_0));
 }
 
 /// What the fake agent does with each request.
@@ -283,7 +287,6 @@ fn requests_are_forwarded_as_the_runtime_made_them() {
     assert_eq!(
         req,
         &CniRequest {
-            command: "ADD".into(),
             container_id: "c1".into(),
             netns: "/run/netns/r1".into(),
             ifname: "eth1".into(),
@@ -315,7 +318,7 @@ fn agent_errors_are_printed_with_their_code() {
         }),
     }));
     let (out, json) = invoke(&env("ADD"), &conf(&agent.socket), DEADLINE);
-    assert_error(&out, &json, 7);
+    assert_error(&out, &json, Code::InvalidConfig);
     assert_eq!(json["msg"], "interface eth1 already exists in the pod");
     assert_eq!(json["details"], "pick another name");
 }
@@ -324,7 +327,7 @@ fn agent_errors_are_printed_with_their_code() {
 fn unusable_answers_are_protocol_errors() {
     let empty = serve(Behaviour::Answer(CniResponse::default()));
     let (out, json) = invoke(&env("ADD"), &conf(&empty.socket), DEADLINE);
-    assert_error(&out, &json, AGENT_PROTOCOL);
+    assert_error(&out, &json, Code::AgentProtocol);
     let (out, _) = invoke(&env("DEL"), &conf(&empty.socket), DEADLINE);
     assert_eq!(out.exit_code, 0, "DEL has no result");
 
@@ -332,27 +335,31 @@ fn unusable_answers_are_protocol_errors() {
         "no such method",
     )));
     let (out, json) = invoke(&env("CHECK"), &conf(&failing.socket), DEADLINE);
-    assert_error(&out, &json, AGENT_PROTOCOL);
+    assert_error(&out, &json, Code::AgentProtocol);
 
     let gone = serve(Behaviour::Fail(tonic::Status::unavailable("shutting down")));
     let (out, json) = invoke(&env("ADD"), &conf(&gone.socket), DEADLINE);
-    assert_error(&out, &json, TRY_AGAIN_LATER);
+    assert_error(&out, &json, Code::TryAgainLater);
     let (out, json) = invoke(&env("STATUS"), &conf(&gone.socket), DEADLINE);
-    assert_error(&out, &json, UNAVAILABLE);
+    assert_error(&out, &json, Code::Unavailable);
 
     let no_code = serve(Behaviour::Answer(CniResponse {
         result: Vec::new(),
         error: Some(ovswire_proto::v1::CniError::default()),
     }));
     let (out, json) = invoke(&env("DEL"), &conf(&no_code.socket), DEADLINE);
-    assert_error(&out, &json, AGENT_PROTOCOL);
+    assert_error(&out, &json, Code::AgentProtocol);
 }
 
 #[test]
 fn a_stalled_agent_times_out() {
     let agent = serve(Behaviour::Stall);
     let deadline = Duration::from_millis(300);
-    for (command, code) in [("ADD", 11), ("DEL", 11), ("STATUS", 50)] {
+    for (command, code) in [
+        ("ADD", Code::TryAgainLater),
+        ("DEL", Code::TryAgainLater),
+        ("STATUS", Code::Unavailable),
+    ] {
         let start = Instant::now();
         let (out, json) = invoke(&env(command), &conf(&agent.socket), deadline);
         let took = start.elapsed();

@@ -1,7 +1,8 @@
 //! The gRPC API of the ovswire agent (package `ovswire.v1`).
 //!
 //! - `Cni`: the `ovswire-cni` plugin hands each CNI request, as the runtime made it, to the
-//!   agent on its node over a root-only unix socket, and prints the answer.
+//!   agent on its node over a root-only unix socket, and prints the answer. One RPC per CNI
+//!   command: the RPC is the command's only name on the wire.
 //! - `Wires`: tests and the `ovswire` CLI list links, take them down and up, and watch them.
 //! - `Peers`: agents on different nodes tell each other which pod interfaces they hold, so
 //!   cross-node wires get both halves, over the underlay with a shared token.

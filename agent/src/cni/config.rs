@@ -1,109 +1,14 @@
-//! What a CNI request says: the command, the spec version, the network configuration from
-//! stdin and the `CNI_*` variables, each validated with an error that names the culprit.
+//! What a CNI request says: the spec version, the network configuration from stdin and the
+//! `CNI_*` variables, each validated with an error that names the culprit.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::Path;
 
+use ovswire_cni::spec::{CniError, Code, Command, K8S_POD_NAME, K8S_POD_NAMESPACE, Version};
 use serde_json::{Map, Value};
 
-use super::error::{CniError, Code, Result};
+use super::error::Result;
 use ovswire_core::model::{MAX_MTU, MIN_MTU, check_ifname, check_mtu, check_object_name};
-
-/// A CNI command the agent serves (VERSION is answered by the plugin itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Create the pod's interface.
-    Add,
-    /// Remove it.
-    Del,
-    /// Verify it.
-    Check,
-    /// Report readiness.
-    Status,
-    /// Remove attachments the runtime no longer knows.
-    Gc,
-}
-
-impl Command {
-    /// The `CNI_COMMAND` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "ADD",
-            Self::Del => "DEL",
-            Self::Check => "CHECK",
-            Self::Status => "STATUS",
-            Self::Gc => "GC",
-        }
-    }
-
-    /// The oldest spec version that has this command.
-    fn since(self) -> Version {
-        match self {
-            Self::Add | Self::Del => Version::V0_3_0,
-            Self::Check => Version::V0_4_0,
-            Self::Status | Self::Gc => Version::V1_1_0,
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A CNI spec version ovswire speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Version {
-    /// 0.3.0: the first rich result.
-    V0_3_0,
-    /// 0.3.1: typo fixes only.
-    V0_3_1,
-    /// 0.4.0: CHECK, and `prevResult` on DEL.
-    V0_4_0,
-    /// 1.0.0: `ips[].version` dropped.
-    V1_0_0,
-    /// 1.1.0: STATUS, GC, `interfaces[].mtu`.
-    V1_1_0,
-}
-
-impl Version {
-    /// Every supported version, oldest first.
-    pub const ALL: [Self; 5] = [
-        Self::V0_3_0,
-        Self::V0_3_1,
-        Self::V0_4_0,
-        Self::V1_0_0,
-        Self::V1_1_0,
-    ];
-
-    /// The version string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V0_3_0 => "0.3.0",
-            Self::V0_3_1 => "0.3.1",
-            Self::V0_4_0 => "0.4.0",
-            Self::V1_0_0 => "1.0.0",
-            Self::V1_1_0 => "1.1.0",
-        }
-    }
-
-    /// Parses a version string; `None` if ovswire does not speak it.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-fn supported_list() -> String {
-    Version::ALL.map(Version::as_str).join(", ")
-}
 
 fn invalid(msg: impl Into<String>, details: impl Into<String>) -> CniError {
     CniError::new(Code::InvalidConfig, msg, details)
@@ -148,20 +53,20 @@ impl NetConf {
             None => {
                 return Err(invalid(
                     "the network configuration has no cniVersion",
-                    format!("add \"cniVersion\" with one of {}", supported_list()),
+                    format!("add \"cniVersion\" with one of {}", Version::choices()),
                 ));
             }
             Some(Value::String(v)) => Version::parse(v).ok_or_else(|| {
                 CniError::new(
                     Code::IncompatibleVersion,
                     format!("incompatible CNI versions: the configuration asks for {v}"),
-                    format!("set cniVersion to one of {}", supported_list()),
+                    format!("set cniVersion to one of {}", Version::choices()),
                 )
             })?,
             Some(other) => {
                 return Err(invalid(
                     format!("cniVersion must be a string, not {other}"),
-                    format!("set cniVersion to one of {}", supported_list()),
+                    format!("set cniVersion to one of {}", Version::choices()),
                 ));
             }
         };
@@ -379,12 +284,10 @@ pub struct PodIdentity {
     pub name: String,
 }
 
-const NAMESPACE: &str = "K8S_POD_NAMESPACE";
-const POD_NAME: &str = "K8S_POD_NAME";
 const KNOWN_ARGS: [&str; 5] = [
     "IgnoreUnknown",
-    NAMESPACE,
-    POD_NAME,
+    K8S_POD_NAMESPACE,
+    K8S_POD_NAME,
     "K8S_POD_UID",
     "K8S_POD_INFRA_CONTAINER_ID",
 ];
@@ -411,8 +314,9 @@ impl PodIdentity {
                     format!("CNI_ARGS has no {key}"),
                     format!(
                         "ovswire names each endpoint after its pod: the runtime (kubelet via \
-                         Multus) sets {NAMESPACE} and {POD_NAME} in CNI_ARGS; when calling the \
-                         plugin by hand, set CNI_ARGS={NAMESPACE}=<lab>;{POD_NAME}=<router>"
+                         Multus) sets {K8S_POD_NAMESPACE} and {K8S_POD_NAME} in CNI_ARGS; when \
+                         calling the plugin by hand, set \
+                         CNI_ARGS={K8S_POD_NAMESPACE}=<lab>;{K8S_POD_NAME}=<router>"
                     ),
                 )),
             }
@@ -430,8 +334,8 @@ impl PodIdentity {
             Ok(value)
         };
         Ok(Self {
-            namespace: check("lab name", NAMESPACE)?,
-            name: check("pod name", POD_NAME)?,
+            namespace: check("lab name", K8S_POD_NAMESPACE)?,
+            name: check("pod name", K8S_POD_NAME)?,
         })
     }
 }
@@ -491,8 +395,8 @@ mod tests {
         NetConf::parse(json.as_bytes(), command)
     }
 
-    fn code<T: fmt::Debug>(r: Result<T>) -> u32 {
-        r.unwrap_err().code.get()
+    fn code<T: std::fmt::Debug>(r: Result<T>) -> u32 {
+        r.unwrap_err().code.into()
     }
 
     #[test]
@@ -652,8 +556,8 @@ mod tests {
         assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab", "r1"));
 
         let mut conf_args = Map::new();
-        conf_args.insert(NAMESPACE.into(), "lab2".into());
-        conf_args.insert(POD_NAME.into(), "r2".into());
+        conf_args.insert(K8S_POD_NAMESPACE.into(), "lab2".into());
+        conf_args.insert(K8S_POD_NAME.into(), "r2".into());
         let id = PodIdentity::resolve("K8S_POD_NAME=r1", &conf_args).unwrap();
         assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab2", "r1"));
 
@@ -677,9 +581,9 @@ mod tests {
             code(PodIdentity::resolve("IgnoreUnknown=maybe", &conf_args)),
             4
         );
-        conf_args.insert(POD_NAME.into(), "Bad_Name".into());
+        conf_args.insert(K8S_POD_NAME.into(), "Bad_Name".into());
         assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
-        conf_args.insert(POD_NAME.into(), 5.into());
+        conf_args.insert(K8S_POD_NAME.into(), 5.into());
         assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
     }
 }

@@ -1,9 +1,10 @@
 //! The agent's side of CNI: requests forwarded by `ovswire-cni`, answered per the CNI spec.
 //!
 //! The plugin hands over each invocation as the runtime made it (`CNI_*` variables and the
-//! network configuration bytes); [`CniServer`] validates it, negotiates the spec version, asks
-//! the node's [`Attacher`] to do the work and returns the result JSON or a CNI error. It is
-//! served over gRPC:
+//! network configuration bytes, on the RPC that names the command); [`CniServer`] validates
+//! it, negotiates the spec version, asks the node's [`Attacher`] to do the work and returns the
+//! result JSON or a CNI error. The commands, versions, codes and the error type are
+//! `ovswire_cni::spec`'s. `crate::api::cni` serves it over gRPC:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -17,7 +18,8 @@
 //! Error codes: the spec's 1 (version), 2 (unsupported field), 3 (no such netns), 4 (bad
 //! `CNI_*` variable), 6 (not JSON), 7 (invalid configuration), 11 (agent not ready) and 50
 //! (STATUS: not ready), and ovswire's 100 (the node failed: netlink or OVS) and 101 (CHECK
-//! found the interface missing or changed). `docs/cni.md` describes each command.
+//! found the interface missing or changed); VERSION, which the plugin answers itself, is a 4.
+//! `docs/cni.md` describes each command.
 
 mod config;
 mod error;
@@ -28,13 +30,13 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ovswire_cni::spec::{CniError, Code, Command};
 use ovswire_proto::v1 as proto;
-use ovswire_proto::v1::cni_server::Cni;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::info;
 
-pub use config::{Command, NetConf, PodIdentity, Version};
-pub use error::{CniError, Code};
+pub use config::{NetConf, PodIdentity};
+pub use error::from_attach;
 pub use result::{add_result, mac_string};
 
 use crate::netdev::PodLink;
@@ -66,7 +68,8 @@ impl Sandbox for Netlink {
     }
 }
 
-/// The `ovswire.v1.Cni` gRPC service: CNI requests in, results or CNI errors out.
+/// The agent's CNI service: CNI requests in, results or CNI errors out. `crate::api::cni`
+/// serves it as the `ovswire.v1.Cni` gRPC service.
 pub struct CniServer<A, S = Netlink> {
     inner: Arc<Inner<A, S>>,
 }
@@ -74,6 +77,15 @@ pub struct CniServer<A, S = Netlink> {
 struct Inner<A, S> {
     attacher: Arc<A>,
     sandbox: S,
+}
+
+// By hand: a derive would ask for `A: Clone` and `S: Clone`, and only the `Arc` is cloned.
+impl<A, S> Clone for CniServer<A, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
 impl<A, S> fmt::Debug for CniServer<A, S> {
@@ -97,69 +109,18 @@ impl<A: Attacher, S: Sandbox> CniServer<A, S> {
         }
     }
 
-    /// Answers one CNI request for `command`.
+    /// Answers one CNI request for `command`: the result JSON to print (empty for the commands
+    /// that have none) or the CNI error.
     ///
-    /// The request runs on a task of its own, so it completes even when the caller goes away
-    /// (the plugin timed out): an ADD cut short could leave a half-made interface behind.
-    pub async fn handle(&self, command: Command, req: &proto::CniRequest) -> proto::CniResponse {
-        let inner = self.inner.clone();
-        let request = req.clone();
-        let outcome = tokio::spawn(async move { inner.dispatch(command, &request).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(CniError::new(
-                    Code::Internal,
-                    format!("the agent's {command} handler failed: {e}"),
-                    "this is a bug in ovswire-agent; please report it with the agent's log",
-                ))
-            });
-        match outcome {
-            Ok(result) => {
-                info!(
-                    command = %command,
-                    container = %req.container_id,
-                    ifname = %req.ifname,
-                    "CNI request served"
-                );
-                proto::CniResponse {
-                    result,
-                    error: None,
-                }
-            }
-            Err(e) => {
-                warn!(
-                    command = %command,
-                    container = %req.container_id,
-                    ifname = %req.ifname,
-                    code = e.code.get(),
-                    msg = %e.msg,
-                    "CNI request failed"
-                );
-                proto::CniResponse {
-                    result: Vec::new(),
-                    error: Some(proto::CniError {
-                        code: e.code.get(),
-                        msg: e.msg,
-                        details: e.details,
-                    }),
-                }
-            }
-        }
+    /// Dropping the future midway can leave a half-made interface behind; the gRPC service
+    /// (`crate::api::cni`) therefore runs each request on a task of its own.
+    pub async fn answer(&self, command: Command, req: &proto::CniRequest) -> Result<Vec<u8>> {
+        self.inner.dispatch(command, req).await
     }
 }
 
 impl<A: Attacher, S: Sandbox> Inner<A, S> {
     async fn dispatch(&self, command: Command, req: &proto::CniRequest) -> Result<Vec<u8>> {
-        if !req.command.is_empty() && req.command != command.as_str() {
-            return Err(CniError::new(
-                Code::InvalidEnv,
-                format!(
-                    "CNI_COMMAND={} was sent as a {command} request",
-                    req.command
-                ),
-                "the plugin and the agent disagree; install the ovswire-cni that matches the agent",
-            ));
-        }
         let conf = NetConf::parse(&req.network_config, command)?;
         match command {
             Command::Add => self.run_add(&conf, req).await,
@@ -167,6 +128,12 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
             Command::Check => self.run_check(&conf, req).await,
             Command::Status => self.run_status().await,
             Command::Gc => self.run_gc(&conf).await,
+            Command::Version => Err(CniError::new(
+                Code::InvalidEnv,
+                "VERSION is not an agent request",
+                "the ovswire-cni plugin answers VERSION itself; send the agent ADD, DEL, CHECK, \
+                 STATUS or GC",
+            )),
         }
     }
 
@@ -194,7 +161,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
             .attacher
             .attach(request)
             .await
-            .map_err(|e| CniError::from_attach(&what, e))?;
+            .map_err(|e| from_attach(&what, e))?;
         let result = add_result(conf.version, &attachment, conf.prev_result.as_ref());
         Ok(result.to_string().into_bytes())
     }
@@ -206,7 +173,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         self.attacher
             .detach(&req.container_id, &req.ifname)
             .await
-            .map_err(|e| CniError::from_attach(&what, e))?;
+            .map_err(|e| from_attach(&what, e))?;
         Ok(Vec::new())
     }
 
@@ -309,54 +276,6 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
                 failures.len()
             ),
             failures.join("; "),
-        ))
-    }
-}
-
-#[tonic::async_trait]
-impl<A: Attacher, S: Sandbox> Cni for CniServer<A, S> {
-    async fn add(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Add, request.get_ref()).await,
-        ))
-    }
-
-    async fn del(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Del, request.get_ref()).await,
-        ))
-    }
-
-    async fn check(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Check, request.get_ref()).await,
-        ))
-    }
-
-    async fn status(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Status, request.get_ref()).await,
-        ))
-    }
-
-    async fn gc(
-        &self,
-        request: tonic::Request<proto::CniRequest>,
-    ) -> Result<tonic::Response<proto::CniResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            self.handle(Command::Gc, request.get_ref()).await,
         ))
     }
 }

@@ -8,9 +8,9 @@
 //! stay valid; its `ips` keep the shape of the configuration's version (with `version` before
 //! 1.0.0), which the runtime already converted.
 
+use ovswire_cni::spec::Version;
 use serde_json::{Map, Value, json};
 
-use super::config::Version;
 use ovswire_core::attach::Attachment;
 
 /// Formats a MAC the way CNI results write it: lower-case, colon-separated.

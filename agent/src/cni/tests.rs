@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use ovswire_cni::spec::Version;
+use ovswire_proto::v1::cni_server::Cni;
 use serde_json::json;
 
 use super::*;
@@ -16,10 +19,15 @@ struct Fake {
     not_ready: Mutex<Option<String>>,
     attach_error: Mutex<Option<AttachError>>,
     detach_error: Mutex<Option<AttachError>>,
+    attach_delay: Mutex<Option<Duration>>,
 }
 
 impl Attacher for Fake {
     async fn attach(&self, req: AttachRequest) -> Result<Attachment, AttachError> {
+        let delay = *self.attach_delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         self.requests.lock().unwrap().push(req.clone());
         if let Some(e) = self.attach_error.lock().unwrap().clone() {
             return Err(e);
@@ -100,9 +108,8 @@ fn server() -> (Arc<Fake>, CniServer<Fake, FakeLinks>) {
 
 const POD: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=r1;K8S_POD_UID=u1";
 
-fn request(command: Command, conf: Value) -> proto::CniRequest {
+fn request(conf: Value) -> proto::CniRequest {
     proto::CniRequest {
-        command: command.as_str().into(),
         container_id: "c1".into(),
         netns: "/run/netns/r1".into(),
         ifname: "eth1".into(),
@@ -117,23 +124,24 @@ fn conf(version: &str) -> Value {
 }
 
 async fn ok(s: &CniServer<Fake, FakeLinks>, command: Command, req: &proto::CniRequest) -> Value {
-    let resp = s.handle(command, req).await;
-    assert_eq!(resp.error, None, "{command} failed");
-    if resp.result.is_empty() {
+    let result = s
+        .answer(command, req)
+        .await
+        .unwrap_or_else(|e| panic!("{command} failed: {e}"));
+    if result.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&resp.result).unwrap()
+        serde_json::from_slice(&result).unwrap()
     }
 }
 
 async fn code(s: &CniServer<Fake, FakeLinks>, command: Command, req: &proto::CniRequest) -> u32 {
-    let resp = s.handle(command, req).await;
-    assert!(resp.result.is_empty(), "no result with an error");
-    let err = resp
-        .error
-        .unwrap_or_else(|| panic!("{command} should fail"));
+    let err = s
+        .answer(command, req)
+        .await
+        .expect_err(&format!("{command} should fail"));
     assert!(!err.msg.is_empty() && !err.details.is_empty(), "{err:?}");
-    err.code
+    err.code.into()
 }
 
 #[tokio::test]
@@ -142,7 +150,7 @@ async fn add_returns_the_result_in_every_version() {
         let (fake, s) = server();
         let mut c = conf(v.as_str());
         c["mtu"] = json!(1500);
-        let r = ok(&s, Command::Add, &request(Command::Add, c)).await;
+        let r = ok(&s, Command::Add, &request(c)).await;
         assert_eq!(r["cniVersion"], v.as_str());
         let ifs = r["interfaces"].as_array().unwrap();
         assert_eq!(ifs.len(), 2);
@@ -163,7 +171,7 @@ async fn add_returns_the_result_in_every_version() {
 #[tokio::test]
 async fn repeated_add_returns_the_same_result() {
     let (_, s) = server();
-    let req = request(Command::Add, conf("1.0.0"));
+    let req = request(conf("1.0.0"));
     let first = ok(&s, Command::Add, &req).await;
     assert_eq!(ok(&s, Command::Add, &req).await, first);
 }
@@ -177,7 +185,7 @@ async fn chained_add_keeps_the_previous_result() {
         "interfaces": [{"name": "lo", "sandbox": "/run/netns/r1"}],
         "ips": [{"version": "4", "address": "192.0.2.1/24", "interface": 0}],
     });
-    let r = ok(&s, Command::Add, &request(Command::Add, c.clone())).await;
+    let r = ok(&s, Command::Add, &request(c.clone())).await;
     assert_eq!(r["ips"], c["prevResult"]["ips"]);
     let names: Vec<_> = r["interfaces"]
         .as_array()
@@ -191,7 +199,7 @@ async fn chained_add_keeps_the_previous_result() {
 #[tokio::test]
 async fn bad_add_requests_get_their_code() {
     let (fake, s) = server();
-    let base = request(Command::Add, conf("1.1.0"));
+    let base = request(conf("1.1.0"));
     let cases: Vec<(&str, u32, proto::CniRequest)> = vec![
         (
             "malformed JSON",
@@ -201,7 +209,7 @@ async fn bad_add_requests_get_their_code() {
                 ..base.clone()
             },
         ),
-        ("unknown version", 1, request(Command::Add, conf("2.0.0"))),
+        ("unknown version", 1, request(conf("2.0.0"))),
         (
             "no netns",
             4,
@@ -253,23 +261,18 @@ async fn bad_add_requests_get_their_code() {
         (
             "ipam",
             2,
-            request(
-                Command::Add,
-                json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "x"}}),
-            ),
-        ),
-        (
-            "wrong command",
-            4,
-            proto::CniRequest {
-                command: "DEL".into(),
-                ..base.clone()
-            },
+            request(json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "x"}})),
         ),
     ];
     for (what, want, req) in cases {
         assert_eq!(code(&s, Command::Add, &req).await, want, "{what}");
     }
+    let version = request(conf("1.1.0"));
+    assert_eq!(
+        code(&s, Command::Version, &version).await,
+        4,
+        "the plugin answers VERSION"
+    );
     assert!(
         fake.requests.lock().unwrap().is_empty(),
         "nothing reached the node"
@@ -284,9 +287,9 @@ async fn bad_add_requests_get_their_code() {
     ] {
         *fake.attach_error.lock().unwrap() = Some(err.clone());
         assert_eq!(code(&s, Command::Add, &base).await, want, "{err:?}");
-        let resp = s.handle(Command::Add, &base).await;
+        let resp = s.answer(Command::Add, &base).await;
         assert!(
-            resp.error.unwrap().msg.contains(&err.to_string()),
+            resp.unwrap_err().msg.contains(&err.to_string()),
             "the node's reason is kept"
         );
     }
@@ -295,8 +298,8 @@ async fn bad_add_requests_get_their_code() {
 #[tokio::test]
 async fn del_is_idempotent() {
     let (fake, s) = server();
-    ok(&s, Command::Add, &request(Command::Add, conf("0.4.0"))).await;
-    let del = request(Command::Del, conf("0.4.0"));
+    ok(&s, Command::Add, &request(conf("0.4.0"))).await;
+    let del = request(conf("0.4.0"));
     assert_eq!(ok(&s, Command::Del, &del).await, Value::Null);
     assert!(fake.records.lock().unwrap().is_empty());
     ok(&s, Command::Del, &del).await;
@@ -318,10 +321,10 @@ async fn del_is_idempotent() {
 #[tokio::test]
 async fn check_compares_the_pod_with_the_record() {
     let (fake, s) = server();
-    let added = ok(&s, Command::Add, &request(Command::Add, conf("1.0.0"))).await;
+    let added = ok(&s, Command::Add, &request(conf("1.0.0"))).await;
     let mut c = conf("1.0.0");
     c["prevResult"] = added.clone();
-    let check = request(Command::Check, c.clone());
+    let check = request(c.clone());
     assert_eq!(ok(&s, Command::Check, &check).await, Value::Null);
 
     let key = (PathBuf::from("/run/netns/r1"), "eth1".to_owned());
@@ -362,28 +365,16 @@ async fn check_compares_the_pod_with_the_record() {
 
     let mut wrong_prev = c.clone();
     wrong_prev["prevResult"]["interfaces"][1]["mac"] = json!("02:00:00:00:00:99");
-    assert_eq!(
-        code(&s, Command::Check, &request(Command::Check, wrong_prev)).await,
-        101
-    );
+    assert_eq!(code(&s, Command::Check, &request(wrong_prev)).await, 101);
     let mut no_pod_if = c.clone();
     no_pod_if["prevResult"]["interfaces"] = json!([]);
-    assert_eq!(
-        code(&s, Command::Check, &request(Command::Check, no_pod_if)).await,
-        101
-    );
-    assert_eq!(
-        code(&s, Command::Check, &request(Command::Check, conf("1.0.0"))).await,
-        7
-    );
+    assert_eq!(code(&s, Command::Check, &request(no_pod_if)).await, 101);
+    assert_eq!(code(&s, Command::Check, &request(conf("1.0.0"))).await, 7);
     let mut old = c.clone();
     old["cniVersion"] = json!("0.3.1");
-    assert_eq!(
-        code(&s, Command::Check, &request(Command::Check, old)).await,
-        1
-    );
+    assert_eq!(code(&s, Command::Check, &request(old)).await, 1);
 
-    ok(&s, Command::Del, &request(Command::Del, conf("1.0.0"))).await;
+    ok(&s, Command::Del, &request(conf("1.0.0"))).await;
     assert_eq!(code(&s, Command::Check, &check).await, 101, "no record");
 }
 
@@ -395,12 +386,12 @@ async fn status_reports_readiness() {
         netns: String::new(),
         ifname: String::new(),
         args: String::new(),
-        ..request(Command::Status, conf("1.1.0"))
+        ..request(conf("1.1.0"))
     };
     ok(&s, Command::Status, &status).await;
     *fake.not_ready.lock().unwrap() = Some("OVSDB connection lost".into());
     assert_eq!(code(&s, Command::Status, &status).await, 50);
-    let old = request(Command::Status, conf("1.0.0"));
+    let old = request(conf("1.0.0"));
     assert_eq!(code(&s, Command::Status, &old).await, 1);
 }
 
@@ -410,7 +401,7 @@ async fn gc_removes_what_is_not_listed() {
     for id in ["c1", "c2", "c3"] {
         let req = proto::CniRequest {
             container_id: id.into(),
-            ..request(Command::Add, conf("1.1.0"))
+            ..request(conf("1.1.0"))
         };
         ok(&s, Command::Add, &req).await;
     }
@@ -421,7 +412,7 @@ async fn gc_removes_what_is_not_listed() {
     ]);
     let gc = proto::CniRequest {
         container_id: String::new(),
-        ..request(Command::Gc, c.clone())
+        ..request(c.clone())
     };
     ok(&s, Command::Gc, &gc).await;
     let left: Vec<_> = fake.records.lock().unwrap().keys().cloned().collect();
@@ -429,55 +420,57 @@ async fn gc_removes_what_is_not_listed() {
 
     c["cni.dev/valid-attachments"] = json!([]);
     *fake.detach_error.lock().unwrap() = Some(AttachError::Internal("OVSDB refused".into()));
-    let resp = s.handle(Command::Gc, &request(Command::Gc, c)).await;
-    let err = resp.error.unwrap();
-    assert_eq!(err.code, 100);
+    let err = s.answer(Command::Gc, &request(c)).await.unwrap_err();
+    assert_eq!(err.code, ovswire_cni::spec::Code::Internal);
     assert!(
         err.details.contains("c2") && err.details.contains("OVSDB refused"),
         "{err:?}"
     );
-    assert_eq!(
-        code(&s, Command::Gc, &request(Command::Gc, conf("1.1.0"))).await,
-        7
-    );
+    assert_eq!(code(&s, Command::Gc, &request(conf("1.1.0"))).await, 7);
 }
 
 #[tokio::test]
 async fn grpc_methods_serve_their_command() {
     let (_, s) = server();
     let add = s
-        .add(tonic::Request::new(request(Command::Add, conf("1.1.0"))))
+        .add(tonic::Request::new(request(conf("1.1.0"))))
         .await
         .unwrap();
     assert!(add.get_ref().error.is_none());
     let mut c = conf("1.1.0");
     c["prevResult"] = serde_json::from_slice(&add.get_ref().result).unwrap();
-    let check = s
-        .check(tonic::Request::new(request(Command::Check, c)))
-        .await
-        .unwrap();
+    let check = s.check(tonic::Request::new(request(c))).await.unwrap();
     assert!(check.get_ref().error.is_none());
-    let status = s
-        .status(tonic::Request::new(request(Command::Status, conf("1.1.0"))))
-        .await;
+    let status = s.status(tonic::Request::new(request(conf("1.1.0")))).await;
     assert!(status.unwrap().get_ref().error.is_none());
     let mut c = conf("1.1.0");
     c["cni.dev/valid-attachments"] = json!([]);
-    let gc = s
-        .gc(tonic::Request::new(request(Command::Gc, c)))
-        .await
-        .unwrap();
+    let gc = s.gc(tonic::Request::new(request(c))).await.unwrap();
     assert!(gc.get_ref().error.is_none());
     let del = s
-        .del(tonic::Request::new(request(Command::Del, conf("1.1.0"))))
+        .del(tonic::Request::new(request(conf("1.1.0"))))
         .await
         .unwrap();
     assert!(del.get_ref().error.is_none());
-    let wrong = s
-        .del(tonic::Request::new(request(Command::Add, conf("1.1.0"))))
-        .await
-        .unwrap();
-    assert_eq!(wrong.get_ref().error.as_ref().unwrap().code, 4);
+}
+
+#[tokio::test]
+async fn an_add_whose_caller_gave_up_still_completes() {
+    let (fake, s) = server();
+    *fake.attach_delay.lock().unwrap() = Some(Duration::from_millis(50));
+    let add = s.add(tonic::Request::new(request(conf("1.1.0"))));
+    // The plugin times out: its call is dropped while the node is still attaching.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(5), add)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.records.lock().unwrap().len(),
+        1,
+        "the ADD ran to the end"
+    );
 }
 
 #[tokio::test]
@@ -490,7 +483,7 @@ async fn the_deployed_examples_are_accepted() {
     let (fake, s) = server();
     let req = proto::CniRequest {
         network_config: config.as_bytes().to_vec(),
-        ..request(Command::Add, Value::Null)
+        ..request(Value::Null)
     };
     let r = ok(&s, Command::Add, &req).await;
     assert_eq!(r["cniVersion"], "1.0.0");

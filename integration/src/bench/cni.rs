@@ -10,11 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use ovswire_cni::Invocation;
+use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
 use ovswire_testbed::{Netns, Testbed};
 use serde_json::json;
 
 use super::{Report, progress};
-use crate::agent::{AgentProcess, Binaries, invoke_plugin};
+use crate::agent::{AgentProcess, Binaries};
 use crate::measure::secs_since;
 
 /// Pods `p0..`, interfaces `eth1..`; pod 2i's interfaces are linked to pod 2i+1's.
@@ -44,26 +46,17 @@ fn cpu_ms(pid: u32) -> Option<f64> {
 
 /// Runs one ADD for interface `ifname` of pod `pod` (lab `bench`); how long it took.
 fn add(plugin: &Path, conf: &str, netns: &Path, pod: &str, ifname: &str) -> Result<Duration> {
-    let netns = netns.display().to_string();
-    let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={pod}");
-    let container = format!("bench-{pod}");
-    let env = [
-        ("CNI_COMMAND", "ADD"),
-        ("CNI_CONTAINERID", container.as_str()),
-        ("CNI_NETNS", netns.as_str()),
-        ("CNI_IFNAME", ifname),
-        ("CNI_ARGS", args.as_str()),
-        ("CNI_PATH", "/opt/cni/bin"),
-    ];
+    let invocation = Invocation::new(plugin, Command::Add)
+        .container_id(format!("bench-{pod}"))
+        .netns(netns)
+        .ifname(ifname)
+        .args(&[(K8S_POD_NAMESPACE, "bench"), (K8S_POD_NAME, pod)])
+        .config(conf);
     let t = Instant::now();
-    let out = invoke_plugin(plugin, &env, conf.as_bytes())?;
-    let took = t.elapsed();
-    ensure!(
-        out.status.success(),
-        "ADD {pod}:{ifname} failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Ok(took)
+    invocation
+        .run()
+        .with_context(|| format!("ADD {pod}:{ifname}"))?;
+    Ok(t.elapsed())
 }
 
 /// The nearest-rank percentile of sorted samples, in milliseconds.
