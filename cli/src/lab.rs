@@ -15,16 +15,11 @@ use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
 use ovswire_netns::link;
 use serde::{Deserialize, Serialize};
 
-use crate::ovs::{self, Ovs};
+use crate::ovs::{self, Ovs, OvsChoice};
+use crate::paths::state_dir;
 use crate::process;
 use crate::spec::LabSpec;
 use crate::wires::{self, Target, Wires};
-
-/// Where ovswire keeps local state: `/run/ovswire`, or `$OVSWIRE_STATE_DIR` when set.
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("OVSWIRE_STATE_DIR")
-        .map_or_else(|| PathBuf::from("/run/ovswire"), PathBuf::from)
-}
 
 /// Where labs keep their state, sockets and logs.
 fn labs_dir() -> PathBuf {
@@ -166,22 +161,6 @@ fn binary(name: &str) -> Result<PathBuf> {
 /// Prints a progress line for lab `lab` on stderr.
 fn say(lab: &str, msg: &str) {
     eprintln!("lab {lab}: {msg}");
-}
-
-/// Which Open vSwitch a lab runs on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OvsChoice {
-    /// The machine's own when it runs one, else ovswire's own.
-    Auto,
-    /// ovswire's own (started when not running).
-    Own,
-    /// This OVSDB address and bridge socket directory.
-    At {
-        /// `unix:PATH` or `tcp:IP:PORT`.
-        db: String,
-        /// The directory holding the bridges' `.mgmt` sockets.
-        rundir: PathBuf,
-    },
 }
 
 /// Brings lab `spec` up (read from `file`), or converges a lab that is up to it.

@@ -6,6 +6,7 @@ pub mod file;
 pub mod graph;
 pub mod lab;
 pub mod ovs;
+pub mod paths;
 pub mod process;
 pub mod spec;
 pub mod topo;

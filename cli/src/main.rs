@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ovswire_cli::graph::{self, DrawnState};
 use ovswire_cli::spec::LabSpec;
 use ovswire_cli::wires::{self, Target, Wires};
-use ovswire_cli::{file, lab};
+use ovswire_cli::{file, lab, ovs};
 use ovswire_proto::v1::OperState;
 
 /// Emulated networks wired by Open vSwitch: bring a lab up on this machine, flap and watch its
@@ -263,9 +263,9 @@ async fn run(command: Command) -> Result<()> {
             need_root()?;
             let spec = file::load(&file)?;
             let choice = match (ovsdb, ovs_rundir) {
-                (Some(db), Some(rundir)) => lab::OvsChoice::At { db, rundir },
-                _ if own_ovs => lab::OvsChoice::Own,
-                _ => lab::OvsChoice::Auto,
+                (Some(db), Some(rundir)) => ovs::OvsChoice::At { db, rundir },
+                _ if own_ovs => ovs::OvsChoice::Own,
+                _ => ovs::OvsChoice::Auto,
             };
             let links = lab::up(&spec, &file, &choice).await?;
             print!("{}", wires::table(&links));

@@ -12,12 +12,27 @@ use anyhow::{Context, Result, bail};
 use ovswire_netns::ovs::{Daemon, Files, answers};
 use serde::{Deserialize, Serialize};
 
-use crate::lab::OvsChoice;
+/// Which Open vSwitch a lab runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OvsChoice {
+    /// The machine's own when it runs one, else ovswire's own.
+    Auto,
+    /// ovswire's own (started when not running).
+    Own,
+    /// This OVSDB address and bridge socket directory.
+    At {
+        /// `unix:PATH` or `tcp:IP:PORT`.
+        db: String,
+        /// The directory holding the bridges' `.mgmt` sockets.
+        rundir: PathBuf,
+    },
+}
 
 /// Where ovswire's own OVS keeps its database, sockets, pid files and logs.
 pub fn own_dir() -> PathBuf {
-    crate::lab::state_dir().join("ovs")
+    crate::paths::state_dir().join("ovs")
 }
+
 /// Where a system OVS listens.
 const SYSTEM_RUNDIRS: [&str; 2] = ["/run/openvswitch", "/var/run/openvswitch"];
 

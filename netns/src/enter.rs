@@ -4,13 +4,13 @@
 //! thread's namespace is inherited by the sockets it opens and the processes it spawns, and a
 //! pooled thread left in a namespace would carry it into unrelated work.
 
+use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::thread;
 
 use nix::sched::CloneFlags;
 
-use crate::namespace::open_path;
 use crate::{Error, Result};
 
 /// Moves the calling thread into the namespace at `path`. Only for a thread made for the
@@ -90,5 +90,13 @@ where
         let out = f(handle).await;
         conn.abort();
         Ok(out)
+    })
+}
+
+/// Opens a namespace file (`/run/netns/NAME`, `/proc/PID/ns/net`).
+pub(crate) fn open_path(path: &Path) -> Result<File> {
+    File::open(path).map_err(|cause| Error::Open {
+        path: path.to_owned(),
+        cause,
     })
 }

@@ -14,7 +14,7 @@ use netlink_packet_route::link::{
 pub use rtnetlink::Handle;
 use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
 
-use crate::namespace::open_path;
+use crate::enter::open_path;
 use crate::{Error, Result};
 
 /// Opens a netlink socket in the calling thread's namespace, its connection spawned on the

@@ -10,6 +10,7 @@ use std::thread;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
+use crate::enter::open_path;
 use crate::{Error, Result};
 
 /// Where named namespaces live.
@@ -63,13 +64,6 @@ fn inode(path: &Path) -> Option<u64> {
 pub fn open(name: &str) -> Result<File> {
     check_name(name)?;
     open_path(&path(name))
-}
-
-pub(crate) fn open_path(path: &Path) -> Result<File> {
-    File::open(path).map_err(|cause| Error::Open {
-        path: path.to_owned(),
-        cause,
-    })
 }
 
 /// Creates the namespace `/run/netns/<name>` with its loopback up; its path. Fails if it
