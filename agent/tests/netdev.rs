@@ -36,6 +36,10 @@ where
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn creates_a_pod_interface_ready_for_a_wire() -> Result {
     let node = Testbed::node("netdev")?;
     let pod = node.pod("r1")?;
@@ -84,6 +88,10 @@ fn creates_a_pod_interface_ready_for_a_wire() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn clashes_and_missing_namespaces_are_clear_errors() -> Result {
     let node = Testbed::node("netdev-err")?;
     let pod = node.pod("r1")?;

@@ -41,6 +41,10 @@ fn wired(name: &str) -> Result<(Lab, ovswire_testbed::Netns, ovswire_testbed::Ne
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn no_carrier_until_the_peer_registers() -> Result {
     let mut lab = Lab::new("carrier", ONE_LINK)?;
     lab.start()?;
@@ -68,6 +72,10 @@ fn no_carrier_until_the_peer_registers() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_wire_carries_ping_tcp_and_jumbo_frames() -> Result {
     let (lab, r1, r2) = wired("traffic")?;
     assert!(ping(&r1, "10.0.0.2", &[]), "ping across the wire");
@@ -94,6 +102,10 @@ fn a_wire_carries_ping_tcp_and_jumbo_frames() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn l2_control_frames_cross_unchanged() -> Result {
     let (_lab, r1, r2) = wired("l2")?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/l2.py");
@@ -119,6 +131,10 @@ fn l2_control_frames_cross_unchanged() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn link_down_and_up_through_the_agent() -> Result {
     let (lab, r1, r2) = wired("flap")?;
     let key = lab.agent().links()[0].0.key.clone();
@@ -139,6 +155,10 @@ fn link_down_and_up_through_the_agent() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_crashed_agent_restarts_without_touching_wires() -> Result {
     let (mut lab, r1, r2) = wired("restart")?;
     // Take the link down first: the admin state must survive the restart too.
@@ -181,6 +201,10 @@ fn a_crashed_agent_restarts_without_touching_wires() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn admin_down_survives_an_agent_restart() -> Result {
     let (mut lab, r1, _r2) = wired("keepdown")?;
     let key = lab.agent().links()[0].0.key.clone();
@@ -196,6 +220,10 @@ fn admin_down_survives_an_agent_restart() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn vswitchd_restart_brings_the_wires_back() -> Result {
     let (mut lab, r1, _r2) = wired("vswitchd")?;
     lab.node.restart_vswitchd()?;
@@ -207,6 +235,10 @@ fn vswitchd_restart_brings_the_wires_back() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_pod_restart_rewires_only_its_link() -> Result {
     let topo =
         "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r3:eth1, r4:eth1]\n";
@@ -249,6 +281,10 @@ fn a_pod_restart_rewires_only_its_link() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bad_requests_fail_clearly_and_leave_nothing() -> Result {
     let mut lab = Lab::new("bad", ONE_LINK)?;
     lab.start()?;
@@ -277,6 +313,10 @@ fn bad_requests_fail_clearly_and_leave_nothing() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn an_ovsdb_server_restart_is_survived() -> Result {
     let topo =
         "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r3:eth1, r4:eth1]\n";
@@ -301,6 +341,10 @@ fn an_ovsdb_server_restart_is_survived() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn ports_and_flows_of_others_are_left_alone() -> Result {
     let mut lab = Lab::new("foreign", ONE_LINK)?;
     lab.start()?;
@@ -351,6 +395,10 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_live_topology_edit_rewires_only_what_changed() -> Result {
     let (lab, r1, r2) = wired("edit")?;
     let r3 = lab.node.pod("r3")?;

@@ -251,6 +251,10 @@ fn assert_gone(node: Option<&Node>, lab: &str, state: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn lab_up_wires_flaps_converges_and_down_removes_everything() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("a");
@@ -322,6 +326,10 @@ fn lab_up_wires_flaps_converges_and_down_removes_everything() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_changed_file_rewires_only_what_changed() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("b");
@@ -354,6 +362,10 @@ fn a_changed_file_rewires_only_what_changed() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn own_ovs_is_started_and_stopped_with_the_lab() {
     let node = Testbed::node("cli").unwrap();
     let host = node.pod("host").unwrap();
@@ -388,6 +400,10 @@ fn own_ovs_is_started_and_stopped_with_the_lab() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bad_files_fail_with_the_line_and_make_nothing() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("d");
@@ -418,6 +434,10 @@ fn bad_files_fail_with_the_line_and_make_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_later_ip_netns_add_leaves_lab_namespaces_reachable_and_removable() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("e");
@@ -453,6 +473,10 @@ fn a_later_ip_netns_add_leaves_lab_namespaces_reachable_and_removable() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn down_removes_the_bridge_device_before_stopping_own_ovs() {
     let node = Testbed::node("cli").unwrap();
     let host = node.pod("host").unwrap();

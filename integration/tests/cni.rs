@@ -22,6 +22,10 @@ fn carrier(pod: &ovswire_testbed::Netns) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn version_is_negotiated_through_libcni() -> Result<()> {
     let h = Harness::start("cni-version", None)?;
     let out = h.cni("version", &h.conf("1.0.0", json!({})), &Call::default());
@@ -30,6 +34,10 @@ fn version_is_negotiated_through_libcni() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn add_check_del_in_every_version() -> Result<()> {
     let h = Harness::start("cni-versions", None)?;
     for (i, version) in VERSIONS.iter().enumerate() {
@@ -96,6 +104,10 @@ fn add_check_del_in_every_version() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn status_and_gc() -> Result<()> {
     let h = Harness::start("cni-gc", None)?;
     let conf = h.conf("1.1.0", json!({}));
@@ -129,6 +141,10 @@ fn status_and_gc() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bad_input_gets_the_exact_code() -> Result<()> {
     let h = Harness::start("cni-bad", None)?;
     let pod = h.node.pod("bad")?;
@@ -296,6 +312,10 @@ fn bad_input_gets_the_exact_code() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn del_succeeds_when_things_are_gone() -> Result<()> {
     let h = Harness::start("cni-del", None)?;
     let conf = h.conf("1.0.0", json!({}));
@@ -328,6 +348,10 @@ fn del_succeeds_when_things_are_gone() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn an_unreachable_agent_means_try_again_later() -> Result<()> {
     let mut h = Harness::start("cni-down", None)?;
     let conf = h.conf("1.1.0", json!({}));
@@ -360,6 +384,10 @@ fn an_unreachable_agent_means_try_again_later() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_stalled_agent_times_out() -> Result<()> {
     let h = Harness::start("cni-slow", None)?;
     let conf = h.conf("1.1.0", json!({}));
@@ -389,6 +417,10 @@ fn a_stalled_agent_times_out() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn fifty_pods_added_at_once_are_all_wired() -> Result<()> {
     let mut topology = String::from("lab: lab\nlinks:\n");
     for i in (0..50).step_by(2) {
@@ -437,6 +469,10 @@ fn fifty_pods_added_at_once_are_all_wired() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn chained_with_tuning_like_multus_does() -> Result<()> {
     let h = Harness::start("cni-chain", None)?;
     let pod = h.node.pod("chain")?;

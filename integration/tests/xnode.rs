@@ -147,6 +147,10 @@ impl Pair {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_cross_node_wire_carries_ping_tcp_jumbo_frames_and_l2_control_frames() -> Result<()> {
     let _slot = Slot::take();
     let p = pair("xa", 9000, 9000)?;
@@ -204,6 +208,10 @@ fn a_cross_node_wire_carries_ping_tcp_jumbo_frames_and_l2_control_frames() -> Re
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn flapping_from_either_node_takes_both_ends_down_and_up() -> Result<()> {
     let _slot = Slot::take();
     let p = pair("xf", 1500, 1500)?;
@@ -223,6 +231,10 @@ fn flapping_from_either_node_takes_both_ends_down_and_up() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn restarts_of_an_agent_a_vswitchd_and_a_pod_keep_or_restore_the_wire() -> Result<()> {
     let _slot = Slot::take();
     let mut p = pair("xr", 1500, 1500)?;
@@ -268,6 +280,10 @@ fn restarts_of_an_agent_a_vswitchd_and_a_pod_keep_or_restore_the_wire() -> Resul
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn when_the_far_node_goes_away_the_surviving_end_loses_carrier() -> Result<()> {
     let _slot = Slot::take();
     let mut p = pair("xl", 1500, 1500)?;
@@ -288,6 +304,10 @@ fn when_the_far_node_goes_away_the_surviving_end_loses_carrier() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn two_labs_with_identical_link_names_stay_isolated() -> Result<()> {
     let _slot = Slot::take();
     let topo = |lab: &str| format!("lab: {lab}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n");
@@ -348,6 +368,10 @@ fn subnet(n: usize) -> (String, String) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_random_100_link_topology_over_3_nodes_converges_and_every_wire_passes_traffic() -> Result<()> {
     let _slot = Slot::take();
     const PODS: usize = 30;
@@ -431,6 +455,10 @@ fn a_random_100_link_topology_over_3_nodes_converges_and_every_wire_passes_traff
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_small_underlay_is_reported_as_the_effective_mtu() -> Result<()> {
     let _slot = Slot::take();
     // Underlay MTU 1600 (the harness adds 100): a 9000-byte link can carry 1550.
@@ -447,6 +475,10 @@ fn a_small_underlay_is_reported_as_the_effective_mtu() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn peers_without_the_token_are_refused() -> Result<()> {
     let _slot = Slot::take();
     let cluster = Cluster::new(2, 1500)?;

@@ -43,6 +43,10 @@ fn ip_netns(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_namespace_is_one_ip_netns_sees_with_loopback_up() {
     let ns = Ns::new("ip");
     assert!(ovswire_netns::exists(&ns.name));
@@ -58,6 +62,10 @@ fn a_namespace_is_one_ip_netns_sees_with_loopback_up() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_later_ip_netns_add_does_not_hide_our_namespaces() {
     let ns = Ns::new("hide");
     let other = format!("owt{}-netns-ipadd", std::process::id());
@@ -72,6 +80,10 @@ fn a_later_ip_netns_add_does_not_hide_our_namespaces() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn deleting_removes_the_namespace_and_twice_is_fine() {
     let ns = Ns::new("del");
     ovswire_netns::delete(&ns.name).unwrap();
@@ -86,6 +98,10 @@ fn deleting_removes_the_namespace_and_twice_is_fine() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_veth_pair_across_namespaces_has_its_mtu_macs_and_addresses() {
     let (a, b) = (Ns::new("va"), Ns::new("vb"));
     let mac = [0x02, 0, 0, 0, 0, 0x0b];
@@ -132,6 +148,10 @@ fn libc_eexist() -> i32 {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_missing_link_is_named_in_the_error() {
     let ns = Ns::new("miss");
     let err = ovswire_netns::block_on(&ns.path, |h| async move { link::set_up(&h, "nope0").await })
@@ -144,6 +164,10 @@ fn a_missing_link_is_named_in_the_error() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn tx_checksum_offload_turns_off() {
     let ns = Ns::new("csum");
     let done = ovswire_netns::block_on(&ns.path, |h| async move {
@@ -162,6 +186,10 @@ fn tx_checksum_offload_turns_off() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn async_callers_run_inside_without_blocking_their_runtime() {
     let ns = Ns::new("async");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -189,6 +217,10 @@ impl Drop for Running {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_private_ovsdb_server_serves_the_database_we_write() {
     let dir = tempfile::tempdir().unwrap();
     let files = Files::new(dir.path());

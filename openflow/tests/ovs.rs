@@ -60,6 +60,10 @@ fn wire_flow(i: u32) -> FlowMod {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn flows_read_back_by_flow_stats_and_ofctl() -> TestResult {
     let node = node("flows")?;
     let rt = runtime();
@@ -178,6 +182,10 @@ fn wait_link(node: &Node, ifname: &str, admin_up: bool) -> TestResult {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn port_mod_flaps_a_veth_and_a_second_connection_sees_port_status() -> TestResult {
     let node = node("portmod")?;
     node.veth("a1", "b1")?;
@@ -230,6 +238,10 @@ fn port_mod_flaps_a_veth_and_a_second_connection_sees_port_status() -> TestResul
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn malformed_flows_return_decoded_errors() -> TestResult {
     let node = node("badflow")?;
     let rt = runtime();
@@ -276,6 +288,10 @@ fn malformed_flows_return_decoded_errors() -> TestResult {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bundle_of_2000_flows_commits() -> TestResult {
     let node = node("bundle")?;
     let rt = runtime();
@@ -298,6 +314,10 @@ fn bundle_of_2000_flows_commits() -> TestResult {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bundle_with_one_bad_flow_changes_nothing_and_names_it() -> TestResult {
     let node = node("badbundle")?;
     let rt = runtime();
@@ -339,6 +359,10 @@ fn bundle_with_one_bad_flow_changes_nothing_and_names_it() -> TestResult {
 /// Reconnecting is calling `connect` again: a second handle works while the first lives,
 /// and after the first is dropped.
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn reconnect_is_connect_again() -> TestResult {
     let node = node("reconnect")?;
     let rt = runtime();

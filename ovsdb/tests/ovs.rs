@@ -41,6 +41,10 @@ fn bridge(name: &str) -> BridgeSpec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn list_dbs_get_schema_and_echo() -> TestResult {
     let node = Testbed::node("basics")?;
     let client = connect(&node).await?;
@@ -62,6 +66,10 @@ async fn list_dbs_get_schema_and_echo() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn every_transact_operation() -> TestResult {
     let node = Testbed::node("ops")?;
     let client = connect(&node).await?;
@@ -245,6 +253,10 @@ async fn every_transact_operation() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn duplicate_name_fails_the_whole_transaction() -> TestResult {
     let node = Testbed::node("dup")?;
     let ovs = Vswitch::new(connect(&node).await?);
@@ -294,6 +306,10 @@ async fn duplicate_name_fails_the_whole_transaction() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn ensure_bridge_is_idempotent_and_repairs_drift() -> TestResult {
     let node = Testbed::node("ensure")?;
     let ovs = Vswitch::new(connect(&node).await?);
@@ -374,6 +390,10 @@ async fn ensure_bridge_is_idempotent_and_repairs_drift() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn veth_ports_ofport_request_and_failures() -> TestResult {
     let node = Testbed::node("veth")?;
     node.veth("a1", "b1")?;
@@ -424,6 +444,10 @@ async fn veth_ports_ofport_request_and_failures() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn monitor_cond_reports_insert_modify_delete() -> TestResult {
     let node = Testbed::node("mon")?;
     let client = connect(&node).await?;
@@ -515,6 +539,10 @@ async fn monitor_cond_reports_insert_modify_delete() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn other_config_keys_are_replaced_and_removed() -> TestResult {
     let node = Testbed::node("cfg")?;
     let ovs = Vswitch::new(connect(&node).await?);
@@ -534,6 +562,10 @@ async fn other_config_keys_are_replaced_and_removed() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn bridge_external_ids_tagged_interfaces_and_next_cfg() -> TestResult {
     let node = Testbed::node("tags")?;
     let ovs = Vswitch::new(connect(&node).await?);
@@ -586,6 +618,10 @@ async fn bridge_external_ids_tagged_interfaces_and_next_cfg() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn two_thousand_ports_in_one_transaction() -> TestResult {
     let node = Testbed::node("scale")?;
     let ovs = Vswitch::new(connect(&node).await?);
@@ -638,6 +674,10 @@ async fn two_thousand_ports_in_one_transaction() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn survives_an_ovsdb_server_restart() -> TestResult {
     let mut node = Testbed::node("restart")?;
     let client = connect(&node).await?;
@@ -707,6 +747,10 @@ async fn survives_an_ovsdb_server_restart() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn a_blocked_wait_can_be_abandoned() -> TestResult {
     let node = Testbed::node("cancel")?;
     let client = connect(&node).await?;
@@ -758,6 +802,10 @@ fn server_memory(node: &Node) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn ensure_bridge_initialises_an_empty_database() -> TestResult {
     let node = Testbed::node("init")?;
     let client = connect(&node).await?;
@@ -776,6 +824,10 @@ async fn ensure_bridge_initialises_an_empty_database() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 async fn a_deleted_bridge_loses_its_device_once_applied() -> TestResult {
     let node = Testbed::node("delbr")?;
     let ovs = Vswitch::new(connect(&node).await?);

@@ -26,6 +26,10 @@ fn assert_gone((netns, dir, pid): (PathBuf, PathBuf, u32)) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn node_runs_a_bridge_and_cleans_up() -> Result {
     let node = Testbed::node("basic")?;
     node.add_bridge("ovsbr0")?;
@@ -56,6 +60,10 @@ fn node_runs_a_bridge_and_cleans_up() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn cleans_up_when_a_test_panics() {
     let fp = std::sync::Mutex::new(None);
     let outcome = std::panic::catch_unwind(|| {
@@ -68,6 +76,10 @@ fn cleans_up_when_a_test_panics() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn pods_get_veths_with_mtu() -> Result {
     let node = Testbed::node("pods")?;
     let pod = node.pod("r1")?;
@@ -92,6 +104,10 @@ fn pods_get_veths_with_mtu() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn daemons_restart_on_the_same_database() -> Result {
     let mut node = Testbed::node("restart")?;
     node.add_bridge("br-x")?;
@@ -105,6 +121,10 @@ fn daemons_restart_on_the_same_database() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn nodes_in_parallel_do_not_collide() -> Result {
     let nodes: Vec<Node> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
@@ -125,6 +145,10 @@ fn nodes_in_parallel_do_not_collide() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn iproute2_does_not_hide_testbed_namespaces() -> Result {
     let node = Testbed::node("iproute2")?;
     let pod = node.pod("r1")?;

@@ -59,6 +59,10 @@ fn iperf(client: &Netns, server: &Netns, server_ip: &str) -> Result<f64> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn two_nodes_reach_each_other_over_a_cable() -> Result {
     let (a, b) = (Testbed::node("ul-a")?, Testbed::node("ul-b")?);
     let underlay = Testbed::underlay(&[&a, &b], MTU)?;
@@ -120,6 +124,10 @@ fn two_nodes_reach_each_other_over_a_cable() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn three_nodes_share_a_switch() -> Result {
     let nodes: Vec<Node> = (0..3)
         .map(|i| Testbed::node(&format!("ul3-{i}")))
@@ -172,6 +180,10 @@ fn three_nodes_share_a_switch() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_lone_node_is_plugged_into_a_switch() -> Result {
     let node = Testbed::node("ul-1")?;
     let underlay = Testbed::underlay(&[&node], 1500)?;
@@ -183,6 +195,10 @@ fn a_lone_node_is_plugged_into_a_switch() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn the_switch_goes_when_a_test_panics() {
     let seen = std::sync::Mutex::new(None);
     let outcome = std::panic::catch_unwind(|| {
@@ -205,6 +221,10 @@ fn the_switch_goes_when_a_test_panics() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn underlay_refuses_what_it_cannot_build() -> Result {
     let (a, b) = (Testbed::node("ul-bad-a")?, Testbed::node("ul-bad-b")?);
     let err = Testbed::underlay(&[&a, &b], 65500).unwrap_err().to_string();
@@ -220,6 +240,10 @@ fn underlay_refuses_what_it_cannot_build() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn vxlan_wire_across_nodes_carries_ping_and_tcp() -> Result {
     let (x1, x2) = (Testbed::node("vx-1")?, Testbed::node("vx-2")?);
     let underlay = Testbed::underlay(&[&x1, &x2], MTU)?;
@@ -248,6 +272,10 @@ fn vxlan_wire_across_nodes_carries_ping_and_tcp() -> Result {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn link_watch_sees_carrier_changes_as_they_happen() -> Result {
     let node = Testbed::node("watch")?;
     node.add_bridge("ovsbr0")?;
