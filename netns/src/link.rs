@@ -26,25 +26,12 @@ pub fn connect() -> Result<Handle> {
     Ok(handle)
 }
 
-/// The longest interface name the kernel takes (`IFNAMSIZ` less the NUL).
-pub const IFNAME_MAX: usize = libc::IFNAMSIZ - 1;
-
-/// Checks that the kernel would take `name` as an interface name.
+/// Checks that the kernel would take `name` as an interface name: the rule every part of
+/// ovswire applies, [`ovswire_core::check_ifname`].
 pub fn check_ifname(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        "it is empty"
-    } else if name.len() > IFNAME_MAX {
-        "it is longer than 15 bytes"
-    } else if name == "." || name == ".." {
-        "it names a directory"
-    } else if name.contains(['/', ':', '\0']) || name.contains(char::is_whitespace) {
-        "it contains '/', ':', NUL or white space"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidIfname {
+    ovswire_core::check_ifname(name).map_err(|e| Error::InvalidIfname {
         name: name.to_owned(),
-        reason,
+        reason: e.why,
     })
 }
 
