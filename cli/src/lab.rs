@@ -15,7 +15,7 @@ use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
 use ovswire_netns::link;
 use serde::{Deserialize, Serialize};
 
-use crate::ovs::{self, Ovs, OvsChoice};
+use crate::ovs::{self, OvsChoice, OvsSite};
 use crate::paths::state_dir;
 use crate::process;
 use crate::spec::LabSpec;
@@ -38,7 +38,7 @@ pub struct LabState {
     /// The topology file it was last brought up from.
     pub file: PathBuf,
     /// The OVS it runs on.
-    pub ovs: Option<Ovs>,
+    pub ovs: Option<OvsSite>,
     /// Its bridge.
     pub bridge: String,
     /// The agent's process id, while it runs.
@@ -431,7 +431,7 @@ async fn wait_settled(st: &LabState, expected: usize) -> Result<Vec<ovswire_prot
     }
 }
 
-async fn start_agent(st: &mut LabState, ovs: &Ovs, topology: &Path) -> Result<()> {
+async fn start_agent(st: &mut LabState, ovs: &OvsSite, topology: &Path) -> Result<()> {
     let agent = binary("ovswire-agent")?;
     let d = dir(&st.name);
     let log_path = d.join("agent.log");

@@ -38,7 +38,7 @@ const SYSTEM_RUNDIRS: [&str; 2] = ["/run/openvswitch", "/var/run/openvswitch"];
 
 /// How to reach an OVS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ovs {
+pub struct OvsSite {
     /// The OVSDB address, `unix:PATH`.
     pub db: String,
     /// The directory holding the bridges' `.mgmt` sockets.
@@ -49,7 +49,7 @@ pub struct Ovs {
     pub datapath: String,
 }
 
-impl Ovs {
+impl OvsSite {
     fn at(rundir: &Path, own: bool) -> Self {
         Self {
             db: format!("unix:{}", rundir.join("db.sock").display()),
@@ -71,10 +71,10 @@ fn datapath() -> &'static str {
 
 /// The OVS to use: one given, the system's when it runs (for [`OvsChoice::Auto`]), or
 /// ovswire's own, started when it is not running. `progress` is told what happens.
-pub fn choose(choice: &OvsChoice, progress: &dyn Fn(&str)) -> Result<Ovs> {
+pub fn choose(choice: &OvsChoice, progress: &dyn Fn(&str)) -> Result<OvsSite> {
     match choice {
         OvsChoice::At { db, rundir } => {
-            return Ok(Ovs {
+            return Ok(OvsSite {
                 db: db.clone(),
                 rundir: rundir.clone(),
                 own: false,
@@ -84,7 +84,7 @@ pub fn choose(choice: &OvsChoice, progress: &dyn Fn(&str)) -> Result<Ovs> {
         OvsChoice::Auto => {
             for dir in SYSTEM_RUNDIRS.map(Path::new) {
                 if answers(&dir.join("db.sock")) {
-                    return Ok(Ovs::at(dir, false));
+                    return Ok(OvsSite::at(dir, false));
                 }
             }
         }
@@ -98,7 +98,7 @@ pub fn choose(choice: &OvsChoice, progress: &dyn Fn(&str)) -> Result<Ovs> {
         ));
         start(&own)?;
     }
-    Ok(Ovs::at(&own, true))
+    Ok(OvsSite::at(&own, true))
 }
 
 /// How long each daemon gets to open its socket.

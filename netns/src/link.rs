@@ -37,7 +37,7 @@ pub fn check_ifname(name: &str) -> Result<()> {
 
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkState {
+pub struct IfaceState {
     /// `IFF_UP`: administratively up.
     pub admin_up: bool,
     /// `IFF_LOWER_UP`: carrier present (its absence is what `ip link` shows as `NO-CARRIER`).
@@ -50,7 +50,7 @@ pub struct LinkState {
     pub mac: [u8; 6],
 }
 
-impl LinkState {
+impl IfaceState {
     /// The state an `RTM_NEWLINK` message describes.
     pub fn of(msg: &LinkMessage) -> Self {
         let flags = msg.header.flags;
@@ -114,10 +114,10 @@ pub async fn exists(handle: &Handle, name: &str) -> Result<bool> {
 }
 
 /// The kernel's view of link `name`.
-pub async fn state(handle: &Handle, name: &str) -> Result<LinkState> {
+pub async fn state(handle: &Handle, name: &str) -> Result<IfaceState> {
     get(handle, name)
         .await?
-        .map(|l| LinkState::of(&l))
+        .map(|l| IfaceState::of(&l))
         .ok_or_else(|| Error::NoSuchLink {
             name: name.to_owned(),
         })
@@ -330,7 +330,7 @@ pub async fn addresses(handle: &Handle, name: &str) -> Result<Vec<IpAddr>> {
 }
 
 /// The link holding address `addr`, if any does.
-pub async fn with_address(handle: &Handle, addr: IpAddr) -> Result<Option<LinkState>> {
+pub async fn with_address(handle: &Handle, addr: IpAddr) -> Result<Option<IfaceState>> {
     let mut addrs = handle.address().get().execute();
     let mut index = None;
     while let Some(msg) = addrs
@@ -357,7 +357,7 @@ pub async fn with_address(handle: &Handle, addr: IpAddr) -> Result<Option<LinkSt
         .try_next()
         .await
         .map_err(Error::netlink(format!("look up interface {index}")))?;
-    Ok(link.map(|l| LinkState::of(&l)))
+    Ok(link.map(|l| IfaceState::of(&l)))
 }
 
 /// Stops the kernel from giving link `name` IPv6 addresses (`addrgenmode none`); a kernel

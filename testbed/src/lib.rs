@@ -40,9 +40,9 @@ mod watch;
 pub use leaks::{leftovers, reap_stale};
 pub use netns::Netns;
 pub use node::Node;
-pub use ovswire_netns::link::LinkState;
+pub use ovswire_netns::link::IfaceState;
 pub use underlay::{Member, Underlay};
-pub use watch::{LinkEvent, LinkWatch};
+pub use watch::{IfaceEvent, LinkWatch};
 
 /// A pod is a bare network namespace.
 pub type Pod = Netns;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use ovswire_netns::link::{self, LinkState, VethEnd};
+use ovswire_netns::link::{self, IfaceState, VethEnd};
 use ovswire_netns::ovs::{Daemon, Files};
 
 use crate::netns::{self, Netns};
@@ -139,7 +139,7 @@ impl Node {
     }
 
     /// The kernel's view of link `ifname` in the node's namespace.
-    pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
+    pub fn link_state(&self, ifname: &str) -> Result<IfaceState> {
         self.netns.link_state(ifname)
     }
 
@@ -278,7 +278,7 @@ impl Netns {
     }
 
     /// The kernel's view of link `ifname` in this namespace.
-    pub fn link_state(&self, ifname: &str) -> Result<LinkState> {
+    pub fn link_state(&self, ifname: &str) -> Result<IfaceState> {
         self.block_on(|h| async move { Ok(link::state(&h, ifname).await?) })
     }
 

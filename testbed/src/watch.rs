@@ -16,20 +16,20 @@ use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::NetlinkPayload;
 
-use ovswire_netns::link::{self, LinkState};
+use ovswire_netns::link::{self, IfaceState};
 
 use crate::netns::Netns;
 use crate::{Error, Result};
 
 /// One change the kernel announced for a link.
 #[derive(Debug, Clone)]
-pub struct LinkEvent {
+pub struct IfaceEvent {
     /// When the notification reached the watcher.
     pub at: Instant,
     /// The link's name.
     pub ifname: String,
     /// The link's state after the change.
-    pub state: LinkState,
+    pub state: IfaceState,
     /// The link was deleted (`RTM_DELLINK`).
     pub removed: bool,
 }
@@ -38,7 +38,7 @@ pub struct LinkEvent {
 #[derive(Debug)]
 pub struct LinkWatch {
     netns: String,
-    events: mpsc::Receiver<LinkEvent>,
+    events: mpsc::Receiver<IfaceEvent>,
     // Dropping the sender ends the watcher thread.
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -90,7 +90,7 @@ impl Netns {
 
 async fn watch(
     ready: mpsc::SyncSender<Result<()>>,
-    events: mpsc::Sender<LinkEvent>,
+    events: mpsc::Sender<IfaceEvent>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let (conn, _handle, mut messages) =
@@ -113,10 +113,10 @@ async fn watch(
         let Some(ifname) = link::name_of(&msg).map(str::to_owned) else {
             continue;
         };
-        let event = LinkEvent {
+        let event = IfaceEvent {
             at,
             ifname,
-            state: LinkState::of(&msg),
+            state: IfaceState::of(&msg),
             removed,
         };
         if events.send(event).is_err() {
@@ -128,7 +128,7 @@ async fn watch(
 
 impl LinkWatch {
     /// The next event, waiting up to `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<LinkEvent> {
+    pub fn next(&self, timeout: Duration) -> Option<IfaceEvent> {
         self.events.recv_timeout(timeout).ok()
     }
 
@@ -143,8 +143,8 @@ impl LinkWatch {
         &self,
         ifname: &str,
         timeout: Duration,
-        mut cond: impl FnMut(&LinkState) -> bool,
-    ) -> Result<LinkEvent> {
+        mut cond: impl FnMut(&IfaceState) -> bool,
+    ) -> Result<IfaceEvent> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ovswire_netns::ethtool;
-use ovswire_netns::link::{self, Handle, LinkState, VethEnd};
+use ovswire_netns::link::{self, Handle, IfaceState, VethEnd};
 
 /// What went wrong with a pod interface.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +186,7 @@ pub async fn pod_link(netns: &Path, ifname: &str) -> Result<Option<PodLink>> {
         let Some(msg) = link::get(&h, &name).await? else {
             return Ok(None);
         };
-        let state = LinkState::of(&msg);
+        let state = IfaceState::of(&msg);
         Ok(Some(PodLink {
             mtu: state.mtu,
             mac: state.mac,
