@@ -428,6 +428,10 @@ mod tests {
 
     /// Everything but the agents: nodes on one underlay, each with the same token.
     #[test]
+    #[cfg_attr(
+        not(feature = "root-tests"),
+        ignore = "needs root and Open vSwitch; scripts/test runs it"
+    )]
     fn nodes_share_an_underlay_and_a_token() {
         let (nodes, underlay, token) = prepare(3, 1500).unwrap();
         let names: Vec<&str> = nodes.iter().map(Node::name).collect();
