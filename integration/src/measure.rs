@@ -28,6 +28,23 @@ pub fn rss_mb(pid: u32) -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
+/// The samples in ascending order.
+pub fn sorted(samples: &[f64]) -> Vec<f64> {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// The nearest-rank percentile `p` of sorted samples, rounded to two decimals (0 without
+/// samples).
+pub fn percentile(sorted: &[f64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    (sorted[rank - 1] * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +61,16 @@ mod tests {
         let rss = rss_mb(std::process::id()).expect("VmRSS of self");
         assert!(rss > 0.0);
         assert_eq!(rss_mb(u32::MAX), None);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        let s = sorted(&samples);
+        assert_eq!(percentile(&s, 50), 100.0);
+        assert_eq!(percentile(&s, 99), 198.0);
+        assert_eq!(percentile(&s, 100), 200.0);
+        assert_eq!(percentile(&s[..1], 99), 1.0);
+        assert_eq!(percentile(&[], 99), 0.0);
     }
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{Report, progress};
 use crate::agent::{AgentProcess, Binaries};
-use crate::measure::secs_since;
+use crate::measure::{percentile, secs_since, sorted};
 
 /// Pods `p0..`, interfaces `eth1..`; pod 2i's interfaces are linked to pod 2i+1's.
 fn topology(pods: usize, ifaces: usize) -> String {
@@ -57,13 +57,6 @@ fn add(plugin: &Path, conf: &str, netns: &Path, pod: &str, ifname: &str) -> Resu
         .run()
         .with_context(|| format!("ADD {pod}:{ifname}"))?;
     Ok(t.elapsed())
-}
-
-/// The nearest-rank percentile of sorted samples, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: usize) -> f64 {
-    let rank = (sorted.len() * p).div_ceil(100).max(1);
-    let ms = sorted[rank - 1].as_secs_f64() * 1000.0;
-    (ms * 100.0).round() / 100.0
 }
 
 /// Runs the scenario: `pods` pods with `ifaces` ovswire interfaces each.
@@ -119,7 +112,12 @@ pub async fn run(pods: usize, ifaces: usize) -> Result<Report> {
     }
     let adds_s = secs_since(start);
     let agent_cpu_ms = cpu_before.zip(cpu_ms(agent.pid())).map(|(a, b)| b - a);
-    latencies.sort();
+    let latencies = sorted(
+        &latencies
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect::<Vec<_>>(),
+    );
 
     progress("waiting for carrier on every linked interface");
     let linked = pods - pods % 2;
@@ -142,9 +140,9 @@ pub async fn run(pods: usize, ifaces: usize) -> Result<Report> {
     let carrier_s = secs_since(start);
 
     report.set("adds", latencies.len());
-    report.set("p50_ms", percentile_ms(&latencies, 50));
-    report.set("p99_ms", percentile_ms(&latencies, 99));
-    report.set("max_ms", percentile_ms(&latencies, 100));
+    report.set("p50_ms", percentile(&latencies, 50));
+    report.set("p99_ms", percentile(&latencies, 99));
+    report.set("max_ms", percentile(&latencies, 100));
     report.set("idle_ms", (idle_ms * 100.0).round() / 100.0);
     report.set("adds_s", adds_s);
     report.set("agent_cpu_ms", agent_cpu_ms);
@@ -156,15 +154,6 @@ pub async fn run(pods: usize, ifaces: usize) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let samples: Vec<_> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile_ms(&samples, 50), 50.0);
-        assert_eq!(percentile_ms(&samples, 99), 99.0);
-        assert_eq!(percentile_ms(&samples, 100), 100.0);
-        assert_eq!(percentile_ms(&samples[..1], 99), 1.0);
-    }
 
     #[test]
     fn topology_pairs_neighbours() {

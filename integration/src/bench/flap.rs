@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use super::{Report, progress};
 use crate::agent::{AgentProcess, Binaries, cni_client, grpc_add};
 use crate::cluster::Cluster;
+use crate::measure::{percentile, sorted};
 
 const LAB: &str = "flap";
 const MTU: u32 = 9000;
@@ -97,21 +98,6 @@ impl Series {
         let all: Vec<f64> = self.down.iter().chain(&self.up).copied().collect();
         percentile(&sorted(&all), p)
     }
-}
-
-fn sorted(samples: &[f64]) -> Vec<f64> {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    s
-}
-
-/// The nearest-rank percentile of sorted samples, rounded to 0.01 ms.
-fn percentile(sorted: &[f64], p: usize) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (sorted.len() * p).div_ceil(100).max(1);
-    (sorted[rank - 1] * 100.0).round() / 100.0
 }
 
 /// `eth1` of each pod, watched.
@@ -316,17 +302,6 @@ pub async fn run(flaps: usize, nodes: usize) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
-        let s = sorted(&samples);
-        assert_eq!(percentile(&s, 50), 100.0);
-        assert_eq!(percentile(&s, 99), 198.0);
-        assert_eq!(percentile(&s, 100), 200.0);
-        assert_eq!(percentile(&s[..1], 99), 1.0);
-        assert_eq!(percentile(&[], 99), 0.0);
-    }
 
     #[test]
     fn series_report_down_up_and_both() {

@@ -26,11 +26,11 @@ use crate::cluster::Cluster;
 use crate::measure::{ratio, secs_since};
 
 /// Interfaces per pod: labs have routers with many ports, not one pod per interface.
-const IFACES_PER_POD: usize = 8;
+pub(super) const IFACES_PER_POD: usize = 8;
 /// CNI calls in flight at once (what a busy kubelet with Multus does), per node.
 const CONCURRENCY: usize = 64;
-const LAB: &str = "bench";
-const MTU: u32 = 1500;
+pub(super) const LAB: &str = "bench";
+pub(super) const MTU: u32 = 1500;
 /// How long all links may take to come up before the run fails.
 const UP_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often both agents are asked for their links with two nodes: each ListLinks costs the
@@ -45,7 +45,7 @@ const VX_OFPORT: usize = 1;
 
 /// `(pod, ifname)` of both ends of link `i` among `links`: the first half of the pods hold the
 /// `a` ends, the second half the `b` ends.
-fn ends(i: usize, links: usize) -> [(String, String); 2] {
+pub(super) fn ends(i: usize, links: usize) -> [(String, String); 2] {
     let half = links.div_ceil(IFACES_PER_POD);
     let (pod, port) = (i / IFACES_PER_POD, i % IFACES_PER_POD + 1);
     [
@@ -54,8 +54,13 @@ fn ends(i: usize, links: usize) -> [(String, String); 2] {
     ]
 }
 
-fn topology(links: usize) -> String {
-    let mut t = format!("lab: {LAB}\nmtu: {MTU}\nlinks:\n");
+pub(super) fn topology(links: usize) -> String {
+    topology_with_mtu(links, MTU)
+}
+
+/// The lab of [`topology`] with links of MTU `mtu`.
+pub(super) fn topology_with_mtu(links: usize, mtu: u32) -> String {
+    let mut t = format!("lab: {LAB}\nmtu: {mtu}\nlinks:\n");
     for i in 0..links {
         let [(pa, ia), (pb, ib)] = ends(i, links);
         t.push_str(&format!("  - endpoints: [\"{pa}:{ia}\", \"{pb}:{ib}\"]\n"));
@@ -64,7 +69,7 @@ fn topology(links: usize) -> String {
 }
 
 /// The index of pod `p<N>`.
-fn pod_index(pod: &str) -> usize {
+pub(super) fn pod_index(pod: &str) -> usize {
     pod[1..].parse().expect("pod names are p<N>")
 }
 
@@ -142,7 +147,10 @@ fn usage(pid: u32) -> Option<(f64, f64)> {
 }
 
 /// ADDs every `(pod, ifname, netns)` through one agent's Cni API, [`CONCURRENCY`] at a time.
-async fn register(cni: CniClient<Channel>, ifaces: Vec<(String, String, PathBuf)>) -> Result<()> {
+pub(super) async fn register(
+    cni: CniClient<Channel>,
+    ifaces: Vec<(String, String, PathBuf)>,
+) -> Result<()> {
     let calls = ifaces.into_iter().map(|(pod, ifname, netns)| {
         let mut cni = cni.clone();
         async move {
@@ -158,7 +166,7 @@ async fn register(cni: CniClient<Channel>, ifaces: Vec<(String, String, PathBuf)
 }
 
 /// Addresses both ends of each sampled link (`10.<n+1>.0.1` and `.2`, a /30).
-fn address(sample: &[usize], links: usize, pods: &[Netns]) -> Result<()> {
+pub(super) fn address(sample: &[usize], links: usize, pods: &[Netns]) -> Result<()> {
     for (n, &i) in sample.iter().enumerate() {
         let [(pa, ia), (pb, ib)] = ends(i, links);
         pods[pod_index(&pa)].add_address(&ia, &format!("10.{}.0.1/30", n + 1))?;
@@ -190,7 +198,7 @@ fn ping(sample: &[usize], links: usize, pods: &[Netns], attempts: usize) -> Resu
 
 /// How many links of the lab the agent behind `wires` reports up that have an end on `node`
 /// (every link when `node` is `None`).
-async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) -> Result<usize> {
+pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) -> Result<usize> {
     let list = wires
         .list_links(ListLinksRequest { lab: LAB.into() })
         .await?

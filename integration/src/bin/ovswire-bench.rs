@@ -63,6 +63,19 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         nodes: usize,
     },
+    /// Round trip of one wire (ping, UDP request/response) in a lab of N links, vs the same
+    /// wire by hand beside as many idle ports, and alone on its bridge.
+    Latency {
+        /// Lab sizes to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "8,1000")]
+        links: Vec<usize>,
+        /// 1: a same-node wire; 2: a wire across two nodes (VXLAN).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// MTU of every link (the userspace datapath's cost grows with it).
+        #[arg(long, default_value_t = 1500)]
+        mtu: u32,
+    },
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -90,6 +103,15 @@ async fn main() -> Result<()> {
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds, nodes } => print(bench::tcp::run(seconds, nodes).await?),
         Scenario::Flap { flaps, nodes } => print(bench::flap::run(flaps, nodes).await?),
+        Scenario::Latency {
+            ref links,
+            nodes,
+            mtu,
+        } => {
+            for &n in links {
+                print(bench::latency::run(n, nodes, mtu).await?);
+            }
+        }
         Scenario::Wire { ref links, nodes } => {
             for &n in links {
                 print(bench::wire::run(n, nodes).await?);
