@@ -28,9 +28,9 @@ use crate::measure::{percentile, sorted};
 /// Measuring rounds: each round measures every wire once, in turn, so that a change of the
 /// machine's load between rounds falls on all of them alike.
 const ROUNDS: usize = 5;
-/// Pings measured per wire and round, after [`WARMUP`] that are not.
+/// Pings measured per wire, direction and round, after [`WARMUP`] that are not.
 const PINGS: usize = 40;
-/// UDP requests measured per wire and round, after [`WARMUP`] that are not.
+/// UDP requests measured per wire, direction and round, after [`WARMUP`] that are not.
 const UDP_ROUNDS: usize = 100;
 /// Round trips sent first so that caches, neighbours and datapath flows are in place.
 const WARMUP: usize = 5;
@@ -41,6 +41,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the agents may take to bring every link up.
 const UP_TIMEOUT: Duration = Duration::from_secs(600);
 /// The measured wire's addresses.
+const A_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 const A_CIDR: &str = "10.250.0.1/30";
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
 const B_CIDR: &str = "10.250.0.2/30";
@@ -140,15 +141,15 @@ fn ask(ip: Ipv4Addr, rounds: usize) -> Result<Vec<f64>> {
     Ok(times)
 }
 
-/// UDP request/response round trips from `client` to `server` at [`B_IP`].
-fn udp_rtts(client: &Netns, server: &Netns) -> Result<Vec<f64>> {
+/// UDP request/response round trips from `client` to `server` at `server_ip`.
+fn udp_rtts(client: &Netns, server: &Netns, server_ip: Ipv4Addr) -> Result<Vec<f64>> {
     let rounds = WARMUP + UDP_ROUNDS;
     let (bound, listening) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        let answering = s.spawn(move || server.run(move || answer(B_IP, rounds, bound)));
+        let answering = s.spawn(move || server.run(move || answer(server_ip, rounds, bound)));
         let times = match listening.recv_timeout(Duration::from_secs(10)) {
             Ok(()) => client
-                .run(|| ask(B_IP, rounds))
+                .run(|| ask(server_ip, rounds))
                 .map_err(anyhow::Error::from),
             Err(_) => Err(anyhow::anyhow!("the UDP answerer did not start")),
         };
@@ -190,13 +191,17 @@ impl Built {
         })
     }
 
-    /// One round of pings and UDP requests, added to `rtt`.
+    /// One round of pings and UDP requests in each direction, added to `rtt`. Both
+    /// directions count: ovs-vswitchd polls its ports in an order of its own, and a reply
+    /// arriving on a port it has already polled in that pass waits for the next one, so one
+    /// direction of a wire is often slower than the other, whoever built the wire.
     fn measure(&self, rtt: &mut Rtt) -> Result<()> {
         let what = || format!("measuring {}", self.what);
-        rtt.ping
-            .extend(ping_rtts(&self.a, B_IP).with_context(what)?);
-        rtt.udp
-            .extend(udp_rtts(&self.a, &self.b).with_context(what)?);
+        for (from, to, to_ip) in [(&self.a, &self.b, B_IP), (&self.b, &self.a, A_IP)] {
+            rtt.ping.extend(ping_rtts(from, to_ip).with_context(what)?);
+            rtt.udp
+                .extend(udp_rtts(from, to, to_ip).with_context(what)?);
+        }
         Ok(())
     }
 }
