@@ -279,6 +279,49 @@ impl Drop for Underlay {
 }
 
 impl Node {
+    /// The same-node wire `xnode-manual.sh` builds by hand with the OVS tools (the baseline
+    /// ovswire's wires are compared with): on bridge `ovsbr0`, the host ends `h1` (ofport 1)
+    /// and `h2` (ofport 2) of pods `r1`'s and `r2`'s `eth1`, with the flows
+    /// `in_port=1 → output:2` and back; TX checksum offload off on all four veth ends. Returns
+    /// the two pods, without addresses.
+    pub fn manual_wire(&self, mtu: u32) -> Result<(Netns, Netns)> {
+        self.add_bridge("ovsbr0")?;
+        let (r1, r2) = (self.pod("r1")?, self.pod("r2")?);
+        self.netns().veth_to("h1", &r1, "eth1", Some(mtu))?;
+        self.netns().veth_to("h2", &r2, "eth1", Some(mtu))?;
+        for (ns, dev) in [
+            (self.netns(), "h1"),
+            (self.netns(), "h2"),
+            (&r1, "eth1"),
+            (&r2, "eth1"),
+        ] {
+            ns.exec("ethtool", &["-K", dev, "tx", "off"])?;
+        }
+        self.vsctl(&[
+            "add-port",
+            "ovsbr0",
+            "h1",
+            "--",
+            "set",
+            "Interface",
+            "h1",
+            "ofport_request=1",
+            "--",
+            "add-port",
+            "ovsbr0",
+            "h2",
+            "--",
+            "set",
+            "Interface",
+            "h2",
+            "ofport_request=2",
+        ])?;
+        for flow in ["in_port=1,actions=output:2", "in_port=2,actions=output:1"] {
+            self.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
+        }
+        Ok((r1, r2))
+    }
+
     /// One side of the cross-node wire `xnode-manual.sh` builds by hand with the OVS tools (the
     /// baseline ovswire's cross-node wires are compared with): on bridge `ovsbr0`, a VXLAN port
     /// `vx` (ofport 1) to `remote` and the host end `vr` (ofport 11) of pod `r`'s `eth1`, with the

@@ -244,6 +244,27 @@ fn underlay_refuses_what_it_cannot_build() -> Result {
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
+fn the_hand_built_wire_carries_ping_and_tcp() -> Result {
+    let node = Testbed::node("hand")?;
+    let (r1, r2) = node.manual_wire(MTU)?;
+    r1.add_address("eth1", "10.9.1.1/30")?;
+    r2.add_address("eth1", "10.9.1.2/30")?;
+    assert!(pings(&r1, "10.9.1.2")?, "no ping over the hand-built wire");
+    assert!(iperf(&r1, &r2, "10.9.1.2")? > 0.0);
+    let flows = node.ofctl(&["-O", "OpenFlow13", "dump-flows", "ovsbr0"])?;
+    assert!(
+        flows.contains("in_port=1 actions=output:2")
+            || flows.contains("in_port=1,actions=output:2"),
+        "{flows}"
+    );
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn vxlan_wire_across_nodes_carries_ping_and_tcp() -> Result {
     let (x1, x2) = (Testbed::node("vx-1")?, Testbed::node("vx-2")?);
     let underlay = Testbed::underlay(&[&x1, &x2], MTU)?;

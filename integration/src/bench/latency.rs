@@ -333,40 +333,7 @@ fn manual_local(links: usize, mtu: u32) -> Result<Built> {
     } else {
         "bench-lat-manual"
     })?;
-    node.add_bridge("ovsbr0")?;
-    let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
-    node.netns().veth_to("h1", &r1, "eth1", Some(mtu))?;
-    node.netns().veth_to("h2", &r2, "eth1", Some(mtu))?;
-    for (ns, dev) in [
-        (node.netns(), "h1"),
-        (node.netns(), "h2"),
-        (&r1, "eth1"),
-        (&r2, "eth1"),
-    ] {
-        ns.exec("ethtool", &["-K", dev, "tx", "off"])?;
-    }
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "h1",
-        "--",
-        "set",
-        "Interface",
-        "h1",
-        "ofport_request=1",
-        "--",
-        "add-port",
-        "ovsbr0",
-        "h2",
-        "--",
-        "set",
-        "Interface",
-        "h2",
-        "ofport_request=2",
-    ])?;
-    for flow in ["in_port=1,actions=output:2", "in_port=2,actions=output:1"] {
-        node.ofctl(&["-O", "OpenFlow13", "add-flow", "ovsbr0", flow])?;
-    }
+    let (r1, r2) = node.manual_wire(mtu)?;
     idle_wires(&node, links - 1, 100, mtu)?;
     let what = if links == 1 {
         "the hand-built wire alone"

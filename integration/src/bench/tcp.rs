@@ -74,56 +74,10 @@ async fn ovswire(secs: u32) -> Result<f64> {
     iperf(&r1, &r2, secs)
 }
 
-/// The same wire by hand: veths, `ovs-vsctl add-port`, two `ovs-ofctl` flows, and `ethtool`
-/// turning TX checksum offload off on all four ends.
+/// The same wire by hand ([`ovswire_testbed::Node::manual_wire`]).
 fn manual(secs: u32) -> Result<f64> {
     let node = Testbed::node("bench-tcp-manual")?;
-    node.add_bridge("ovsbr0")?;
-    let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
-    node.netns().veth_to("h1", &r1, "eth1", Some(MTU))?;
-    node.netns().veth_to("h2", &r2, "eth1", Some(MTU))?;
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "h1",
-        "--",
-        "set",
-        "Interface",
-        "h1",
-        "ofport_request=1",
-    ])?;
-    node.vsctl(&[
-        "add-port",
-        "ovsbr0",
-        "h2",
-        "--",
-        "set",
-        "Interface",
-        "h2",
-        "ofport_request=2",
-    ])?;
-    node.ofctl(&[
-        "-O",
-        "OpenFlow13",
-        "add-flow",
-        "ovsbr0",
-        "in_port=1,actions=output:2",
-    ])?;
-    node.ofctl(&[
-        "-O",
-        "OpenFlow13",
-        "add-flow",
-        "ovsbr0",
-        "in_port=2,actions=output:1",
-    ])?;
-    for (ns, dev) in [
-        (node.netns(), "h1"),
-        (node.netns(), "h2"),
-        (&r1, "eth1"),
-        (&r2, "eth1"),
-    ] {
-        ns.exec("ethtool", &["-K", dev, "tx", "off"])?;
-    }
+    let (r1, r2) = node.manual_wire(MTU)?;
     r1.add_address("eth1", "10.0.0.1/30")?;
     r2.add_address("eth1", "10.0.0.2/30")?;
     iperf(&r1, &r2, secs)
