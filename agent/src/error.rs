@@ -56,6 +56,9 @@ pub enum Error {
         /// Why.
         source: kube::Error,
     },
+    /// A part the agent cannot run without stopped (a server task, the Kubernetes source).
+    #[error("{0} stopped; the agent exits so that it is restarted")]
+    Stopped(String),
     /// A gRPC server stopped with an error.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -90,9 +93,11 @@ impl From<&Error> for tonic::Status {
             Error::NoSuchLink(_) => Self::not_found(msg),
             Error::InvalidArgument(_) | Error::Config(_) => Self::invalid_argument(msg),
             Error::Ovs(_) | Error::NotApplied { .. } | Error::Peer { .. } => Self::unavailable(msg),
-            Error::Netdev(_) | Error::Io { .. } | Error::Kube { .. } | Error::Serve(_) => {
-                Self::internal(msg)
-            }
+            Error::Netdev(_)
+            | Error::Io { .. }
+            | Error::Kube { .. }
+            | Error::Serve(_)
+            | Error::Stopped(_) => Self::internal(msg),
         }
     }
 }

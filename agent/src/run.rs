@@ -249,7 +249,7 @@ pub async fn run(args: Args) -> Result<()> {
         }
         Some(done) = servers.join_next() => match done {
             Ok(served) => served.map_err(Error::from),
-            Err(e) => Err(Error::io("a gRPC server task")(std::io::Error::other(e))),
+            Err(e) => Err(Error::Stopped(format!("a gRPC server task ({e})"))),
         },
     };
     let _ = stop_tx.send(true);

@@ -92,7 +92,7 @@ pub async fn run(
         tokio::select! {
             changed = desired.changed() => {
                 if changed.is_err() {
-                    return Err(Error::Config("the Kubernetes source stopped".into()));
+                    return Err(Error::Stopped("the Kubernetes source".into()));
                 }
                 let d = desired.borrow_and_update().clone();
                 if !d.synced {
@@ -112,7 +112,7 @@ pub async fn run(
             }
             ev = link_events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
-                    return Err(Error::Config("the agent stopped".into()));
+                    return Err(Error::Stopped("the agent's link events".into()));
                 }
                 tokio::time::sleep(REPORT_DELAY).await;
                 link_events = link_events.resubscribe();
