@@ -285,6 +285,38 @@ fn a_pod_restart_rewires_only_its_link() -> Result {
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
+fn a_pod_that_dies_without_a_del_drops_its_peers_carrier_and_its_port() -> Result {
+    let (lab, r1, r2) = wired("poddies")?;
+    let ports = |lab: &Lab| -> Result<usize> {
+        let names = lab
+            .node
+            .vsctl(&["--bare", "--columns=name", "list", "Interface"])?;
+        Ok(names.lines().filter(|l| l.starts_with("ow")).count())
+    };
+    assert_eq!(ports(&lab)?, 2);
+    // The pod dies the way a killed container or an `ip netns del` does: its namespace goes,
+    // and its veth with it; no CNI DEL comes.
+    drop(r2);
+    lab.wait_for("r1 to lose carrier", || !carrier(&r1))?;
+    assert_eq!(
+        lab.status(LINK),
+        Some(OperState::Pending("waiting for r2:eth1 to register".into()))
+    );
+    lab.wait_for("the dead pod's port to go", || {
+        ports(&lab).is_ok_and(|n| n == 1)
+    })?;
+    // The pod comes back in a new namespace: the wire is whole again.
+    let r2 = lab.node.pod("r2b")?;
+    lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    lab.wait_for("carrier on both ends", || carrier(&r1) && carrier(&r2))?;
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bad_requests_fail_clearly_and_leave_nothing() -> Result {
     let mut lab = Lab::new("bad", ONE_LINK)?;
     lab.start()?;

@@ -347,16 +347,18 @@ impl NodeState {
         }
     }
 
-    /// Registered endpoints whose OVS port failed in `observed` (the veth may be gone), with
-    /// their host interface names, for the caller to check against the kernel.
+    /// Registered endpoints whose veth may be gone, with their host interface names, for the
+    /// caller to check against the kernel: their OVS port failed, or OpenFlow shows it as
+    /// [`OfPort::maybe_gone`] (the userspace datapath keeps the port of a vanished device).
     pub fn failed_endpoints(&self, observed: &Observed) -> Vec<(EndpointKey, String)> {
         self.endpoints
             .values()
-            .filter(|e| {
-                matches!(
-                    observed.ports.get(&e.host_ifname).map(|p| &p.ofport),
-                    Some(OfportState::Failed(_))
-                )
+            .filter(|e| match observed.ports.get(&e.host_ifname).map(|p| &p.ofport) {
+                Some(OfportState::Failed(_)) => true,
+                Some(OfportState::Assigned(n)) => {
+                    observed.of_ports.get(n).is_some_and(OfPort::maybe_gone)
+                }
+                _ => false,
             })
             .map(|e| (e.key.clone(), e.host_ifname.clone()))
             .collect()

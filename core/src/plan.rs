@@ -219,6 +219,19 @@ pub struct OfPort {
     pub mac: [u8; 6],
     /// `OFPPC_PORT_DOWN` is set: administratively down, the pod end has no carrier.
     pub down: bool,
+    /// `OFPPS_LINK_DOWN` is set: the host end has no carrier, because the pod end is down or
+    /// gone (with its namespace: the pod died).
+    pub link_down: bool,
+}
+
+impl OfPort {
+    /// Whether the host end may have vanished, so the kernel should be asked: it has no
+    /// carrier although nobody took it down, or OVS reads no MAC from it (a device that is gone
+    /// shows as down, link down and `00:00:00:00:00:00` on the userspace datapath, which keeps
+    /// its port).
+    pub fn maybe_gone(&self) -> bool {
+        self.link_down && (!self.down || self.mac == [0; 6])
+    }
 }
 
 /// What OVS has, restricted to what the agent owns.
@@ -647,6 +660,7 @@ mod tests {
                 OfPort {
                     mac: [2, 0, 0, 0, 0, p.ofport as u8],
                     down: true,
+                    link_down: false,
                 },
             );
         }
@@ -850,6 +864,7 @@ mod tests {
             OfPort {
                 mac: [0; 6],
                 down: false,
+                link_down: false,
             },
         );
         assert!(lab.plan().is_empty());

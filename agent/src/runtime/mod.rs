@@ -319,12 +319,13 @@ impl Agent {
     }
 
     /// Applies PORT_STATUS messages to the observed OpenFlow ports, so a round needs no new
-    /// port dump; returns whether a full observation is needed (a port of the agent vanished,
-    /// or a message it does not follow arrived).
+    /// port dump; returns whether a full observation is needed (a port of the agent vanished or
+    /// lost carrier while up, so its pod may be gone; or a message it does not follow arrived).
     fn absorb_events(&self, frames: &[ovswire_openflow::Frame]) -> bool {
         use ovswire_openflow::Message;
         use ovswire_openflow::msg::PortReason;
         use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
+        use ovswire_openflow::types::port_state::OFPPS_LINK_DOWN;
         let mut observe = false;
         let events = {
             let mut st = self.state();
@@ -343,7 +344,9 @@ impl Agent {
                     let of_port = OfPort {
                         mac: port.hw_addr.0,
                         down: port.config & OFPPC_PORT_DOWN != 0,
+                        link_down: port.state & OFPPS_LINK_DOWN != 0,
                     };
+                    observe |= of_port.maybe_gone();
                     st.port_changed(port.port_no, Some(of_port));
                 }
             }

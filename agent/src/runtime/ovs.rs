@@ -7,6 +7,7 @@ use std::time::Duration;
 use ovswire_openflow::conn::{self, Events, Handle};
 use ovswire_openflow::msg::FlowStatsRequest;
 use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
+use ovswire_openflow::types::port_state::OFPPS_LINK_DOWN;
 use ovswire_openflow::{Action, FlowMod, Instruction, MacAddr, Message, OxmField, PortMod};
 use ovswire_ovsdb::Client;
 use ovswire_ovsdb::vswitch::{
@@ -192,6 +193,7 @@ impl Ovs {
                     OfPort {
                         mac: p.hw_addr.0,
                         down: p.config & OFPPC_PORT_DOWN != 0,
+                        link_down: p.state & OFPPS_LINK_DOWN != 0,
                     },
                 )
             })
