@@ -537,6 +537,7 @@ mod tests {
         LabSpec {
             name: name.to_owned(),
             mtu: None,
+            mgmt: Default::default(),
             nodes: nodes
                 .iter()
                 .map(|n| ((*n).to_owned(), NodeSpec::default()))

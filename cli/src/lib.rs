@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod graph;
+pub mod kinds;
 pub mod lab;
 pub mod ovs;
 pub mod paths;

@@ -3,28 +3,125 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
-/// A lab: its name, nodes and links.
+/// A lab: its name, management network, nodes and links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSpec {
     /// The lab's name (a Kubernetes object name: lower-case letters, digits, `-`, `.`).
     pub name: String,
     /// Default MTU of the links, when the file sets one.
     pub mtu: Option<u32>,
+    /// The management network of its container nodes.
+    pub mgmt: MgmtSpec,
     /// Every node, by name, including nodes that only appear in links.
     pub nodes: BTreeMap<String, NodeSpec>,
     /// The links, in file order.
     pub links: Vec<LabLink>,
 }
 
-/// A node (router) of a lab.
+impl LabSpec {
+    /// Whether any node runs as a container.
+    pub fn has_containers(&self) -> bool {
+        self.nodes.values().any(NodeSpec::is_container)
+    }
+
+    /// The nodes in the order the file declares them (nodes only named in links last).
+    pub fn nodes_in_file_order(&self) -> Vec<(&String, &NodeSpec)> {
+        let mut nodes: Vec<_> = self.nodes.iter().collect();
+        nodes.sort_by_key(|(_, n)| n.position);
+        nodes
+    }
+
+    /// The interfaces of `node` that links name, in file order.
+    pub fn interfaces_of(&self, node: &str) -> Vec<&EndpointSpec> {
+        self.links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.node == node)
+            .collect()
+    }
+}
+
+/// The management network container nodes get their `eth0` on (containerlab's `mgmt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MgmtSpec {
+    /// The container engine network's name; `ovswire-<lab>` when not set.
+    pub network: Option<String>,
+    /// Its IPv4 subnet; when not set, the one the nodes' `mgmt-ipv4` addresses fall in, else a
+    /// free /24 chosen at `lab up`.
+    pub ipv4_subnet: Option<Cidr>,
+}
+
+/// A node (router) of a lab: a container when it has an image, else a bare network namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSpec {
-    /// Shell commands run inside the node's network namespace once its links are wired, in
-    /// order (containerlab's `exec`).
+    /// Its kind (containerlab's `kind`), when the file gives one; `linux` otherwise.
+    pub kind: Option<String>,
+    /// The container image; a node without one is a bare network namespace.
+    pub image: Option<String>,
+    /// The container's command, replacing the image's (a shell-style string, as containerlab
+    /// takes it).
+    pub cmd: Option<String>,
+    /// The container's entrypoint, replacing the image's.
+    pub entrypoint: Option<String>,
+    /// Environment variables of the container.
+    pub env: BTreeMap<String, String>,
+    /// Host paths mounted into the container.
+    pub binds: Vec<Bind>,
+    /// The user the container's command runs as.
+    pub user: Option<String>,
+    /// Shell commands run inside the node once its links are wired, in order (containerlab's
+    /// `exec`).
     pub exec: Vec<String>,
+    /// Labels of the container.
+    pub labels: BTreeMap<String, String>,
+    /// A configuration file mounted where the node's software reads it at start.
+    pub startup_config: Option<PathBuf>,
+    /// The node's address on the management network.
+    pub mgmt_ipv4: Option<Ipv4Addr>,
+    /// The container engine's restart policy: `no`, `on-failure`, `always`, `unless-stopped`.
+    pub restart_policy: Option<String>,
+    /// The node's place in the file (from 0); management addresses are handed out in this
+    /// order.
+    pub position: usize,
+    /// The line of the file that declares the node, for errors found after parsing.
+    pub line: Option<usize>,
+}
+
+impl NodeSpec {
+    /// Whether the node runs as a container (it has an image).
+    pub fn is_container(&self) -> bool {
+        self.image.is_some()
+    }
+
+    /// Its kind: the file's, or `linux`.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or("linux")
+    }
+}
+
+/// A host path mounted into a container: `HOST:CONTAINER[:OPTIONS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// The host path, absolute (a relative one is taken from the topology file's directory).
+    pub host: PathBuf,
+    /// Where it appears in the container.
+    pub container: String,
+    /// Mount options such as `ro`.
+    pub options: Option<String>,
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host.display(), self.container)?;
+        if let Some(o) = &self.options {
+            write!(f, ":{o}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A point-to-point link between two node interfaces.
@@ -99,6 +196,81 @@ impl FromStr for Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An IPv4 subnet's numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv4Net {
+    base: u32,
+    prefix: u8,
+}
+
+impl Ipv4Net {
+    /// The subnet of an IPv4 [`Cidr`] (its host bits cleared).
+    pub fn of(c: Cidr) -> Self {
+        let IpAddr::V4(a) = c.addr else {
+            return Self {
+                base: 0,
+                prefix: 32,
+            };
+        };
+        let mask = if c.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - c.prefix)
+        };
+        Self {
+            base: u32::from(a) & mask,
+            prefix: c.prefix,
+        }
+    }
+
+    fn size(self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    /// Whether `a` is in the subnet.
+    pub fn contains(self, a: Ipv4Addr) -> bool {
+        let a = u64::from(u32::from(a));
+        (u64::from(self.base)..u64::from(self.base) + self.size()).contains(&a)
+    }
+
+    /// The network address.
+    pub fn network(self) -> Ipv4Addr {
+        self.base.into()
+    }
+
+    /// The broadcast address.
+    pub fn broadcast(self) -> Ipv4Addr {
+        ((u64::from(self.base) + self.size() - 1) as u32).into()
+    }
+
+    /// The gateway: the first host address.
+    pub fn gateway(self) -> Ipv4Addr {
+        (self.base + 1).into()
+    }
+
+    /// The host addresses after the gateway, in order.
+    pub fn hosts(self) -> impl Iterator<Item = Ipv4Addr> {
+        let (first, last) = (
+            u64::from(self.base) + 2,
+            u64::from(self.base) + self.size() - 2,
+        );
+        (first..=last).map(|a| Ipv4Addr::from(a as u32))
+    }
+
+    /// Whether the two subnets share an address.
+    pub fn overlaps(self, other: Self) -> bool {
+        self.contains(other.network()) || other.contains(self.network())
+    }
+
+    /// As a [`Cidr`].
+    pub fn cidr(self) -> Cidr {
+        Cidr {
+            addr: IpAddr::V4(self.network()),
+            prefix: self.prefix,
+        }
     }
 }
 

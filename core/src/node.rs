@@ -353,13 +353,15 @@ impl NodeState {
     pub fn failed_endpoints(&self, observed: &Observed) -> Vec<(EndpointKey, String)> {
         self.endpoints
             .values()
-            .filter(|e| match observed.ports.get(&e.host_ifname).map(|p| &p.ofport) {
-                Some(OfportState::Failed(_)) => true,
-                Some(OfportState::Assigned(n)) => {
-                    observed.of_ports.get(n).is_some_and(OfPort::maybe_gone)
-                }
-                _ => false,
-            })
+            .filter(
+                |e| match observed.ports.get(&e.host_ifname).map(|p| &p.ofport) {
+                    Some(OfportState::Failed(_)) => true,
+                    Some(OfportState::Assigned(n)) => {
+                        observed.of_ports.get(n).is_some_and(OfPort::maybe_gone)
+                    }
+                    _ => false,
+                },
+            )
             .map(|e| (e.key.clone(), e.host_ifname.clone()))
             .collect()
     }

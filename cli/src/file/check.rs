@@ -7,8 +7,9 @@ use ovswire_core::model::{MAX_IFNAME, check_ifname, check_mtu, check_object_name
 use serde::de::DeserializeOwned;
 
 use super::locate::{Step, line_of};
+use super::node::Settings;
 use super::{FileError, Format};
-use crate::spec::{Cidr, EndpointSpec, LabLink, LabSpec, NodeSpec};
+use crate::spec::{Cidr, EndpointSpec, Ipv4Net, LabLink, LabSpec, MgmtSpec, NodeSpec};
 
 /// The file being read: its name, text and format.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,15 @@ pub(super) struct Doc<'a> {
 }
 
 impl Doc<'_> {
+    /// The directory relative paths in the file are taken from: the file's own.
+    pub(super) fn base_dir(&self) -> std::path::PathBuf {
+        let dir = std::path::Path::new(self.origin)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned())
+    }
+
     /// Deserializes the whole text, turning YAML errors into [`FileError::Syntax`].
     pub(super) fn deserialize<T: DeserializeOwned>(&self) -> Result<T, FileError> {
         serde_yaml_ng::from_str(self.text).map_err(|e| self.syntax(&e))
@@ -87,6 +97,8 @@ pub(super) struct Draft {
     pub(super) mtu: Option<u32>,
     /// Where it is written.
     pub(super) mtu_at: Vec<Step>,
+    /// The management network of container nodes.
+    pub(super) mgmt: DraftMgmt,
     /// The nodes the file declares, when it declares them; every link endpoint must then name
     /// one of them.
     pub(super) declared: Option<Declared>,
@@ -108,9 +120,22 @@ pub(super) struct Declared {
 pub(super) struct DraftNode {
     /// Its name.
     pub(super) name: String,
-    /// What to run in it.
-    pub(super) spec: NodeSpec,
+    /// Its settings, merged from every level that applies to it.
+    pub(super) settings: Settings,
+    /// What the node itself sets.
+    pub(super) own: Settings,
     /// Where it is declared.
+    pub(super) at: Vec<Step>,
+}
+
+/// The management network as written.
+#[derive(Debug, Default)]
+pub(super) struct DraftMgmt {
+    /// The engine network's name.
+    pub(super) network: Option<String>,
+    /// Its IPv4 subnet, as written.
+    pub(super) ipv4_subnet: Option<String>,
+    /// Where the block is written.
     pub(super) at: Vec<Step>,
 }
 
@@ -221,22 +246,30 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m.to_string()))?;
     }
 
+    let base = doc.base_dir();
     let mut nodes = BTreeMap::new();
     let under = match draft.declared {
         None => None,
         Some(declared) => {
-            for n in declared.nodes {
+            for (position, n) in declared.nodes.into_iter().enumerate() {
                 check_object_name("node name", &n.name).map_err(|e| {
                     doc.invalid(
                         &n.at,
                         format!("{e}; each node becomes a Kubernetes pod: {RENAME_NODE}"),
                     )
                 })?;
-                nodes.insert(n.name, n.spec);
+                let mut spec = n
+                    .settings
+                    .resolve(&n.name, &base, &n.own)
+                    .map_err(|e| doc.invalid(&n.at, e))?;
+                spec.position = position;
+                spec.line = line_of(doc.text, &n.at);
+                nodes.insert(n.name, spec);
             }
             Some(declared.under)
         }
     };
+    let mgmt = check_mgmt(doc, draft.mgmt, &nodes)?;
 
     let mut links = Vec::with_capacity(draft.links.len());
     // Which link (index, label) uses each interface.
@@ -286,8 +319,20 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             check_mtu(mtu).map_err(|m| fail(&m.to_string()))?;
         }
         for e in [&a, &b] {
+            if e.ifname == MGMT_IFNAME && nodes.get(&e.node).is_some_and(NodeSpec::is_container) {
+                return Err(fail(&format!(
+                    "{e}: {MGMT_IFNAME} of a container node is its management interface; use \
+                     another interface for the link (eth1, eth2, ...)"
+                )));
+            }
+        }
+        for e in [&a, &b] {
             used.insert((e.node.clone(), e.ifname.clone()), (i, name.clone()));
-            nodes.entry(e.node.clone()).or_default();
+            let position = nodes.len();
+            nodes.entry(e.node.clone()).or_insert_with(|| NodeSpec {
+                position,
+                ..NodeSpec::default()
+            });
         }
         links.push(LabLink {
             a,
@@ -300,9 +345,115 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
     Ok(LabSpec {
         name: draft.name,
         mtu: draft.mtu,
+        mgmt,
         nodes,
         links,
     })
+}
+
+/// The interface a container node has on the management network.
+pub(crate) const MGMT_IFNAME: &str = "eth0";
+
+/// containerlab's management subnet, which nodes' `mgmt-ipv4` addresses are taken from when a
+/// file sets them without a subnet.
+const CLAB_MGMT_SUBNET: &str = "172.20.20.0/24";
+
+/// Checks the management network: the subnet an IPv4 network of at most a /29 that the
+/// gateway (its first address) and nodes fit in, every node's `mgmt-ipv4` inside it, not its
+/// network, gateway or broadcast address, and not taken twice.
+fn check_mgmt(
+    doc: &Doc<'_>,
+    draft: DraftMgmt,
+    nodes: &BTreeMap<String, NodeSpec>,
+) -> Result<MgmtSpec, FileError> {
+    let at = &draft.at;
+    let subnet = match &draft.ipv4_subnet {
+        Some(s) if s.trim() != "auto" => {
+            let cidr: Cidr = s
+                .trim()
+                .parse()
+                .map_err(|e| doc.invalid(at, format!("mgmt ipv4-subnet: {e}")))?;
+            if !cidr.addr.is_ipv4() || cidr.prefix > 29 {
+                return Err(doc.invalid(
+                    at,
+                    format!(
+                        "mgmt ipv4-subnet {s} must be an IPv4 subnet of at most /29, like \
+                         172.20.20.0/24"
+                    ),
+                ));
+            }
+            Some(cidr)
+        }
+        _ => None,
+    };
+    let statics: Vec<(&String, &NodeSpec, std::net::Ipv4Addr)> = nodes
+        .iter()
+        .filter_map(|(n, s)| Some((n, s, s.mgmt_ipv4?)))
+        .collect();
+    let Some((_, _, first)) = statics.first() else {
+        return Ok(MgmtSpec {
+            network: draft.network,
+            ipv4_subnet: subnet,
+        });
+    };
+    let (range, said) = match subnet {
+        Some(c) => (c, format!("mgmt ipv4-subnet {c}")),
+        None if statics
+            .iter()
+            .any(|(_, _, a)| ipv4_net(CLAB_MGMT_SUBNET).contains(*a)) =>
+        {
+            (
+                ipv4_net(CLAB_MGMT_SUBNET).cidr(),
+                format!("the default management subnet {CLAB_MGMT_SUBNET} (no ipv4-subnet is set)"),
+            )
+        }
+        None => {
+            let c = Cidr {
+                addr: std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(*first) & !0xff)),
+                prefix: 24,
+            };
+            (
+                c,
+                format!("{c}, the /24 of the first mgmt-ipv4 (no ipv4-subnet is set)"),
+            )
+        }
+    };
+    let net = Ipv4Net::of(range);
+    let mut taken: BTreeMap<std::net::Ipv4Addr, &String> = BTreeMap::new();
+    for (name, spec, addr) in statics {
+        let problem = if !net.contains(addr) {
+            Some(format!(
+                "is outside {said}; pick an address inside it or set mgmt ipv4-subnet"
+            ))
+        } else if addr == net.network() || addr == net.broadcast() {
+            Some(format!("is the network or broadcast address of {said}"))
+        } else if addr == net.gateway() {
+            Some(format!(
+                "is the gateway of {said} (its first address); pick another"
+            ))
+        } else {
+            taken.get(&addr).map(|other| {
+                format!("is taken by node {other} too; give each node its own address")
+            })
+        };
+        if let Some(p) = problem {
+            return Err(FileError::Invalid {
+                path: doc.origin.to_owned(),
+                line: spec.line,
+                message: format!("node {name}: mgmt-ipv4 {addr} {p}"),
+            });
+        }
+        taken.insert(addr, name);
+    }
+    Ok(MgmtSpec {
+        network: draft.network,
+        ipv4_subnet: Some(range),
+    })
+}
+
+/// A subnet written in this file.
+fn ipv4_net(text: &str) -> Ipv4Net {
+    Ipv4Net::of(text.parse().expect("a valid subnet literal"))
 }
 
 #[cfg(test)]

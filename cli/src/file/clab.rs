@@ -1,11 +1,14 @@
 //! containerlab's topology definition files (`*.clab.yml`).
 //!
-//! Of a node only `exec` matters here (and `kind`/`group`, to find the `exec` a node inherits);
-//! its other settings (image, startup-config, binds, env...) configure containers and are
-//! ignored. Links are veth links, in brief (`endpoints: ["r1:eth1", "r2:eth1"]`) or extended
-//! form (`type: veth`, endpoints as `{node, interface, ipv4, ipv6}`); links to the host, the
-//! management network, macvlans, vxlans or dummies, and bridge nodes, have no ovswire equivalent
-//! and are refused with a message saying so.
+//! Nodes take their settings (kind, image, cmd, entrypoint, env, binds, user, exec, labels,
+//! startup-config, mgmt-ipv4, restart-policy) from the node, its group, its kind and the
+//! defaults, merged as containerlab merges them (see [`Settings::merge`]); settings ovswire has no
+//! use for (type, ports, cpu...) are ignored. `${VAR}`, `${VAR:-default}` and `${VAR:=default}`
+//! are replaced by the environment before parsing, as containerlab does. Links are veth links, in
+//! brief (`endpoints: ["r1:eth1", "r2:eth1"]`) or extended form (`type: veth`, endpoints as
+//! `{node, interface, ipv4, ipv6}`); links to the host, the management network, macvlans, vxlans
+//! or dummies, and bridge nodes, have no ovswire equivalent and are refused with a message saying
+//! so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,9 +17,11 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::FileError;
-use super::check::{self, Declared, Doc, Draft, DraftLink, DraftNode};
+use super::check::{self, Declared, Doc, Draft, DraftLink, DraftMgmt, DraftNode};
 use super::locate::Step;
-use crate::spec::{EndpointSpec, LabSpec, NodeSpec};
+use super::node::{ClabNode, InOrder, Settings};
+use crate::kinds;
+use crate::spec::{EndpointSpec, LabSpec};
 
 /// Special node names of brief endpoints (`host:veth1`), and what they stand for.
 const SPECIAL_ENDPOINTS: [(&str, &str); 3] = [
@@ -35,25 +40,27 @@ const UNSUPPORTED_LINK_TYPES: [(&str, &str); 6] = [
     ("dummy", "a dummy interface"),
 ];
 
-/// Node kinds that are not routers ovswire can run, and what they are.
-const UNSUPPORTED_KINDS: [(&str, &str); 4] = [
-    ("bridge", "a Linux bridge on the host"),
-    ("ovs-bridge", "an Open vSwitch bridge on the host"),
-    ("ext-container", "a container outside the lab"),
-    ("host", "the container host"),
-];
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename = "containerlab topology")]
 struct File {
     name: String,
     #[serde(default, rename = "prefix")]
     _prefix: IgnoredAny,
-    #[serde(default, rename = "mgmt")]
-    _mgmt: IgnoredAny,
+    #[serde(default)]
+    mgmt: Option<Mgmt>,
     #[serde(default, rename = "settings")]
     _settings: IgnoredAny,
     topology: Topology,
+}
+
+/// containerlab's management network block: what ovswire uses of it.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "mgmt", rename_all = "kebab-case")]
+struct Mgmt {
+    #[serde(default)]
+    network: Option<String>,
+    #[serde(default)]
+    ipv4_subnet: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,22 +73,13 @@ struct Topology {
     #[serde(default)]
     groups: Option<BTreeMap<String, Option<NodeConfig>>>,
     #[serde(default)]
-    nodes: Option<BTreeMap<String, Option<NodeConfig>>>,
+    nodes: Option<InOrder<Option<NodeConfig>>>,
     #[serde(default)]
     links: Option<Vec<Link>>,
 }
 
-/// A node, or the defaults, a kind or a group of nodes: only what decides a node's `exec`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename = "node")]
-struct NodeConfig {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    exec: Option<Vec<String>>,
-}
+/// A node, or the defaults, a kind or a group of nodes.
+type NodeConfig = ClabNode;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename = "link")]
@@ -176,31 +174,45 @@ impl Topology {
             .or_else(|| self.defaults.as_ref()?.group.as_deref())
     }
 
-    /// A node's `exec` as containerlab builds it: the defaults', then its kind's, then its
-    /// group's, then its own commands, all of them in that order.
-    fn node_exec(&self, node: &NodeConfig) -> Vec<String> {
-        let levels = [
+    /// A node's settings as containerlab merges them: the defaults', its kind's, its group's
+    /// and its own, the most specific last.
+    fn node_settings(&self, node: &NodeConfig) -> Settings {
+        let levels: Vec<Settings> = [
             self.defaults.as_ref(),
             self.node_kind(node).and_then(|k| self.kind(k)),
             self.node_group(node).and_then(|g| self.group(g)),
             Some(node),
-        ];
-        levels
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c.exec.iter().flatten().cloned())
-            .collect()
+        ]
+        .into_iter()
+        .flatten()
+        .map(ClabNode::settings)
+        .collect();
+        let mut merged = Settings::merge(&levels);
+        // The kind is the resolved one, which may come from the defaults' group.
+        merged.kind = self.node_kind(node).map(str::to_owned);
+        merged
     }
 }
 
 /// Parses and checks a containerlab topology file.
 pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
+    let expanded = expand_env(doc.text, |v| std::env::var(v).ok()).map_err(|(line, m)| {
+        FileError::Invalid {
+            path: doc.origin.to_owned(),
+            line: Some(line),
+            message: m,
+        }
+    })?;
+    let doc = &Doc {
+        text: &expanded,
+        ..*doc
+    };
     let file: File = doc.deserialize()?;
     let topology = &file.topology;
     let no_config = NodeConfig::default();
 
     let mut nodes = Vec::new();
-    for (name, config) in topology.nodes.iter().flatten() {
+    for (name, config) in topology.nodes.iter().flat_map(|n| &n.0) {
         let config = config.as_ref().unwrap_or(&no_config);
         let at = vec![
             Step::key("topology"),
@@ -208,7 +220,7 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
             Step::Key(name.clone()),
         ];
         if let Some(kind) = topology.node_kind(config)
-            && let Some((_, what)) = UNSUPPORTED_KINDS.iter().find(|(k, _)| *k == kind)
+            && let Some((_, what)) = kinds::NOT_NODES.iter().find(|(k, _)| *k == kind)
         {
             return Err(doc.invalid(
                 &at,
@@ -221,9 +233,8 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
         }
         nodes.push(DraftNode {
             name: name.clone(),
-            spec: NodeSpec {
-                exec: topology.node_exec(config),
-            },
+            settings: topology.node_settings(config),
+            own: config.settings(),
             at,
         });
     }
@@ -244,6 +255,14 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
             name_at: vec![Step::key("name")],
             mtu: None,
             mtu_at: Vec::new(),
+            mgmt: file
+                .mgmt
+                .map(|m| DraftMgmt {
+                    network: m.network,
+                    ipv4_subnet: m.ipv4_subnet,
+                    at: vec![Step::key("mgmt")],
+                })
+                .unwrap_or_default(),
             declared: Some(Declared {
                 under: "topology.nodes",
                 nodes,
@@ -322,4 +341,85 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
         down: false,
         at,
     })
+}
+
+/// Replaces `${VAR}`, `${VAR:-default}` and `${VAR:=default}` with the value of `VAR` from
+/// `lookup` (the default when it is unset or empty), as containerlab does before it reads a
+/// file. Anything else with a `$` (`$HOME`, `$(cmd)`) is left for the shell of `exec`. An unset
+/// variable without a default is an error: (line, message).
+fn expand_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let line = text[..text.len() - rest.len() + start]
+            .matches('\n')
+            .count()
+            + 1;
+        let body = &rest[start + 2..];
+        let Some(end) = body.find('}') else {
+            return Err((
+                line,
+                "${ without a closing }; write ${VAR} or ${VAR:=default}".into(),
+            ));
+        };
+        let expr = &body[..end];
+        let (name, default) = match expr.split_once(":=").or_else(|| expr.split_once(":-")) {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err((
+                line,
+                format!(
+                    "${{{expr}}} does not name an environment variable; write ${{VAR}} or ${{VAR:=default}}"
+                ),
+            ));
+        }
+        match (lookup(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err((
+                    line,
+                    format!(
+                        "environment variable {name} is not set; set it or give a default: \
+                         ${{{name}:=value}}"
+                    ),
+                ));
+            }
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_env;
+
+    #[test]
+    fn environment_variables_are_expanded_as_containerlab_does() {
+        let env = |v: &str| (v == "IMG").then(|| "localhost/frr".to_owned());
+        assert_eq!(
+            expand_env("image: ${IMG:=quay.io/frrouting/frr:10}\n", env).unwrap(),
+            "image: localhost/frr\n"
+        );
+        assert_eq!(
+            expand_env("a: ${NOPE:-x}\nb: $HOME $(id) ${IMG}", env).unwrap(),
+            "a: x\nb: $HOME $(id) localhost/frr"
+        );
+        let (line, m) = expand_env("a: 1\nb: ${NOPE}", env).unwrap_err();
+        assert_eq!(line, 2);
+        assert!(m.contains("NOPE is not set"), "{m}");
+        assert!(expand_env("${a b}", env).is_err());
+        assert!(expand_env("${OPEN", env).is_err());
+    }
 }

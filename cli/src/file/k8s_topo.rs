@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::FileError;
-use super::check::{self, Doc, Draft, DraftLink};
+use super::check::{self, Doc, Draft, DraftLink, DraftMgmt};
 use super::locate::Step;
 use crate::spec::LabSpec;
 
@@ -98,6 +98,7 @@ pub(super) fn parse(doc: &Doc<'_>, origin: &str) -> Result<LabSpec, FileError> {
             name_at: Vec::new(),
             mtu: None,
             mtu_at: Vec::new(),
+            mgmt: DraftMgmt::default(),
             declared: None,
             links,
         },

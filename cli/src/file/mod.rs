@@ -21,6 +21,7 @@ mod clab;
 mod k8s_topo;
 mod locate;
 mod native;
+mod node;
 
 use std::collections::BTreeSet;
 use std::fmt;

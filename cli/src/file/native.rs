@@ -3,9 +3,17 @@
 //! ```yaml
 //! lab: demo
 //! mtu: 9000                       # optional default link MTU
+//! mgmt:                           # optional: the management network of container nodes
+//!   network: demo-mgmt            #   default ovswire-<lab>
+//!   ipv4-subnet: 172.20.30.0/24   #   default: a free /24
 //! nodes:                          # optional; or `pods: [r1, r2]` as for the agent
-//!   r1: {exec: ["ip route add default via 10.0.0.2"]}
-//!   r2:
+//!   r1: {exec: ["ip route add default via 10.0.0.2"]}    # a bare network namespace
+//!   r2:                                                  # a container
+//!     image: localhost/ovswire/frr:latest
+//!     startup-config: r2.conf     # mounted at /etc/frr/frr.conf for FRR images
+//!     binds: [daemons:/etc/frr/daemons:ro]
+//!     env: {TZ: UTC}
+//!     mgmt-ipv4: 172.20.30.12
 //! links:
 //!   - endpoints: ["r1:eth1", "r2:eth1"]
 //!     ips: [10.0.0.1/30, 10.0.0.2/30]   # optional, one per endpoint, in order
@@ -13,15 +21,17 @@
 //!     state: down                       # optional: up (default) or down
 //!   - endpoints: ["r1:eth2:2001:db8::1/64", "r2:eth2:2001:db8::2/64"]  # address inline
 //! ```
-
-use std::collections::BTreeMap;
+//!
+//! A node takes the same settings as a containerlab node: kind, image, cmd, entrypoint, env,
+//! binds, user, exec, labels, startup-config, mgmt-ipv4, restart-policy.
 
 use serde::Deserialize;
 
 use super::FileError;
-use super::check::{self, Declared, Doc, Draft, DraftLink, DraftNode};
+use super::check::{self, Declared, Doc, Draft, DraftLink, DraftMgmt, DraftNode};
 use super::locate::Step;
-use crate::spec::{LabSpec, NodeSpec};
+use super::node::{InOrder, NativeNode, Settings};
+use crate::spec::LabSpec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename = "ovswire topology")]
@@ -30,18 +40,23 @@ struct File {
     #[serde(default)]
     mtu: Option<u32>,
     #[serde(default)]
+    mgmt: Option<Mgmt>,
+    #[serde(default)]
     pods: Option<Vec<String>>,
     #[serde(default)]
-    nodes: Option<BTreeMap<String, Option<Node>>>,
+    nodes: Option<InOrder<Option<NativeNode>>>,
     #[serde(default)]
     links: Option<Vec<Link>>,
 }
 
+/// The management network of container nodes.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "node")]
-struct Node {
+#[serde(deny_unknown_fields, rename = "mgmt", rename_all = "kebab-case")]
+struct Mgmt {
     #[serde(default)]
-    exec: Vec<String>,
+    network: Option<String>,
+    #[serde(default)]
+    ipv4_subnet: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +97,8 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
                 .enumerate()
                 .map(|(i, name)| DraftNode {
                     name,
-                    spec: NodeSpec::default(),
+                    settings: Settings::default(),
+                    own: Settings::default(),
                     at: vec![Step::key("pods"), Step::Index(i)],
                 })
                 .collect(),
@@ -90,13 +106,16 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
         (None, Some(nodes)) => Some(Declared {
             under: "nodes",
             nodes: nodes
+                .0
                 .into_iter()
-                .map(|(name, node)| DraftNode {
-                    at: vec![Step::key("nodes"), Step::Key(name.clone())],
-                    spec: NodeSpec {
-                        exec: node.map(|n| n.exec).unwrap_or_default(),
-                    },
-                    name,
+                .map(|(name, node)| {
+                    let settings = node.map(|n| n.settings()).unwrap_or_default();
+                    DraftNode {
+                        at: vec![Step::key("nodes"), Step::Key(name.clone())],
+                        own: settings.clone(),
+                        settings,
+                        name,
+                    }
                 })
                 .collect(),
         }),
@@ -137,6 +156,14 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
             name_at: vec![Step::key("lab")],
             mtu: file.mtu,
             mtu_at: vec![Step::key("mtu")],
+            mgmt: file
+                .mgmt
+                .map(|m| DraftMgmt {
+                    network: m.network,
+                    ipv4_subnet: m.ipv4_subnet,
+                    at: vec![Step::key("mgmt")],
+                })
+                .unwrap_or_default(),
             declared,
             links,
         },

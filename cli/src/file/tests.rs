@@ -4,7 +4,7 @@ use ovswire_core::model::AdminState;
 use ovswire_core::topology::Topology;
 
 use super::*;
-use crate::spec::{Cidr, EndpointSpec, LabLink, NodeSpec};
+use crate::spec::{Cidr, EndpointSpec, LabLink, LabSpec};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
@@ -29,10 +29,16 @@ fn plain(a: &str, b: &str) -> LabLink {
     link(ep(a, &[]), ep(b, &[]), None, false)
 }
 
-fn exec(cmds: &[&str]) -> NodeSpec {
-    NodeSpec {
-        exec: cmds.iter().map(|c| (*c).to_owned()).collect(),
-    }
+fn exec(cmds: &[&str]) -> Vec<String> {
+    cmds.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// Every node's name and `exec` commands.
+fn execs(spec: &LabSpec) -> Vec<(&str, &Vec<String>)> {
+    spec.nodes
+        .iter()
+        .map(|(n, s)| (n.as_str(), &s.exec))
+        .collect()
 }
 
 /// Parses `text` (named `origin`) in `format` and returns the error's message and line.
@@ -86,9 +92,8 @@ fn containerlab_clos_fabric() {
         ("spine1", exec(&spine)),
         ("spine2", exec(&spine)),
     ];
-    let nodes: Vec<(&str, &NodeSpec)> = spec.nodes.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let expected: Vec<(&str, &NodeSpec)> = expected_nodes.iter().map(|(n, s)| (*n, s)).collect();
-    assert_eq!(nodes, expected);
+    let expected: Vec<(&str, &Vec<String>)> = expected_nodes.iter().map(|(n, s)| (*n, s)).collect();
+    assert_eq!(execs(&spec), expected);
 
     let expected_links = vec![
         plain("leaf1:e1-49", "spine1:e1-1"),
@@ -161,14 +166,13 @@ fn native_file_with_nodes_addresses_and_states() {
     let spec = load(&fixture("native.yaml")).unwrap();
     assert_eq!(spec.name, "triangle");
     assert_eq!(spec.mtu, Some(9000));
-    let nodes: Vec<(&str, &NodeSpec)> = spec.nodes.iter().map(|(n, s)| (n.as_str(), s)).collect();
     assert_eq!(
-        nodes,
+        execs(&spec),
         vec![
             ("r1", &exec(&["ip route add 10.0.23.0/30 via 10.0.12.2"])),
             ("r2", &exec(&["sysctl -w net.ipv4.ip_forward=1"])),
-            ("r3", &NodeSpec::default()),
-            ("spare", &NodeSpec::default()),
+            ("r3", &Vec::new()),
+            ("spare", &Vec::new()),
         ]
     );
     assert_eq!(
@@ -229,15 +233,15 @@ name: inherit
 topology:
   defaults: {group: g, exec: [d]}
   kinds:
-    k: {exec: [k]}
-    other: {exec: [never]}
+    srl: {exec: [k]}
+    ceos: {exec: [never]}
   groups:
-    g: {kind: k, exec: [g]}
+    g: {kind: srl, exec: [g]}
     h: {exec: [h]}
   nodes:
     a: {exec: [a]}
     b: {group: h}
-    c: {kind: other, group: h, exec: [c]}
+    c: {kind: ceos, group: h, exec: [c]}
 ";
     let spec = parse(text, "t.clab.yml", Format::Containerlab).unwrap();
     let execs: Vec<(&str, Vec<&str>)> = spec
@@ -722,4 +726,185 @@ fn bad_input_never_panics() {
         }
         let _ = detect(Path::new("weird.yml"), input);
     }
+}
+
+/// A directory with a topology file `name` holding `text`, and the files nodes refer to.
+fn lab_dir(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cfg")).unwrap();
+    std::fs::write(dir.path().join("cfg/r1.conf"), "hostname r1\n").unwrap();
+    std::fs::write(dir.path().join("cfg/daemons"), "isisd=yes\n").unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn containerlab_container_nodes_merge_every_setting_like_containerlab() {
+    let text = "\
+name: frr
+mgmt: {network: frr-mgmt, ipv4-subnet: 172.20.30.0/24}
+topology:
+  defaults:
+    env: {TZ: UTC, LEVEL: 1}
+    labels: {team: net}
+  kinds:
+    linux:
+      image: quay.io/frrouting/frr:10.2.1
+      binds: [cfg/daemons:/etc/frr/daemons:ro]
+      cmd: sleep infinity
+  groups:
+    edge: {user: frr, env: {LEVEL: 2}}
+  nodes:
+    r1:
+      kind: linux
+      group: edge
+      startup-config: cfg/r1.conf
+      mgmt-ipv4: 172.20.30.11
+      restart-policy: always
+      entrypoint: /sbin/tini --
+      exec: [ip addr add 10.0.0.1/32 dev lo]
+    r2: {kind: linux, image: localhost/ovswire/frr:latest, labels: {team: core}}
+    h1: {}
+  links:
+    - endpoints: [r1:eth1, r2:eth1]
+    - endpoints: [r2:eth2, h1:eth1]
+";
+    let (dir, file) = lab_dir("frr.clab.yml", text);
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    let spec = load(&file).unwrap();
+    assert_eq!(spec.mgmt.network.as_deref(), Some("frr-mgmt"));
+    assert_eq!(
+        spec.mgmt.ipv4_subnet.map(|c| c.to_string()).as_deref(),
+        Some("172.20.30.0/24")
+    );
+    let r1 = &spec.nodes["r1"];
+    assert_eq!(r1.image.as_deref(), Some("quay.io/frrouting/frr:10.2.1"));
+    assert_eq!(r1.kind(), "linux");
+    assert_eq!(r1.cmd.as_deref(), Some("sleep infinity"));
+    assert_eq!(r1.entrypoint.as_deref(), Some("/sbin/tini --"));
+    assert_eq!(r1.user.as_deref(), Some("frr"));
+    assert_eq!(r1.env["TZ"], "UTC");
+    assert_eq!(
+        r1.env["LEVEL"], "2",
+        "the group's value wins over the defaults'"
+    );
+    assert_eq!(r1.labels["team"], "net");
+    assert_eq!(r1.binds.len(), 1);
+    assert_eq!(r1.binds[0].host, base.join("cfg/daemons"));
+    assert_eq!(r1.binds[0].container, "/etc/frr/daemons");
+    assert_eq!(
+        r1.startup_config.as_deref(),
+        Some(base.join("cfg/r1.conf").as_path())
+    );
+    assert_eq!(r1.mgmt_ipv4, Some("172.20.30.11".parse().unwrap()));
+    assert_eq!(r1.restart_policy.as_deref(), Some("always"));
+    assert_eq!(r1.exec, ["ip addr add 10.0.0.1/32 dev lo"]);
+    assert_eq!(r1.line, Some(16), "the node's first line");
+    let r2 = &spec.nodes["r2"];
+    assert_eq!(r2.image.as_deref(), Some("localhost/ovswire/frr:latest"));
+    assert_eq!(r2.labels["team"], "core");
+    // h1 has no kind and no defaults' kind: containerlab would refuse it; here it is a bare
+    // namespace, since no level gives it an image.
+    assert!(!spec.nodes["h1"].is_container());
+    assert_eq!(
+        spec.nodes_in_file_order()
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["r1", "r2", "h1"]
+    );
+}
+
+#[test]
+fn native_nodes_take_container_settings_and_mgmt() {
+    let text = "\
+lab: nat
+mgmt: {ipv4-subnet: 172.20.40.0/24}
+nodes:
+  r1:
+    image: localhost/ovswire/frr:latest
+    startup-config: cfg/r1.conf
+    binds: [cfg/daemons:/etc/frr/daemons]
+    mgmt-ipv4: 172.20.40.5
+  r2: {exec: [true]}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+";
+    let (_dir, file) = lab_dir("nat.yaml", text);
+    let spec = load(&file).unwrap();
+    assert!(spec.has_containers());
+    assert!(spec.nodes["r1"].is_container() && !spec.nodes["r2"].is_container());
+    let (_dir, file) = lab_dir("bad.yaml", &text.replace("binds:", "bindz:"));
+    let (m, line) = (
+        load(&file).unwrap_err().to_string(),
+        load(&file).unwrap_err().line(),
+    );
+    assert!(m.contains("unknown field `bindz`"), "{m}");
+    assert_eq!(line, Some(7));
+}
+
+#[test]
+fn bad_container_settings_fail_with_the_node_and_its_line() {
+    let base = "\
+name: bad
+topology:
+  nodes:
+    r1:
+      kind: linux
+      image: localhost/ovswire/busybox:latest
+      SETTING
+    r2:
+      kind: linux
+      image: localhost/ovswire/busybox:latest
+      mgmt-ipv4: 172.20.20.12
+  links:
+    - endpoints: [r1:eth1, r2:eth1]
+";
+    let cases = [
+        ("kind: switchy", "unknown kind \"switchy\"", 5),
+        ("startup-config: cfg/missing.conf", "startup-config", 5),
+        ("binds: [nowhere:/etc/x]", "does not exist", 5),
+        ("mgmt-ipv4: 10.9.9.9", "mgmt-ipv4 10.9.9.9 is outside", 5),
+        ("mgmt-ipv4: 172.20.20.12", "taken by node r1 too", 9),
+        ("mgmt-ipv4: 172.20.20.1", "is the gateway", 5),
+        ("mgmt-ipv4: 300.1.1.1", "not an IPv4 address", 5),
+        (
+            "restart-policy: sometimes",
+            "restart-policy \"sometimes\"",
+            5,
+        ),
+    ];
+    for (setting, expected, line) in cases {
+        let text = base
+            .replace("SETTING", setting)
+            .replace("kind: linux\n      kind", "kind");
+        let text = if setting.starts_with("kind:") {
+            text.replacen("      kind: linux\n", "", 1)
+        } else {
+            text
+        };
+        let (_dir, file) = lab_dir("bad.clab.yml", &text);
+        let e = load(&file).expect_err(setting);
+        let m = e.to_string();
+        assert!(m.contains(expected), "{setting}: {m}");
+        assert!(m.contains("node r"), "{setting}: names the node: {m}");
+        assert_eq!(e.line(), Some(line), "{setting}: {m}");
+    }
+    // eth0 is a container node's management interface.
+    let (_dir, file) = lab_dir(
+        "eth0.clab.yml",
+        &base
+            .replace("      SETTING\n", "")
+            .replace("[r1:eth1, r2:eth1]", "[r1:eth0, r2:eth1]"),
+    );
+    let m = load(&file).unwrap_err().to_string();
+    assert!(m.contains("management interface"), "{m}");
+    // A namespace node cannot take container settings.
+    let (_dir, file) = lab_dir(
+        "ns.yaml",
+        "lab: ns\nnodes:\n  r1: {startup-config: cfg/r1.conf}\n",
+    );
+    let m = load(&file).unwrap_err().to_string();
+    assert!(m.contains("has startup-config but no image"), "{m}");
 }
