@@ -2,6 +2,7 @@
 //! graphs of a topology, and the topology file formats it reads (ovswire's own, containerlab's
 //! `.clab.yml` and k8s-topo's).
 
+pub mod engine;
 pub mod file;
 pub mod graph;
 pub mod kinds;

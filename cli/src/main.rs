@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ovswire_cli::engine::Runtime;
 use ovswire_cli::graph::{self, DrawnState};
 use ovswire_cli::spec::LabSpec;
 use ovswire_cli::wires::{self, Target, Wires};
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Local labs: one network namespace per node, wired through Open vSwitch (run as root).
+    /// Local labs: container nodes (a node with an image) and bare network namespaces (a node
+    /// without one), wired through Open vSwitch (run as root).
     #[command(subcommand)]
     Lab(LabCommand),
     /// List links and their state.
@@ -84,8 +86,12 @@ enum LabCommand {
         /// machine runs one.
         #[arg(long)]
         own_ovs: bool,
+        /// The container engine for container nodes (default: the lab's, else the first whose
+        /// socket answers: /var/run/docker.sock, /run/podman/podman.sock).
+        #[arg(long, value_enum)]
+        runtime: Option<Runtime>,
     },
-    /// Remove a lab: its nodes, wires, agent and bridge.
+    /// Remove a lab: its containers, namespaces, management network, wires, agent and bridge.
     Down {
         /// The lab's name or its topology file.
         lab: String,
@@ -97,6 +103,43 @@ enum LabCommand {
         /// One JSON object per link, one per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Show a lab's nodes: kind, image, container or namespace, state, management address,
+    /// interfaces.
+    Inspect {
+        /// The lab (default: the only lab that is up).
+        lab: Option<String>,
+        /// One JSON object per node, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a node (a container, or a namespace node), e.g.
+    /// `ovswire lab exec r1 -- vtysh -c 'show isis neighbor'`.
+    Exec {
+        /// The node.
+        node: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        /// The lab (default: the only lab that is up).
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Save the running configuration of the lab's routers (FRR nodes: `vtysh -c write`
+    /// inside, and a copy per node in a directory).
+    Save {
+        /// The lab (default: the only lab that is up).
+        lab: Option<String>,
+        /// Where the copies go (default: `<lab>-configs` next to the topology file).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Follow the container engine's events for a lab and rewire restarted containers (`lab
+    /// up` starts it; it ends with the lab).
+    #[command(hide = true)]
+    Supervise {
+        /// The lab.
+        lab: String,
     },
 }
 
@@ -225,6 +268,23 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Lab(LabCommand::Supervise { lab }) = &cli.command {
+        // The supervisor is a long-lived background process: one worker thread is plenty.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build();
+        return match rt
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(lab::supervise::run(lab)))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ovswire: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -237,7 +297,7 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ovswire: {e:#}");
             ExitCode::FAILURE
@@ -247,18 +307,22 @@ fn main() -> ExitCode {
 
 fn need_root() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("local labs need root (network namespaces, Open vSwitch): run it with sudo");
+        bail!(
+            "local labs need root (network namespaces, Open vSwitch, the container engine): run \
+             it as root, e.g. with sudo"
+        );
     }
     Ok(())
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Lab(LabCommand::Up {
             file,
             ovsdb,
             ovs_rundir,
             own_ovs,
+            runtime,
         }) => {
             need_root()?;
             let spec = file::load(&file)?;
@@ -267,9 +331,71 @@ async fn run(command: Command) -> Result<()> {
                 _ if own_ovs => ovs::OvsChoice::Own,
                 _ => ovs::OvsChoice::Auto,
             };
-            let links = lab::up(&spec, &file, &choice).await?;
-            print!("{}", wires::table(&links));
+            let opts = lab::UpOptions {
+                ovs: choice,
+                runtime,
+            };
+            let summary = lab::up(&spec, &file, &opts).await?;
+            print!("{}", wires::table(&summary.links));
+            if !summary.settled {
+                eprintln!(
+                    "ovswire: lab {} is up, but not every link is as the file asks (see above); \
+                     `ovswire lab up {}` again repairs what it can",
+                    spec.name,
+                    file.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
+        Command::Lab(LabCommand::Inspect { lab: which, json }) => {
+            let name = lab::the_lab(which.as_deref())?;
+            let views = lab::inspect::inspect(&name).await?;
+            if json {
+                for v in &views {
+                    println!("{}", serde_json::to_string(v)?);
+                }
+            } else {
+                print!("{}", lab::inspect::table(&views));
+            }
+        }
+        Command::Lab(LabCommand::Exec {
+            node,
+            command,
+            lab: which,
+        }) => {
+            need_root()?;
+            let name = lab::the_lab(which.as_deref())?;
+            let code = lab::inspect::exec(&name, &node, &command).await?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        Command::Lab(LabCommand::Save { lab: which, output }) => {
+            need_root()?;
+            let name = lab::the_lab(which.as_deref())?;
+            let st = lab::state(&name)?;
+            let out = output.unwrap_or_else(|| {
+                st.file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(format!("{name}-configs"))
+            });
+            let saved = lab::inspect::save(&name, &out).await?;
+            let mut any = false;
+            for (node, s) in &saved {
+                match s {
+                    lab::inspect::Saved::To(p) => {
+                        any = true;
+                        println!("{node}: saved to {}", p.display());
+                    }
+                    lab::inspect::Saved::Nothing(why) => {
+                        println!("{node}: nothing to save ({why})")
+                    }
+                }
+            }
+            if !any {
+                eprintln!("lab {name}: nothing to save: no node runs FRR");
+            }
+        }
+        Command::Lab(LabCommand::Supervise { lab }) => lab::supervise::run(&lab).await?,
         Command::Lab(LabCommand::Down { lab: which }) => {
             need_root()?;
             let name = if Path::new(&which).is_file() {
@@ -288,9 +414,8 @@ async fn run(command: Command) -> Result<()> {
                 eprintln!("no lab is up; `ovswire lab up FILE` brings one up");
             }
             for name in names {
-                let state = lab::LabState::load(&name)?
-                    .with_context(|| format!("no lab named {name} is up"))?;
-                let links = Wires::connect(&Target::Socket(state.wires_socket()))
+                let state = lab::state(&name)?;
+                let links = Wires::connect(&state.agent_target()?)
                     .await?
                     .links(&name)
                     .await?;
@@ -401,7 +526,7 @@ async fn run(command: Command) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Link states of the lab when it is up here, by link name.

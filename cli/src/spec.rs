@@ -200,7 +200,7 @@ impl fmt::Display for Cidr {
 }
 
 /// An IPv4 subnet's numbers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Net {
     base: u32,
     prefix: u8,

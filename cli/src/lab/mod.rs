@@ -1,20 +1,35 @@
-//! Local labs: one network namespace per node on this machine, wired by a lab's own agent
-//! through the real `ovswire-cni` plugin, on the machine's Open vSwitch or one ovswire starts.
+//! Local labs on this machine: nodes that are containers (a node with an image, run by the
+//! container engine through its API) or bare network namespaces (a node without one), wired by
+//! a lab's own agent through the real `ovswire-cni` plugin, on the machine's Open vSwitch or one
+//! ovswire starts; container nodes also get a management network.
 //!
 //! Everything a lab makes is recorded in `/run/ovswire/labs/<lab>/lab.json` as it is made, so
-//! `down` removes exactly that (and nothing else), even after an `up` that failed midway.
+//! `down` removes exactly that (and nothing else), even after an `up` that failed midway. `up`
+//! is level-triggered: on a lab that is up, it repairs what drifted (a node gone, an interface
+//! missing or taken over, a container restarted) and converges to the file. A supervisor
+//! process rewires container nodes that the engine restarts.
+
+mod agent;
+pub mod inspect;
+mod mgmt;
+mod nodes;
+pub mod supervise;
+mod wiring;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use futures::stream::{self, StreamExt};
-use ovswire_cni::Invocation;
-use ovswire_cni::spec::{Command, K8S_POD_NAME, K8S_POD_NAMESPACE};
-use ovswire_netns::link;
+use nix::fcntl::{Flock, FlockArg};
+use ovswire_proto::v1::Link;
 use serde::{Deserialize, Serialize};
 
+pub use mgmt::MgmtRecord;
+pub use nodes::{ContainerRecord, NodeRecord, node_object_name};
+
+use crate::engine::{Engine, EngineSite, Runtime};
 use crate::ovs::{self, OvsChoice, OvsSite};
 use crate::paths::state_dir;
 use crate::process;
@@ -27,8 +42,8 @@ fn labs_dir() -> PathBuf {
 }
 /// How long `down` waits for ovs-vswitchd to remove the lab's bridge.
 const BRIDGE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
-/// CNI calls in flight at once while wiring.
-const CONCURRENCY: usize = 16;
+/// Containers made or started at once.
+const CONTAINER_CONCURRENCY: usize = 8;
 
 /// What a lab has made, saved after every step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,10 +58,41 @@ pub struct LabState {
     pub bridge: String,
     /// The agent's process id, while it runs.
     pub agent_pid: Option<i32>,
-    /// Node name → network namespace name.
-    pub nodes: BTreeMap<String, String>,
-    /// Node interfaces attached through CNI, as `(node, ifname)`.
-    pub attached: BTreeSet<(String, String)>,
+    /// The supervisor's process id, while it runs (labs with container nodes).
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
+    /// The container engine of its container nodes.
+    #[serde(default)]
+    pub engine: Option<EngineSite>,
+    /// Its management network.
+    #[serde(default)]
+    pub mgmt: Option<MgmtRecord>,
+    /// Node name → what was made for it.
+    pub nodes: BTreeMap<String, NodeRecord>,
+    /// Interfaces attached through CNI, `node:ifname` → the plugin's ADD result (a CHECK's
+    /// `prevResult`, as a runtime caches it).
+    #[serde(deserialize_with = "attached_any_version")]
+    pub attached: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reads `attached` as this version writes it, or as a list of `[node, ifname]` pairs as
+/// earlier versions did (without ADD results: their CHECK fails, and they are made anew).
+fn attached_any_version<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, serde_json::Value>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Any {
+        Now(BTreeMap<String, serde_json::Value>),
+        Pairs(Vec<(String, String)>),
+    }
+    Ok(match Any::deserialize(d)? {
+        Any::Now(map) => map,
+        Any::Pairs(pairs) => pairs
+            .into_iter()
+            .map(|(n, i)| (wiring::key(&n, &i), serde_json::Value::Null))
+            .collect(),
+    })
 }
 
 /// A lab's directory.
@@ -68,14 +114,30 @@ pub fn names() -> Vec<String> {
 }
 
 impl LabState {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            bridge: bridge_name(name),
+            ..Self::default()
+        }
+    }
+
     /// Loads the state of lab `name`, if it is up.
     pub fn load(name: &str) -> Result<Option<Self>> {
         let path = dir(name).join("lab.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("{} is damaged; remove the lab by hand", path.display())),
+            Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged (or was written by another version of ovswire); remove the \
+                     lab by hand",
+                    path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(anyhow!(
+                "cannot read {}: labs are root's; run ovswire as root",
+                path.display()
+            )),
             Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
         }
     }
@@ -97,29 +159,78 @@ impl LabState {
     fn cni_socket(&self) -> PathBuf {
         dir(&self.name).join("cni.sock")
     }
+
+    /// The agent's log.
+    pub fn agent_log(&self) -> PathBuf {
+        dir(&self.name).join("agent.log")
+    }
+
+    /// Whether the lab's agent runs.
+    pub fn agent_running(&self) -> bool {
+        self.agent_pid.is_some_and(process::alive)
+    }
+
+    /// The Wires target of the lab's agent, or an error saying that it does not run and how to
+    /// bring it back.
+    pub fn agent_target(&self) -> Result<Target> {
+        if !self.agent_running() {
+            bail!(
+                "the agent of lab {} is not running{}; `ovswire lab up {}` starts it again and \
+                 repairs the lab (its last log lines are in {})",
+                self.name,
+                self.agent_pid
+                    .map(|p| format!(" (it was pid {p})"))
+                    .unwrap_or_default(),
+                self.file.display(),
+                self.agent_log().display()
+            );
+        }
+        Ok(Target::Socket(self.wires_socket()))
+    }
+
+    /// The engine of its container nodes, connected.
+    pub async fn engine(&self) -> Result<Option<Engine>> {
+        match &self.engine {
+            Some(site) => Engine::attach(site).await.map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
-/// The Wires target of lab `name`, or of the only lab when `name` is `None`.
-pub fn target(name: Option<&str>) -> Result<Target> {
-    let name = match name {
-        Some(n) => n.to_owned(),
+/// Lab `name`'s state, or an error naming the labs that are up.
+pub fn state(name: &str) -> Result<LabState> {
+    LabState::load(name)?.ok_or_else(|| {
+        let up = names();
+        anyhow!(
+            "no lab named {name} is up{}",
+            if up.is_empty() {
+                "; `ovswire lab up FILE` brings one up".to_owned()
+            } else {
+                format!(" (up: {})", up.join(", "))
+            }
+        )
+    })
+}
+
+/// The name of lab `name`, or of the only lab that is up when it is `None`.
+pub fn the_lab(name: Option<&str>) -> Result<String> {
+    match name {
+        Some(n) => Ok(n.to_owned()),
         None => match names().as_slice() {
-            [one] => one.clone(),
-            [] => return Ok(Target::Socket(PathBuf::from(wires::NODE_SOCKET))),
-            many => bail!(
-                "several labs are up ({}); name one with --lab",
-                many.join(", ")
-            ),
+            [one] => Ok(one.clone()),
+            [] => bail!("no lab is up; `ovswire lab up FILE` brings one up"),
+            many => bail!("several labs are up ({}); name one", many.join(", ")),
         },
-    };
-    LabState::load(&name)?
-        .map(|s| Target::Socket(s.wires_socket()))
-        .ok_or_else(|| anyhow!("no lab named {name} is up; `ovswire lab status` lists the labs"))
+    }
 }
 
-/// The network namespace of node `node` in lab `lab`.
-pub fn netns_name(lab: &str, node: &str) -> String {
-    format!("{lab}-{node}")
+/// The Wires target of lab `name`, or of the only lab when `name` is `None` (a cluster node's
+/// agent when no lab is up).
+pub fn target(name: Option<&str>) -> Result<Target> {
+    if name.is_none() && names().is_empty() {
+        return Ok(Target::Socket(PathBuf::from(wires::NODE_SOCKET)));
+    }
+    state(&the_lab(name).map_err(|e| anyhow!("{e}; name one with --lab"))?)?.agent_target()
 }
 
 /// The bridge of lab `lab`: `ow-<lab>` when that fits a device name, else a hash.
@@ -132,30 +243,9 @@ pub fn bridge_name(lab: &str) -> String {
     }
 }
 
-fn container_id(lab: &str, node: &str) -> String {
-    format!("ovswire-lab-{lab}-{node}")
-}
-
-/// Where a binary of this installation is: next to `ovswire`, else on `PATH`.
-fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("find the running executable")?;
-    if let Some(dir) = exe.parent()
-        && dir.join(name).is_file()
-    {
-        return Ok(dir.join(name));
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow!(
-                "{name} is not installed next to {} nor on PATH; build the workspace \
-                 (`cargo build --release`) or install it",
-                exe.display()
-            )
-        })
+/// The network namespace of namespace node `node` in lab `lab`.
+pub fn netns_name(lab: &str, node: &str) -> String {
+    node_object_name(lab, node)
 }
 
 /// Prints a progress line for lab `lab` on stderr.
@@ -163,23 +253,67 @@ fn say(lab: &str, msg: &str) {
     eprintln!("lab {lab}: {msg}");
 }
 
-/// Brings lab `spec` up (read from `file`), or converges a lab that is up to it.
-pub async fn up(
-    spec: &LabSpec,
-    file: &Path,
-    choice: &OvsChoice,
-) -> Result<Vec<ovswire_proto::v1::Link>> {
+/// Holds lab `name` for this process: `up`, `down` and the supervisor's repairs never run
+/// at once on one lab.
+fn lock(name: &str) -> Result<Flock<File>> {
+    let dir = labs_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let path = dir.join(format!(".{name}.lock"));
+    let file = File::create(&path).with_context(|| format!("open {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))
+}
+
+/// How `up` runs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The Open vSwitch to use.
+    pub ovs: OvsChoice,
+    /// The container engine to use (default: the lab's, else the first that answers).
+    pub runtime: Option<Runtime>,
+}
+
+/// What `up` left.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Every link with its state.
+    pub links: Vec<Link>,
+    /// The one-line account of it.
+    pub line: String,
+    /// Whether every link is as the file asks.
+    pub settled: bool,
+}
+
+/// Brings lab `spec` up (read from `file`), or converges a lab that is up to it, repairing what
+/// drifted.
+pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary> {
     let name = spec.name.as_str();
     let started = Instant::now();
-    let mut st = LabState::load(name)?.unwrap_or_else(|| LabState {
-        name: name.to_owned(),
-        bridge: bridge_name(name),
-        ..LabState::default()
-    });
+    let _lock = tokio::task::block_in_place(|| lock(name))?;
+    let mut st = LabState::load(name)?.unwrap_or_else(|| LabState::new(name));
+
+    // What can be checked is checked before anything is made.
+    let plugin = agent::binary("ovswire-cni")?;
+    agent::binary("ovswire-agent")?;
+    let engine = if spec.has_containers() || !nodes::container_nodes(&st).is_empty() {
+        let engine = match (&st.engine, opts.runtime) {
+            (Some(site), r) if r.is_none_or(|r| r == site.runtime) => Engine::attach(site).await?,
+            (_, r) => Engine::connect(r).await?,
+        };
+        Some(engine)
+    } else {
+        None
+    };
+    let prepared = match &engine {
+        Some(e) if spec.has_containers() => Some(nodes::prepare(e, spec, file, &st).await?),
+        _ => None,
+    };
     st.file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    st.engine = engine.as_ref().map(|e| e.site().clone());
     st.save()?;
 
-    // Open vSwitch.
+    // Open vSwitch, and the agent (restarted when the topology changed: it adopts the wiring
+    // it left).
     let ovs = match &st.ovs {
         Some(o)
             if o.db
@@ -188,209 +322,221 @@ pub async fn up(
         {
             o.clone()
         }
-        _ => tokio::task::block_in_place(|| ovs::choose(choice, &|m| say(name, m)))?,
+        _ => tokio::task::block_in_place(|| ovs::choose(&opts.ovs, &|m| say(name, m)))?,
     };
     st.ovs = Some(ovs.clone());
     st.save()?;
-
-    // The agent, restarted when the topology changed (it adopts the wiring it left).
     let topology = crate::file::agent_topology(spec);
     let topo_path = dir(name).join("topology.yaml");
     let changed = std::fs::read_to_string(&topo_path).ok().as_deref() != Some(topology.as_str());
-    let running = st.agent_pid.is_some_and(process::alive);
-    if running && changed {
+    if st.agent_running() && changed {
         say(name, "topology changed; restarting the lab's agent");
-        stop_agent(&mut st)?;
+        agent::stop_agent(&mut st)?;
     }
     std::fs::write(&topo_path, &topology)
         .with_context(|| format!("write {}", topo_path.display()))?;
-    if !st.agent_pid.is_some_and(process::alive) {
-        start_agent(&mut st, &ovs, &topo_path).await?;
+    if !st.agent_running() {
+        if st.agent_pid.is_some() {
+            say(name, "the lab's agent was not running; starting it again");
+        }
+        agent::start_agent(&mut st, &ovs, &topo_path).await?;
     }
 
-    // Nodes: namespaces for new ones, gone ones removed with their interfaces.
-    let mut created = Vec::new();
-    for node in spec.nodes.keys() {
-        if st.nodes.contains_key(node) && ovswire_netns::exists(&st.nodes[node]) {
-            continue;
-        }
-        let ns = netns_name(name, node);
-        if ovswire_netns::exists(&ns) {
-            bail!(
-                "network namespace {ns} exists and is not part of lab {name}; remove it \
-                 (`ip netns del {ns}`) or rename node {node}"
-            );
-        }
-        let _ = ovswire_netns::delete(&ns); // an unmounted leftover file
-        ovswire_netns::create(&ns)
-            .with_context(|| format!("create the namespace of node {node}"))?;
-        st.nodes.insert(node.clone(), ns);
-        st.save()?;
-        created.push(node.clone());
-    }
-    if !created.is_empty() {
-        say(name, &format!("created {} node namespaces", created.len()));
-    }
-    let plugin = binary("ovswire-cni")?;
-    let wanted: BTreeSet<(String, String)> = spec
-        .links
-        .iter()
-        .flat_map(|l| [&l.a, &l.b])
-        .map(|e| (e.node.clone(), e.ifname.clone()))
-        .collect();
-    let stale: Vec<_> = st.attached.difference(&wanted).cloned().collect();
-    for (node, ifname) in &stale {
-        if let Some(ns) = st.nodes.get(node) {
-            cni(&plugin, &st, Command::Del, node, ns, ifname).await?;
-        }
-        st.attached.remove(&(node.clone(), ifname.clone()));
-        st.save()?;
-    }
-    let gone: Vec<_> = st
+    // Nodes gone from the file go, with their interfaces.
+    let wanted_ifaces = wiring::wanted(spec);
+    let removed = wiring::remove_unwanted(&mut st, &wanted_ifaces, &plugin).await?;
+    let gone: Vec<String> = st
         .nodes
         .keys()
         .filter(|n| !spec.nodes.contains_key(*n))
         .cloned()
         .collect();
-    for node in gone {
-        remove_namespace(&st.nodes[&node])?;
-        st.nodes.remove(&node);
+    for node in &gone {
+        nodes::remove(engine.as_ref(), node, &st.nodes[node]).await?;
+        st.nodes.remove(node);
         st.save()?;
     }
-    if !stale.is_empty() {
+    if removed > 0 || !gone.is_empty() {
         say(
             name,
-            &format!("removed {} interfaces no longer in the file", stale.len()),
+            &format!(
+                "removed {} nodes and {removed} interfaces no longer in the file",
+                gone.len()
+            ),
         );
     }
 
-    // Interfaces, through the real CNI plugin, many at once.
-    let todo: Vec<_> = wanted
-        .iter()
-        .filter(|k| !st.attached.contains(*k))
-        .cloned()
-        .collect();
-    if !todo.is_empty() {
-        say(name, &format!("wiring {} interfaces", todo.len()));
-        let total = todo.len();
-        let mut results = stream::iter(todo.into_iter().map(|(node, ifname)| {
-            let (plugin, st) = (&plugin, &st);
-            async move {
-                let r = cni(plugin, st, Command::Add, &node, &st.nodes[&node], &ifname).await;
-                (node, ifname, r)
+    // Nodes: namespaces made (or made again, when deleted by hand), containers made or started.
+    // `renew`: nodes in a namespace their interfaces were not wired into.
+    let mut renew = BTreeSet::new();
+    let mut fresh = BTreeSet::new();
+    for (node, n) in spec.nodes_in_file_order() {
+        if !n.is_container() {
+            if matches!(st.nodes.get(node), Some(NodeRecord::Container(_))) {
+                nodes::remove(engine.as_ref(), node, &st.nodes[node]).await?;
+                st.nodes.remove(node);
             }
-        }))
-        .buffer_unordered(CONCURRENCY);
-        let mut done = Vec::new();
-        let mut failed = None;
-        let mut last = Instant::now();
-        while let Some((node, ifname, r)) = results.next().await {
-            match r {
-                Ok(()) => done.push((node, ifname)),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
+            if nodes::ensure_namespace(&mut st, node)? {
+                renew.insert(node.clone());
+                fresh.insert(node.clone());
             }
-            if last.elapsed() > Duration::from_secs(1) {
-                say(name, &format!("{}/{total} interfaces attached", done.len()));
-                last = Instant::now();
-            }
-        }
-        drop(results);
-        st.attached.extend(done);
-        st.save()?;
-        if let Some(e) = failed {
-            return Err(e.context(format!(
-                "wiring lab {name} failed; `ovswire lab down {name}` removes what was made"
-            )));
         }
     }
-
-    // Addresses from the file.
-    for l in &spec.links {
-        for e in [&l.a, &l.b] {
-            if e.addrs.is_empty() {
+    let namespaces = fresh.len();
+    if namespaces > 0 {
+        say(name, &format!("made {namespaces} node namespaces"));
+    }
+    if let (Some(engine), Some((mgmt, wanted))) = (&engine, &prepared) {
+        mgmt::ensure(engine, mgmt, &mut st).await?;
+        for node in wanted.keys() {
+            if let Some(NodeRecord::Namespace(ns)) = st.nodes.get(node) {
+                nodes::remove(Some(engine), node, &NodeRecord::Namespace(ns.clone())).await?;
+                st.nodes.remove(node);
+            }
+        }
+        say(
+            name,
+            &format!(
+                "starting {} containers on network {} ({})",
+                wanted.len(),
+                mgmt.network,
+                mgmt.subnet.cidr()
+            ),
+        );
+        let started_now = start_containers(engine, &mut st, spec, wanted).await?;
+        for node in wanted.keys() {
+            let Some(NodeRecord::Container(c)) = st.nodes.get(node).cloned() else {
                 continue;
-            }
-            let (ifname, addrs) = (e.ifname.clone(), e.addrs.clone());
-            let ns = ovswire_netns::path(&st.nodes[&e.node]);
-            tokio::task::block_in_place(|| {
-                ovswire_netns::block_on(&ns, |h| async move {
-                    for a in addrs {
-                        match link::add_address(&h, &ifname, a.addr, a.prefix).await {
-                            // Already there from an earlier `up`.
-                            Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST as i32) => {}
-                            other => other?,
-                        }
-                    }
-                    Ok::<_, ovswire_netns::Error>(())
-                })
-            })
-            .and_then(|added| added)
-            .with_context(|| format!("configure the addresses of {e}"))?;
-        }
-    }
-
-    let links = wait_settled(&st, spec.links.len()).await?;
-
-    // Commands of nodes made in this run, once their wires are up.
-    for node in &created {
-        for cmd in &spec.nodes[node].exec {
-            let log = dir(name).join(format!("{node}.log"));
-            let status = tokio::task::block_in_place(|| sh(&st.nodes[node], cmd, &log))?;
-            if !status.success() {
-                say(
-                    name,
-                    &format!(
-                        "warning: `{cmd}` on {node} failed ({status}); see {}",
-                        log.display()
-                    ),
+            };
+            let netns = nodes::running_netns(engine, node, &c.id).await?;
+            if c.netns.as_ref() != Some(&netns) {
+                renew.insert(node.clone());
+                st.nodes.insert(
+                    node.clone(),
+                    NodeRecord::Container(ContainerRecord {
+                        netns: Some(netns),
+                        ..c
+                    }),
                 );
             }
         }
+        st.save()?;
+        fresh.extend(started_now);
     }
-    say(
-        name,
-        &format!(
-            "{} nodes, {} links up in {:.1} s",
+
+    // Interfaces, then their addresses.
+    let wired = wiring::converge(&mut st, spec, &plugin, &renew, None).await?;
+    wiring::addresses(&st, spec, &wired)?;
+    let summary = wait_settled(&st, spec, engine.as_ref()).await?;
+
+    // Commands of nodes whose workload started in this run, once their wires are up.
+    for node in spec.nodes_in_file_order().iter().map(|(n, _)| *n) {
+        if fresh.contains(node) {
+            run_exec(&st, spec, engine.as_ref(), node).await?;
+        }
+    }
+    if engine.is_some() && !nodes::container_nodes(&st).is_empty() {
+        agent::start_supervisor(&mut st)?;
+    }
+    let summary = Summary {
+        line: format!(
+            "{} nodes, {} in {:.1} s",
             spec.nodes.len(),
-            links.len(),
+            summary.line,
             started.elapsed().as_secs_f64()
         ),
-    );
-    Ok(links)
+        ..summary
+    };
+    say(name, &summary.line);
+    Ok(summary)
 }
 
-/// Removes a node's namespace with every process still in it (the commands the lab started),
-/// so that the namespace really goes away.
-fn remove_namespace(ns: &str) -> Result<()> {
-    ovswire_netns::kill_processes(ns)
-        .and_then(|_| ovswire_netns::delete(ns))
-        .with_context(|| format!("remove network namespace {ns}"))
+/// Makes and starts the lab's containers, several at once; the nodes whose workload started.
+async fn start_containers(
+    engine: &Engine,
+    st: &mut LabState,
+    spec: &LabSpec,
+    wanted: &BTreeMap<String, nodes::Wanted>,
+) -> Result<BTreeSet<String>> {
+    use futures::stream::{self, StreamExt};
+    let total = wanted.len();
+    let mut fresh = BTreeSet::new();
+    let view: &LabState = st;
+    let mut tasks = stream::iter(wanted.iter().map(|(node, w)| async move {
+        (
+            node,
+            nodes::ensure_container(engine, view, spec, node, w).await,
+        )
+    }))
+    .buffer_unordered(CONTAINER_CONCURRENCY);
+    let mut made = Vec::new();
+    let mut failed = None;
+    let mut last = Instant::now();
+    while let Some((node, r)) = tasks.next().await {
+        match r {
+            Ok((record, started)) => {
+                if started {
+                    fresh.insert(node.clone());
+                }
+                made.push((node.clone(), record));
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+        if last.elapsed() > Duration::from_secs(1) {
+            say(
+                &view.name,
+                &format!("{}/{total} containers running", made.len()),
+            );
+            last = Instant::now();
+        }
+    }
+    drop(tasks);
+    for (node, record) in made {
+        st.nodes.insert(node, NodeRecord::Container(record));
+    }
+    st.save()?;
+    match failed {
+        Some(e) => Err(e.context(format!(
+            "starting the containers of lab {} failed; `ovswire lab down {}` removes what was \
+             made",
+            st.name, st.name
+        ))),
+        None => Ok(fresh),
+    }
 }
 
-/// Runs `sh -c command` inside namespace `ns`, its output appended to `log`, and waits for it;
-/// the command's exit status.
-fn sh(ns: &str, command: &str, log: &Path) -> Result<std::process::ExitStatus> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("open {}", log.display()))?;
-    let err = out.try_clone()?;
-    ovswire_netns::run(&ovswire_netns::path(ns), || {
-        std::process::Command::new("sh")
-            .args(["-c", command])
-            .stdin(std::process::Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-    })?
-    .with_context(|| format!("run `{command}` in {ns}"))
+/// Runs node `node`'s `exec` commands, in order; a failing command is reported, not fatal.
+async fn run_exec(
+    st: &LabState,
+    spec: &LabSpec,
+    engine: Option<&Engine>,
+    node: &str,
+) -> Result<()> {
+    let Some(record) = st.nodes.get(node) else {
+        return Ok(());
+    };
+    let log = dir(&st.name).join(format!("{node}.log"));
+    for cmd in &spec.nodes[node].exec {
+        let (ok, how) = nodes::sh(engine, record, cmd, &log).await?;
+        if !ok {
+            say(
+                &st.name,
+                &format!(
+                    "warning: `{cmd}` on {node} failed ({how}); see {}",
+                    log.display()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
-/// Waits until every link of the lab is as its admin state asks.
-async fn wait_settled(st: &LabState, expected: usize) -> Result<Vec<ovswire_proto::v1::Link>> {
+/// Waits until every link of the lab is as its admin state asks, failing early when a container
+/// node stops; the links and an honest account of them.
+async fn wait_settled(st: &LabState, spec: &LabSpec, engine: Option<&Engine>) -> Result<Summary> {
+    let expected = spec.links.len();
     let wires = Wires::connect(&Target::Socket(st.wires_socket())).await?;
     let timeout = Duration::from_secs(60) + Duration::from_millis(20) * expected as u32;
     let deadline = Instant::now() + timeout;
@@ -399,171 +545,124 @@ async fn wait_settled(st: &LabState, expected: usize) -> Result<Vec<ovswire_prot
         let links = wires.links(&st.name).await?;
         let settled = links.iter().filter(|l| wires::settled(l)).count();
         if links.len() >= expected && settled == links.len() {
-            return Ok(links);
-        }
-        if Instant::now() > deadline {
-            let stuck: Vec<_> = links
-                .iter()
-                .filter(|l| !wires::settled(l))
-                .take(5)
-                .map(|l| {
-                    format!(
-                        "{} ({}: {})",
-                        wires::link_name(l),
-                        wires::state_word(l),
-                        l.reason
-                    )
-                })
-                .collect();
-            bail!(
-                "{settled} of {expected} links settled after {} s; still waiting: {}; the \
-                 agent's log is {}",
-                timeout.as_secs(),
-                stuck.join(", "),
-                dir(&st.name).join("agent.log").display()
-            );
+            return Ok(account(links, true));
         }
         if last.elapsed() > Duration::from_secs(1) {
             say(&st.name, &format!("{settled}/{expected} links up"));
             last = Instant::now();
+            if let Some(engine) = engine {
+                for (node, record) in &st.nodes {
+                    if let Some(c) = record.container() {
+                        nodes::running_netns(engine, node, &c.id).await?;
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let mut summary = account(links, false);
+            summary.line = format!(
+                "{} after {} s; the agent's log is {}",
+                summary.line,
+                timeout.as_secs(),
+                st.agent_log().display()
+            );
+            return Ok(summary);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn start_agent(st: &mut LabState, ovs: &OvsSite, topology: &Path) -> Result<()> {
-    let agent = binary("ovswire-agent")?;
-    let d = dir(&st.name);
-    let log_path = d.join("agent.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("open {}", log_path.display()))?;
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
-    let dpid = ovswire_core::naming::datapath_id(&format!("{host}/{}", st.name));
-    let mut cmd = std::process::Command::new(&agent);
-    cmd.arg(format!("--ovsdb={}", ovs.db))
-        .arg(format!("--ovs-rundir={}", ovs.rundir.display()))
-        .arg(format!("--bridge={}", st.bridge))
-        .arg(format!("--datapath-type={}", ovs.datapath))
-        .arg(format!("--datapath-id={dpid:016x}"))
-        .arg(format!("--topology={}", topology.display()))
-        .arg(format!("--cni-socket={}", st.cni_socket().display()))
-        .arg(format!("--wires-socket={}", st.wires_socket().display()))
-        .arg(format!("--node-name={host}"))
-        // Its log is for people: errors without Rust backtraces.
-        .env("RUST_LIB_BACKTRACE", "0")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // Its own process group: a Ctrl-C at the terminal stops `ovswire`, not the lab's agent.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("start {}", agent.display()))?;
-    st.agent_pid = Some(child.id() as i32);
-    st.save()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let answers = |p: &Path| std::os::unix::net::UnixStream::connect(p).is_ok();
-    while !(answers(&st.cni_socket()) && answers(&st.wires_socket())) {
-        if let Some(status) = child.try_wait()? {
-            st.agent_pid = None;
-            st.save()?;
-            bail!(
-                "the lab's agent exited ({status}); the end of its log ({}):\n{}",
-                log_path.display(),
-                tail(&log_path, 10)
-            );
+/// `8 links: 7 up, 1 down as the file asks (r1:eth1--r2:eth1)` or, when some are not as
+/// asked, which.
+fn account(links: Vec<Link>, settled: bool) -> Summary {
+    let name_all = |ls: &[&Link]| {
+        let names: Vec<String> = ls.iter().take(5).map(|l| wires::link_name(l)).collect();
+        let more = ls.len().saturating_sub(5);
+        if more > 0 {
+            format!("{} and {more} more", names.join(", "))
+        } else {
+            names.join(", ")
         }
-        if Instant::now() > deadline {
-            bail!(
-                "the lab's agent did not serve within 30 s; see {}",
-                log_path.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-fn stop_agent(st: &mut LabState) -> Result<()> {
-    if let Some(pid) = st.agent_pid {
-        process::terminate(pid, "the lab's agent", Duration::from_secs(10))?;
-    }
-    st.agent_pid = None;
-    st.save()
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Runs the CNI plugin once, the way a container runtime does.
-async fn cni(
-    plugin: &Path,
-    st: &LabState,
-    command: Command,
-    node: &str,
-    netns: &str,
-    ifname: &str,
-) -> Result<()> {
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "ovswire",
-        "type": "ovswire-cni",
-        "socket": st.cni_socket(),
-    })
-    .to_string();
-    let invocation = Invocation::new(plugin, command)
-        .container_id(container_id(&st.name, node))
-        .netns(ovswire_netns::path(netns))
-        .ifname(ifname)
-        .args(&[(K8S_POD_NAMESPACE, &st.name), (K8S_POD_NAME, node)])
-        .config(conf);
-    // The plugin process blocks its thread until the agent answers, and many run at once.
-    tokio::task::spawn_blocking(move || invocation.run())
-        .await
-        .context("the thread running the CNI plugin failed")?
-        .with_context(|| format!("CNI {command} of {node}:{ifname}"))?;
-    Ok(())
-}
-
-/// Removes lab `name`: its agent, node namespaces (and every process in them), bridge and
-/// state; and ovswire's own OVS when no other lab uses it.
-pub async fn down(name: &str) -> Result<()> {
-    let Some(mut st) = LabState::load(name)? else {
-        let up = names();
-        bail!(
-            "no lab named {name} is up{}",
-            if up.is_empty() {
-                String::new()
-            } else {
-                format!(" (up: {})", up.join(", "))
-            }
-        );
     };
-    stop_agent(&mut st)?;
-    let nodes = std::mem::take(&mut st.nodes);
-    for (node, ns) in &nodes {
+    let up = links
+        .iter()
+        .filter(|l| wires::state_word(l) == "up")
+        .count();
+    let down: Vec<&Link> = links
+        .iter()
+        .filter(|l| wires::state_word(l) == "down")
+        .collect();
+    let wrong: Vec<&Link> = links.iter().filter(|l| !wires::settled(l)).collect();
+    let mut line = format!("{} links: {up} up", links.len());
+    if !down.is_empty() {
+        line.push_str(&format!(
+            ", {} down as the file asks ({})",
+            down.len(),
+            name_all(&down)
+        ));
+    }
+    if !wrong.is_empty() {
+        let detail: Vec<String> = wrong
+            .iter()
+            .take(5)
+            .map(|l| {
+                format!(
+                    "{} {}: {}",
+                    wires::link_name(l),
+                    wires::state_word(l),
+                    l.reason
+                )
+            })
+            .collect();
+        line.push_str(&format!(
+            ", {} NOT as the file asks ({})",
+            wrong.len(),
+            detail.join("; ")
+        ));
+    }
+    let settled = settled && wrong.is_empty();
+    Summary {
+        links,
+        line,
+        settled,
+    }
+}
+
+/// Removes lab `name`: its supervisor, agent, nodes (containers and namespaces, with every
+/// process in them), management network (when the lab made it), bridge and state; and
+/// ovswire's own OVS when no other lab uses it.
+pub async fn down(name: &str) -> Result<()> {
+    let _lock = tokio::task::block_in_place(|| lock(name))?;
+    let mut st = state(name)?;
+    agent::stop_supervisor(&mut st)?;
+    agent::stop_agent(&mut st)?;
+    let engine = match &st.engine {
+        Some(site) if !nodes::container_nodes(&st).is_empty() || st.mgmt.is_some() => {
+            Some(Engine::attach(site).await.with_context(|| {
+                format!("lab {name} has containers; start the engine and run `lab down` again")
+            })?)
+        }
+        _ => None,
+    };
+    let records = std::mem::take(&mut st.nodes);
+    let count = records.len();
+    for (node, record) in &records {
         // Deleting the pod ends removes the pairs at once; a namespace's own teardown would
         // too, but later, in the background.
-        let ifnames: Vec<String> = st
-            .attached
-            .iter()
-            .filter(|(n, _)| n == node)
-            .map(|(_, i)| i.clone())
-            .collect();
-        if ovswire_netns::exists(ns) {
+        if let NodeRecord::Namespace(ns) = record
+            && ovswire_netns::exists(ns)
+        {
+            let ifnames: Vec<String> = st
+                .attached
+                .keys()
+                .filter_map(|k| k.split_once(':'))
+                .filter(|(n, _)| n == node)
+                .map(|(_, i)| i.to_owned())
+                .collect();
             tokio::task::block_in_place(|| {
                 ovswire_netns::block_on(&ovswire_netns::path(ns), |h| async move {
                     for ifname in ifnames {
-                        link::delete(&h, &ifname).await?;
+                        ovswire_netns::link::delete(&h, &ifname).await?;
                     }
                     Ok::<_, ovswire_netns::Error>(())
                 })
@@ -571,9 +670,27 @@ pub async fn down(name: &str) -> Result<()> {
             .and_then(|deleted| deleted)
             .with_context(|| format!("remove the interfaces of node {node}"))?;
         }
-        remove_namespace(ns)?;
+        if let Err(e) = nodes::remove(engine.as_ref(), node, record).await {
+            // Keep what could not be removed on record, for the next `down`.
+            st.nodes.insert(node.clone(), record.clone());
+            st.save()?;
+            return Err(e);
+        }
     }
     st.attached.clear();
+    st.save()?;
+    if let Some(engine) = &engine {
+        // Containers of this lab that an interrupted `up` made but had not recorded yet.
+        for id in engine.containers_of(name).await? {
+            engine.remove(&id).await?;
+        }
+    }
+    if let (Some(engine), Some(m)) = (&engine, &st.mgmt)
+        && m.created
+    {
+        engine.remove_network(&m.network).await?;
+    }
+    st.mgmt = None;
     st.save()?;
     if let Some(ovs) = &st.ovs
         && ovs
@@ -607,9 +724,10 @@ pub async fn down(name: &str) -> Result<()> {
     }
     let d = dir(name);
     std::fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;
+    let _ = std::fs::remove_file(labs_dir().join(format!(".{name}.lock")));
     say(
         name,
-        &format!("removed {} nodes and bridge {}", nodes.len(), st.bridge),
+        &format!("removed {count} nodes and bridge {}", st.bridge),
     );
     if st.ovs.as_ref().is_some_and(|o| o.own) && names().is_empty() {
         tokio::task::block_in_place(ovs::stop_own)?;
@@ -619,4 +737,60 @@ pub async fn down(name: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovswire_proto::v1::{AdminState, Endpoint, LinkRef, OperState};
+
+    fn link(a: &str, admin: AdminState, oper: OperState, reason: &str) -> Link {
+        let end = |s: &str| {
+            let (pod, ifname) = s.split_once(':').unwrap();
+            Some(Endpoint {
+                pod: pod.into(),
+                ifname: ifname.into(),
+            })
+        };
+        Link {
+            r#ref: Some(LinkRef {
+                lab: "lab".into(),
+                a: end(a),
+                b: end("z:eth9"),
+            }),
+            admin: admin as i32,
+            oper: oper as i32,
+            reason: reason.into(),
+            ..Link::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_what_is_up_and_names_what_is_not() {
+        let s = account(
+            vec![
+                link("a:eth1", AdminState::Up, OperState::Up, ""),
+                link("b:eth1", AdminState::Down, OperState::Down, ""),
+                link(
+                    "c:eth1",
+                    AdminState::Up,
+                    OperState::Pending,
+                    "waiting for z:eth9",
+                ),
+            ],
+            false,
+        );
+        assert_eq!(
+            s.line,
+            "3 links: 1 up, 1 down as the file asks (b:eth1--z:eth9), 1 NOT as the file asks \
+             (c:eth1--z:eth9 pending: waiting for z:eth9)"
+        );
+        assert!(!s.settled);
+        let s = account(
+            vec![link("a:eth1", AdminState::Up, OperState::Up, "")],
+            true,
+        );
+        assert_eq!(s.line, "1 links: 1 up");
+        assert!(s.settled);
+    }
 }
