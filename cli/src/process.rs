@@ -8,7 +8,10 @@ use nix::unistd::Pid;
 
 /// Whether process `pid` exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
+    // EPERM: it exists, and belongs to someone else.
+    if let Err(e) = kill(Pid::from_raw(pid), None)
+        && e != nix::errno::Errno::EPERM
+    {
         return false;
     }
     // A zombie still answers signal 0; its state letter says it is gone.

@@ -153,6 +153,14 @@ async fn unix(path: &Path) -> Result<Channel> {
             path.display()
         );
     }
+    if let Err(e) = std::os::unix::net::UnixStream::connect(path)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        bail!(
+            "the agent's socket {} is root's: run ovswire as root",
+            path.display()
+        );
+    }
     ovswire_proto::unix_channel(path, Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot connect to the agent at {}", path.display()))

@@ -1,203 +1,13 @@
 //! `ovswire lab` end to end on a real, private Open vSwitch: up → every wire passes traffic →
 //! link down → NO-CARRIER → up → up again converges → down leaves nothing behind. Needs root.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 
-use ovswire_testbed::{Netns, Node, Testbed};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A unique lab name per test and process (network namespaces are machine-wide).
-fn lab_name(tag: &str) -> String {
-    format!(
-        "t{}{tag}{}",
-        std::process::id() % 100_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Runs `ovswire` inside a namespace with the lab state kept in `state`.
-struct Cli<'a> {
-    ns: &'a Netns,
-    state: PathBuf,
-    /// Extra `lab up` arguments choosing the OVS.
-    ovs: Vec<String>,
-    lab: String,
-    /// A mount namespace to run in (see [`PrivateMounts`]), else the test's own.
-    mounts: Option<&'a PrivateMounts>,
-}
-
-impl<'a> Cli<'a> {
-    /// The CLI inside `node`, on the node's own OVS, for lab `lab`.
-    fn on(node: &'a Node, lab: &str) -> Self {
-        Self {
-            ns: node.netns(),
-            state: node.dir().join("state"),
-            ovs: vec![
-                format!("--ovsdb=unix:{}", node.db_sock().display()),
-                format!("--ovs-rundir={}", node.rundir().display()),
-            ],
-            lab: lab.to_owned(),
-            mounts: None,
-        }
-    }
-
-    /// The CLI inside `ns` on ovswire's own OVS, which it starts (and stops) under `state`.
-    fn own(ns: &'a Netns, state: &Path, lab: &str) -> Self {
-        Self {
-            ns,
-            state: state.to_owned(),
-            ovs: vec!["--own-ovs".into()],
-            lab: lab.to_owned(),
-            mounts: None,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let bin = env!("CARGO_BIN_EXE_ovswire");
-        let mut cmd = match self.mounts {
-            None => Command::new(bin),
-            Some(m) => m.command(bin),
-        };
-        cmd.args(args).env("OVSWIRE_STATE_DIR", &self.state);
-        let child = self
-            .ns
-            .spawn({
-                cmd.stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                cmd
-            })
-            .expect("start ovswire");
-        child.wait_with_output().expect("wait for ovswire")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ovswire {args:?} failed:\nstdout: {}\nstderr: {}\nagent log: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.state.join("labs").join(&self.lab).join("agent.log"))
-                .unwrap_or_default()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn up(&self, file: &Path) -> String {
-        let mut args = vec!["lab", "up", file.to_str().unwrap()];
-        args.extend(self.ovs.iter().map(String::as_str));
-        self.ok(&args)
-    }
-}
-
-impl Drop for Cli<'_> {
-    /// Whatever happened, the lab goes.
-    fn drop(&mut self) {
-        if self.state.join("labs").join(&self.lab).exists() {
-            let _ = self.run(&["lab", "down", &self.lab]);
-        }
-    }
-}
-
-/// A mount namespace of the test's own in which `/run/netns` is a plain directory, as on a
-/// machine where nothing has made it a mount point yet (the testbed has, for the test's own
-/// mount namespace). It lives as long as a `sleep` inside it; commands enter it with `nsenter`.
-struct PrivateMounts {
-    sleeper: std::process::Child,
-    /// Namespace files made inside it show up in the shared directory as plain files.
-    prefix: String,
-}
-
-impl PrivateMounts {
-    fn new(prefix: &str) -> Self {
-        use std::io::BufRead;
-        let mut sleeper = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("umount -l /run/netns 2>/dev/null; echo ready; exec sleep infinity")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("run unshare");
-        let mut ready = String::new();
-        std::io::BufReader::new(sleeper.stdout.take().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        Self {
-            sleeper,
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    /// `program` to be run inside.
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.sleeper.id().to_string(), "-m", "--", program]);
-        cmd
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> Output {
-        self.command(program)
-            .args(args)
-            .output()
-            .expect("run nsenter")
-    }
-}
-
-impl Drop for PrivateMounts {
-    fn drop(&mut self) {
-        let _ = self.sleeper.kill();
-        let _ = self.sleeper.wait();
-        for entry in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(&self.prefix)
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
-fn netns_exec(ns: &str, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("run ip netns exec")
-}
-
-fn pings(ns: &str, addr: &str) -> bool {
-    netns_exec(ns, &["ping", "-c", "1", "-W", "2", addr])
-        .status
-        .success()
-}
-
-fn no_carrier(ns: &str, ifname: &str) -> bool {
-    let out = Command::new("ip")
-        .args(["-n", ns, "link", "show", ifname])
-        .output()
-        .expect("run ip link show");
-    String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use ovswire_testbed::{Node, Testbed};
+use support::{Cli, PrivateMounts, lab_name, no_carrier, pings, wait_until};
 
 fn write_lab(dir: &Path, lab: &str) -> PathBuf {
     let file = dir.join(format!("{lab}.yaml"));
@@ -504,4 +314,131 @@ fn down_removes_the_bridge_device_before_stopping_own_ovs() {
             "round {round}: {bridge} left behind after down:\n{links}"
         );
     }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_deleted_node_drops_its_peers_and_up_repairs_what_drifted() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("g");
+    let cli = Cli::on(&node, &lab);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    let (r1, r2, r3) = (
+        format!("{lab}-r1"),
+        format!("{lab}-r2"),
+        format!("{lab}-r3"),
+    );
+
+    // A node deleted by hand: its peer loses carrier, the link says why.
+    let del = Command::new("ip")
+        .args(["netns", "del", &r1])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    wait_until("r2:eth1 NO-CARRIER", || no_carrier(&r2, "eth1"));
+    let links = cli.ok(&["links", "--lab", &lab]);
+    assert!(links.contains("waiting for r1:eth1 to register"), "{links}");
+    // An interface deleted by hand inside another node.
+    let del = Command::new("ip")
+        .args(["-n", &r3, "link", "del", "eth1"])
+        .status()
+        .unwrap();
+    assert!(del.success());
+
+    // `up` again repairs both, and says so.
+    let out = cli.run(&[
+        "lab",
+        "up",
+        file.to_str().unwrap(),
+        &cli.ovs[0],
+        &cli.ovs[1],
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("made 1 node namespaces"), "{err}");
+    assert!(
+        err.contains("repaired 1 interfaces") && err.contains("r3:eth1"),
+        "{err}"
+    );
+    assert!(err.contains("2 links: 2 up"), "{err}");
+    wait_until("r1 reaches r2", || pings(&r1, "10.0.0.2"));
+    wait_until("r3 reaches r2", || pings(&r3, "10.0.1.1"));
+    cli.ok(&["lab", "down", &lab]);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_stopped_agent_is_named_with_the_way_back_and_non_root_users_are_told_to_be_root() {
+    let node = Testbed::node("cli").unwrap();
+    let lab = lab_name("h");
+    let cli = Cli::on(&node, &lab);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap(),
+    )
+    .unwrap();
+    let agent = state["agent_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the agent to die", || {
+        let stat = std::fs::read_to_string(format!("/proc/{agent}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z")
+    });
+    for args in [
+        vec!["links", "--lab", &lab],
+        vec!["link", "down", "r1:eth1", "--lab", &lab],
+        vec!["watch", "--lab", &lab],
+        vec!["lab", "status", &lab],
+    ] {
+        let out = cli.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains(&format!("the agent of lab {lab} is not running"))
+                && err.contains("ovswire lab up"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: one clear line: {err}");
+    }
+    let out = cli.run(&[
+        "lab",
+        "up",
+        file.to_str().unwrap(),
+        &cli.ovs[0],
+        &cli.ovs[1],
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("starting it again"),
+        "{err}"
+    );
+    cli.ok(&["links", "--lab", &lab]);
+
+    // Someone without root.
+    let bin = env!("CARGO_BIN_EXE_ovswire");
+    for args in [
+        vec!["lab", "up", file.to_str().unwrap()],
+        vec!["links", "--lab", &lab],
+    ] {
+        let mut cmd = Command::new(bin);
+        cmd.args(&args).env("OVSWIRE_STATE_DIR", &cli.state);
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("root"), "{args:?}: {err}");
+    }
+    cli.ok(&["lab", "down", &lab]);
 }

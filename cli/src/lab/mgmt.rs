@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -26,13 +27,13 @@ pub struct MgmtRecord {
 
 /// The network a lab will use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MgmtPlan {
+struct MgmtPlan {
     /// Its name.
-    pub(super) network: String,
+    network: String,
     /// Its subnet.
-    pub(super) subnet: Ipv4Net,
+    subnet: Ipv4Net,
     /// Whether it must be created.
-    pub(super) create: bool,
+    create: bool,
 }
 
 /// Where free subnets are looked for: `172.20.20.0/24` (containerlab's default) onwards.
@@ -51,7 +52,7 @@ fn candidates() -> impl Iterator<Item = Ipv4Net> {
 /// Decides the lab's management network: the one it already has, the file's, or a new one on
 /// a free /24. Fails, before anything is made, when the file's subnet collides with another
 /// network or a network of that name has another subnet.
-pub(super) async fn plan(engine: &Engine, spec: &LabSpec) -> Result<MgmtPlan> {
+async fn plan(engine: &Engine, spec: &LabSpec) -> Result<MgmtPlan> {
     let name = spec
         .mgmt
         .network
@@ -115,7 +116,7 @@ pub(super) async fn plan(engine: &Engine, spec: &LabSpec) -> Result<MgmtPlan> {
 
 /// Management addresses for the container nodes of `spec`: the file's `mgmt-ipv4`, the one a
 /// kept container already has (`keep`), else the next free address in file order.
-pub(super) fn addresses(
+fn addresses(
     spec: &LabSpec,
     subnet: Ipv4Net,
     keep: &BTreeMap<String, Ipv4Addr>,
@@ -153,8 +154,26 @@ pub(super) fn addresses(
     Ok(out)
 }
 
-/// Creates the network when the plan says so, recording it in `st`.
-pub(super) async fn ensure(engine: &Engine, plan: &MgmtPlan, st: &mut LabState) -> Result<()> {
+/// Decides the lab's management network and its nodes' addresses, and creates the network when
+/// it is new. Labs coming up at once on one machine take turns here (a lock in `/run/lock`), so
+/// two never pick the same free subnet. The record to keep in the lab's state, and the addresses.
+pub(super) async fn establish(
+    engine: &Engine,
+    spec: &LabSpec,
+    st: &LabState,
+) -> Result<(MgmtRecord, BTreeMap<String, Ipv4Addr>)> {
+    // Engine networks are the machine's, whoever keeps the labs' state.
+    let _turn = tokio::task::block_in_place(|| {
+        super::lock_file(Path::new("/run/lock/ovswire-mgmt-networks.lock"))
+    })?;
+    let plan = plan(engine, spec).await?;
+    let keep: BTreeMap<String, Ipv4Addr> = st
+        .nodes
+        .iter()
+        .filter_map(|(n, r)| Some((n.clone(), r.container()?.mgmt_ipv4)))
+        .filter(|(_, a)| plan.subnet.contains(*a))
+        .collect();
+    let addresses = addresses(spec, plan.subnet, &keep)?;
     let labelled_ours = engine
         .networks()
         .await?
@@ -169,17 +188,17 @@ pub(super) async fn ensure(engine: &Engine, plan: &MgmtPlan, st: &mut LabState) 
     // A network this lab made before (or made and lost track of, in an interrupted `up`) is
     // still its own to remove.
     let created = plan.create
+        || labelled_ours
         || st
             .mgmt
             .as_ref()
-            .is_some_and(|m| m.network == plan.network && m.created)
-        || labelled_ours;
-    st.mgmt = Some(MgmtRecord {
-        network: plan.network.clone(),
+            .is_some_and(|m| m.network == plan.network && m.created);
+    let record = MgmtRecord {
+        network: plan.network,
         subnet: plan.subnet.cidr().to_string(),
         created,
-    });
-    st.save()
+    };
+    Ok((record, addresses))
 }
 
 #[cfg(test)]

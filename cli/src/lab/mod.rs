@@ -256,10 +256,15 @@ fn say(lab: &str, msg: &str) {
 /// Holds lab `name` for this process: `up`, `down` and the supervisor's repairs never run
 /// at once on one lab.
 fn lock(name: &str) -> Result<Flock<File>> {
-    let dir = labs_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let path = dir.join(format!(".{name}.lock"));
-    let file = File::create(&path).with_context(|| format!("open {}", path.display()))?;
+    lock_file(&labs_dir().join(format!(".{name}.lock")))
+}
+
+/// Takes the lock file at `path` (made when missing), waiting for whoever holds it.
+fn lock_file(path: &Path) -> Result<Flock<File>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let file = File::create(path).with_context(|| format!("open {}", path.display()))?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))
 }
@@ -304,8 +309,12 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     } else {
         None
     };
-    let prepared = match &engine {
-        Some(e) if spec.has_containers() => Some(nodes::prepare(e, spec, file, &st).await?),
+    let wanted = match &engine {
+        Some(e) if spec.has_containers() => {
+            let (mgmt, wanted) = nodes::prepare(e, spec, file, &st).await?;
+            st.mgmt = Some(mgmt);
+            Some(wanted)
+        }
         _ => None,
     };
     st.file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
@@ -386,8 +395,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     if namespaces > 0 {
         say(name, &format!("made {namespaces} node namespaces"));
     }
-    if let (Some(engine), Some((mgmt, wanted))) = (&engine, &prepared) {
-        mgmt::ensure(engine, mgmt, &mut st).await?;
+    if let (Some(engine), Some(wanted), Some(mgmt)) = (&engine, &wanted, st.mgmt.clone()) {
         for node in wanted.keys() {
             if let Some(NodeRecord::Namespace(ns)) = st.nodes.get(node) {
                 nodes::remove(Some(engine), node, &NodeRecord::Namespace(ns.clone())).await?;
@@ -400,7 +408,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
                 "starting {} containers on network {} ({})",
                 wanted.len(),
                 mgmt.network,
-                mgmt.subnet.cidr()
+                mgmt.subnet
             ),
         );
         let started_now = start_containers(engine, &mut st, spec, wanted).await?;
@@ -684,11 +692,11 @@ pub async fn down(name: &str) -> Result<()> {
         for id in engine.containers_of(name).await? {
             engine.remove(&id).await?;
         }
-    }
-    if let (Some(engine), Some(m)) = (&engine, &st.mgmt)
-        && m.created
-    {
-        engine.remove_network(&m.network).await?;
+        if let Some(m) = &st.mgmt
+            && m.created
+        {
+            engine.remove_network(&m.network).await?;
+        }
     }
     st.mgmt = None;
     st.save()?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::mgmt::MgmtPlan;
+use super::mgmt::MgmtRecord;
 use super::{LabState, dir, say};
 use crate::engine::{ContainerSpec, Engine, ImageDefaults, LAB_LABEL, NODE_LABEL};
 use crate::kinds;
@@ -89,14 +89,14 @@ pub(super) struct Wanted {
 }
 
 /// Everything needed to run the lab's container nodes, checked before anything is made: the
-/// kinds run, the images are here (pulled when missing), the names are free, the management
-/// network and addresses are decided, every node has something to run.
+/// kinds run, the images are here (pulled when missing), the names are free, every node has
+/// something to run; then the management network is made (see [`super::mgmt::establish`]).
 pub(super) async fn prepare(
     engine: &Engine,
     spec: &LabSpec,
     file: &Path,
     st: &LabState,
-) -> Result<(MgmtPlan, BTreeMap<String, Wanted>)> {
+) -> Result<(MgmtRecord, BTreeMap<String, Wanted>)> {
     let lab = &spec.name;
     let containers: Vec<(&String, &NodeSpec)> = spec
         .nodes_in_file_order()
@@ -173,13 +173,8 @@ pub(super) async fn prepare(
         }
     }
 
-    let mgmt = super::mgmt::plan(engine, spec).await?;
-    let keep: BTreeMap<String, Ipv4Addr> = st
-        .nodes
-        .iter()
-        .filter_map(|(n, r)| Some((n.clone(), r.container()?.mgmt_ipv4)))
-        .collect();
-    let addresses = super::mgmt::addresses(spec, mgmt.subnet, &keep)?;
+    // The last step: the management network is made here, once everything else checked out.
+    let (mgmt, addresses) = super::mgmt::establish(engine, spec, st).await?;
     let hosts: Vec<String> = addresses.iter().map(|(n, a)| format!("{n}:{a}")).collect();
 
     let mut wanted = BTreeMap::new();

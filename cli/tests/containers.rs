@@ -1,0 +1,574 @@
+//! Labs of container nodes on a real container engine (Podman's Docker-compatible service, or
+//! Docker) with images the suite builds locally (`scripts/build-image`, run by scripts/test),
+//! wired on a private Open vSwitch: containers wired and reachable on their management network,
+//! a killed container's peers losing carrier, a restarted one rewired, FRR routers converging
+//! over every wire, bad input refused before anything is made, and `lab down` removing exactly
+//! what the lab made. Needs root.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ovswire_testbed::Testbed;
+use support::{Cli, lab_name, wait_until};
+
+const BUSYBOX: &str = "localhost/ovswire/busybox:latest";
+const FRR: &str = "localhost/ovswire/frr:latest";
+
+/// The engine's command-line tool, the tests' oracle.
+fn engine_cli() -> &'static str {
+    if Path::new("/run/podman/podman.sock").exists() {
+        "podman"
+    } else {
+        "docker"
+    }
+}
+
+fn engine(args: &[&str]) -> std::process::Output {
+    Command::new(engine_cli())
+        .args(args)
+        .output()
+        .expect("run the engine's command-line tool")
+}
+
+fn need_image(image: &str) {
+    let found = engine(&["image", "inspect", image]).status.success();
+    assert!(
+        found,
+        "the test image {image} is missing: run scripts/build-image (scripts/test does)"
+    );
+}
+
+/// Whether the engine has a container (`ps`) or network (`network`) named `name`.
+fn engine_has(what: &str, name: &str) -> bool {
+    let out = match what {
+        "container" => engine(&["ps", "-a", "--format", "{{.Names}}"]),
+        _ => engine(&["network", "ls", "--format", "{{.Name}}"]),
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == name)
+}
+
+/// Writes `text` as lab file `name` in a fresh directory, with `files` beside it.
+fn lab_file(dir: &Path, name: &str, text: &str, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (f, content) in files {
+        std::fs::write(dir.join(f), content).unwrap();
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn has_carrier(cli: &Cli<'_>, node: &str, ifname: &str) -> bool {
+    let out = cli.run(&[
+        "lab",
+        "exec",
+        node,
+        "--lab",
+        &cli.lab,
+        "--",
+        "cat",
+        &format!("/sys/class/net/{ifname}/carrier"),
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim() == "1"
+}
+
+fn exec_ok(cli: &Cli<'_>, node: &str, cmd: &[&str]) -> bool {
+    let mut args = vec!["lab", "exec", node, "--lab", &cli.lab, "--"];
+    args.extend_from_slice(cmd);
+    cli.run(&args).status.success()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn container_nodes_are_wired_reachable_and_removed_with_nothing_else() {
+    need_image(BUSYBOX);
+    let node = Testbed::node("ctr").unwrap();
+    let lab = lab_name("c");
+    let cli = Cli::on(&node, &lab);
+    let text = format!(
+        "lab: {lab}\nmtu: 1500\nnodes:\n\
+         \x20 c1:\n\
+         \x20   image: {BUSYBOX}\n\
+         \x20   cmd: sleep 100000\n\
+         \x20   env: {{ROLE: edge}}\n\
+         \x20   startup-config: c1.cfg\n\
+         \x20   labels: {{team: net}}\n\
+         \x20   exec: [\"ip -o link > /tmp/links-at-exec\", \"echo $ROLE > /tmp/role\"]\n\
+         \x20 c2: {{image: {BUSYBOX}, cmd: sleep 100000}}\n\
+         \x20 h1: {{exec: [\"true\"]}}\n\
+         links:\n\
+         \x20 - endpoints: [\"c1:eth1:10.0.0.1/30\", \"c2:eth1:10.0.0.2/30\"]\n\
+         \x20 - endpoints: [\"c2:eth2:10.0.1.1/30\", \"h1:eth1:10.0.1.2/30\"]\n"
+    );
+    let file = lab_file(
+        &node.dir().join("lab"),
+        "lab.yaml",
+        &text,
+        &[("c1.cfg", "hostname c1\n")],
+    );
+    // Things of the user's that the lab must leave alone.
+    let user_net = format!("{lab}-user");
+    let user_ctr = format!("{lab}-mine");
+    assert!(engine(&["network", "create", &user_net]).status.success());
+    assert!(
+        engine(&[
+            "run",
+            "-d",
+            "--name",
+            &user_ctr,
+            "--network",
+            "none",
+            BUSYBOX,
+            "sleep",
+            "600"
+        ])
+        .status
+        .success()
+    );
+
+    let table = cli.up(&file);
+    assert_eq!(table.matches("  up").count(), 2, "{table}");
+
+    // inspect: two containers with management addresses, one namespace.
+    let nodes = json_lines(&cli.ok(&["lab", "inspect", &lab, "--json"]));
+    assert_eq!(nodes.len(), 3);
+    let c1 = nodes.iter().find(|n| n["name"] == "c1").unwrap();
+    assert_eq!(c1["type"], "container");
+    assert_eq!(c1["state"], "running");
+    assert_eq!(c1["image"], BUSYBOX);
+    assert_eq!(c1["interfaces"]["eth1"], "up");
+    let c1_mgmt = c1["mgmt_ipv4"].as_str().unwrap().to_owned();
+    let c2 = nodes.iter().find(|n| n["name"] == "c2").unwrap();
+    let c2_mgmt = c2["mgmt_ipv4"].as_str().unwrap().to_owned();
+    let h1 = nodes.iter().find(|n| n["name"] == "h1").unwrap();
+    assert_eq!(
+        (h1["type"].as_str(), h1["state"].as_str()),
+        (Some("namespace"), Some("running"))
+    );
+    let table = cli.ok(&["lab", "inspect", &lab]);
+    assert!(
+        table.starts_with("NODE") && table.contains(&c1_mgmt),
+        "{table}"
+    );
+
+    // Wires: container to container, and container to namespace.
+    assert!(exec_ok(
+        &cli,
+        "c1",
+        &["ping", "-c", "1", "-W", "2", "10.0.0.2"]
+    ));
+    assert!(exec_ok(
+        &cli,
+        "h1",
+        &["ping", "-c", "1", "-W", "2", "10.0.1.1"]
+    ));
+    // The workload started with its interfaces there, and `exec` ran after the wiring.
+    let links = cli.ok(&[
+        "lab",
+        "exec",
+        "c1",
+        "--lab",
+        &lab,
+        "--",
+        "cat",
+        "/tmp/links-at-exec",
+    ]);
+    assert!(links.contains("eth1"), "{links}");
+    let role = cli.ok(&["lab", "exec", "c1", "--lab", &lab, "--", "cat", "/tmp/role"]);
+    assert_eq!(role.trim(), "edge");
+    let pid1 = cli.ok(&[
+        "lab",
+        "exec",
+        "c1",
+        "--lab",
+        &lab,
+        "--",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert_eq!(
+        pid1, "sleep\x00100000\x00",
+        "the held entrypoint became the node's command"
+    );
+    let config = cli.ok(&[
+        "lab",
+        "exec",
+        "c1",
+        "--lab",
+        &lab,
+        "--",
+        "cat",
+        "/etc/ovswire/startup-config",
+    ]);
+    assert_eq!(config, "hostname c1\n");
+
+    // The management network: reachable from the host, and in every node's /etc/hosts.
+    let ping = Command::new("ping")
+        .args(["-c", "1", "-W", "2", &c1_mgmt])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "the host reaches c1 at {c1_mgmt}");
+    let hosts = cli.ok(&[
+        "lab",
+        "exec",
+        "c1",
+        "--lab",
+        &lab,
+        "--",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        hosts.contains(&format!("{c2_mgmt}\tc2")) || hosts.contains(&format!("{c2_mgmt} c2")),
+        "{hosts}"
+    );
+    assert!(exec_ok(&cli, "c1", &["ping", "-c", "1", "-W", "2", "c2"]));
+    let labels = engine(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"team\"}}",
+        &format!("{lab}-c1"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&labels.stdout).trim(), "net");
+
+    // A second `up` with the same file changes nothing.
+    let before = engine(&[
+        "inspect",
+        "--format",
+        "{{.Id}} {{.State.StartedAt}}",
+        &format!("{lab}-c1"),
+    ]);
+    cli.up(&file);
+    let after = engine(&[
+        "inspect",
+        "--format",
+        "{{.Id}} {{.State.StartedAt}}",
+        &format!("{lab}-c1"),
+    ]);
+    assert_eq!(
+        before.stdout, after.stdout,
+        "the container was kept as it was"
+    );
+
+    cli.ok(&["lab", "down", &lab]);
+    for n in ["c1", "c2"] {
+        assert!(
+            !engine_has("container", &format!("{lab}-{n}")),
+            "container {n} left"
+        );
+    }
+    assert!(
+        !engine_has("network", &format!("ovswire-{lab}")),
+        "management network left"
+    );
+    assert!(!Path::new("/run/netns").join(format!("{lab}-h1")).exists());
+    assert!(
+        engine_has("network", &user_net),
+        "the user's network was removed"
+    );
+    assert!(
+        engine_has("container", &user_ctr),
+        "the user's container was removed"
+    );
+    let ports = node
+        .vsctl(&["--bare", "--columns=name", "list", "Interface"])
+        .unwrap();
+    assert!(
+        !ports.lines().any(|l| l.starts_with("ow") && l.len() == 15),
+        "{ports}"
+    );
+    engine(&["rm", "-f", &user_ctr]);
+    engine(&["network", "rm", &user_net]);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn a_killed_container_drops_its_peers_and_a_restarted_one_is_rewired_alone() {
+    need_image(BUSYBOX);
+    let node = Testbed::node("ctr").unwrap();
+    let lab = lab_name("k");
+    let cli = Cli::on(&node, &lab);
+    let text = format!(
+        "lab: {lab}\nnodes:\n\
+         \x20 a: {{image: {BUSYBOX}, cmd: sleep 100000}}\n\
+         \x20 b: {{image: {BUSYBOX}, cmd: sleep 100000, exec: [\"echo run >> /tmp/runs\"]}}\n\
+         \x20 c: {{image: {BUSYBOX}, cmd: sleep 100000}}\n\
+         links:\n\
+         \x20 - endpoints: [\"a:eth1:10.0.0.1/30\", \"b:eth1:10.0.0.2/30\"]\n\
+         \x20 - endpoints: [\"b:eth2:10.0.1.1/30\", \"c:eth1:10.0.1.2/30\"]\n\
+         \x20 - endpoints: [\"a:eth2:10.0.2.1/30\", \"c:eth2:10.0.2.2/30\"]\n"
+    );
+    let file = lab_file(&node.dir().join("lab"), "lab.yaml", &text, &[]);
+    cli.up(&file);
+    let flows = || {
+        let out = node
+            .ofctl(&["-O", "OpenFlow13", "dump-flows", &format!("ow-{lab}")])
+            .unwrap();
+        out.lines()
+            .filter(|l| l.contains("cookie="))
+            .map(|l| {
+                let (head, rest) = l.split_once(", duration=").unwrap();
+                let (secs, tail) = rest.split_once("s,").unwrap();
+                let key = format!("{head} {}", tail.split_once("priority").map_or("", |t| t.1));
+                (key, secs.parse::<f64>().unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = flows();
+    assert_eq!(before.len(), 6);
+
+    // Killed: its peers lose carrier; the link around it keeps its.
+    engine(&["kill", &format!("{lab}-b")]);
+    wait_until("a:eth1 NO-CARRIER", || !has_carrier(&cli, "a", "eth1"));
+    wait_until("c:eth1 NO-CARRIER", || !has_carrier(&cli, "c", "eth1"));
+    assert!(
+        has_carrier(&cli, "a", "eth2"),
+        "a:eth2--c:eth2 does not involve b"
+    );
+    let nodes = json_lines(&cli.ok(&["lab", "inspect", &lab, "--json"]));
+    let b = nodes.iter().find(|n| n["name"] == "b").unwrap();
+    assert_ne!(b["state"], "running", "{b}");
+
+    // Started again, in a new namespace: rewired with its addresses, `exec` run again.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine(&["start", &format!("{lab}-b")]).status.success());
+    wait_until("a:eth1 carrier back", || has_carrier(&cli, "a", "eth1"));
+    wait_until("c:eth1 carrier back", || has_carrier(&cli, "c", "eth1"));
+    wait_until("a reaches b again", || {
+        exec_ok(&cli, "a", &["ping", "-c", "1", "-W", "1", "10.0.0.2"])
+    });
+    assert!(exec_ok(
+        &cli,
+        "c",
+        &["ping", "-c", "1", "-W", "1", "10.0.1.1"]
+    ));
+    let runs = cli.ok(&["lab", "exec", "b", "--lab", &lab, "--", "cat", "/tmp/runs"]);
+    assert_eq!(runs.lines().count(), 2, "exec ran at each start: {runs}");
+    // The link that does not touch b kept its flows all along (their age only grew).
+    let after = flows();
+    let kept: Vec<_> = before
+        .iter()
+        .filter_map(|(k, t)| {
+            after
+                .iter()
+                .find(|(k2, _)| k2 == k)
+                .map(|(_, t2)| (*t, *t2))
+        })
+        .collect();
+    assert_eq!(
+        kept.len(),
+        2,
+        "only a:eth2--c:eth2's two flows stay: {before:?} {after:?}"
+    );
+    assert!(kept.iter().all(|(t, t2)| t2 >= t), "{kept:?}");
+    let supervisor =
+        std::fs::read_to_string(cli.state.join("labs").join(&lab).join("supervisor.log")).unwrap();
+    assert!(supervisor.contains("rewiring b"), "{supervisor}");
+
+    // A restart by the engine itself (`restart`) is followed the same way.
+    assert!(
+        engine(&["restart", "-t", "0", &format!("{lab}-b")])
+            .status
+            .success()
+    );
+    wait_until("a reaches b after a restart", || {
+        has_carrier(&cli, "a", "eth1")
+            && exec_ok(&cli, "a", &["ping", "-c", "1", "-W", "1", "10.0.0.2"])
+    });
+    cli.ok(&["lab", "down", &lab]);
+    assert!(!engine_has("container", &format!("{lab}-b")));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn frr_routers_in_containers_converge_over_every_wire_and_save_their_configs() {
+    need_image(FRR);
+    let node = Testbed::node("frr").unwrap();
+    let lab = lab_name("f");
+    let cli = Cli::on(&node, &lab);
+    // The example lab, as its README tells users to run it, under a name of the test's own.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dir = node.dir().join("lab");
+    std::fs::create_dir_all(dir.join("frr-clos")).unwrap();
+    for entry in std::fs::read_dir(examples.join("frr-clos")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("frr-clos").join(entry.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(examples.join("frr-clos.clab.yml"))
+        .unwrap()
+        .replace("name: frr-clos", &format!("name: {lab}"))
+        .replace("${FRR_IMAGE:=quay.io/frrouting/frr:10.2.1}", FRR);
+    let file = lab_file(&dir, "frr-clos.clab.yml", &text, &[]);
+    let table = cli.up(&file);
+    assert_eq!(table.matches("  up").count(), 8, "{table}");
+
+    // An IS-IS adjacency on every wire, then every router reaches every loopback.
+    for leaf in ["leaf1", "leaf2", "leaf3", "leaf4"] {
+        wait_until(&format!("{leaf} sees both spines"), || {
+            let out = cli.run(&[
+                "lab",
+                "exec",
+                leaf,
+                "--lab",
+                &lab,
+                "--",
+                "vtysh",
+                "-c",
+                "show isis neighbor",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.lines().filter(|l| l.contains(" Up ")).count() == 2
+        });
+    }
+    let loopbacks = [
+        ("leaf1", "10.0.0.1"),
+        ("leaf2", "10.0.0.2"),
+        ("leaf3", "10.0.0.3"),
+        ("leaf4", "10.0.0.4"),
+        ("spine1", "10.0.0.11"),
+        ("spine2", "10.0.0.12"),
+    ];
+    for (from, src) in loopbacks {
+        for (_, to) in loopbacks {
+            wait_until(&format!("{from} reaches {to}"), || {
+                exec_ok(&cli, from, &["ping", "-c", "1", "-W", "1", "-I", src, to])
+            });
+        }
+    }
+    // ECMP: leaf1 reaches leaf4 over both spines.
+    let route = cli.ok(&[
+        "lab", "exec", "leaf1", "--lab", &lab, "--", "ip", "route", "show", "10.0.0.4",
+    ]);
+    assert_eq!(route.matches("nexthop").count(), 2, "{route}");
+
+    // TCP between two routers, across the wire leaf1:eth1--spine1:eth1.
+    let server = Command::new(env!("CARGO_BIN_EXE_ovswire"))
+        .args([
+            "lab", "exec", "spine1", "--lab", &lab, "--", "iperf3", "-s", "-1", "-B", "10.1.1.0",
+        ])
+        .env("OVSWIRE_STATE_DIR", &cli.state)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let report = cli.ok(&[
+        "lab", "exec", "leaf1", "--lab", &lab, "--", "iperf3", "-c", "10.1.1.0", "-t", "1", "-J",
+    ]);
+    let _ = server.wait_with_output();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let bps = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(bps > 0.0, "TCP crossed the wire: {report}");
+    eprintln!("TCP between FRR containers: {:.2} Gbit/s", bps / 1e9);
+
+    let saved = node.dir().join("saved");
+    let out = cli.ok(&["lab", "save", &lab, "--output", saved.to_str().unwrap()]);
+    assert_eq!(out.matches("saved to").count(), 6, "{out}");
+    let leaf1 = std::fs::read_to_string(saved.join("leaf1.conf")).unwrap();
+    assert!(
+        leaf1.contains("router isis fabric") && leaf1.contains("10.0.0.1/32"),
+        "{leaf1}"
+    );
+    cli.ok(&["lab", "down", &lab]);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn bad_container_input_is_refused_with_the_node_and_line_before_anything_is_made() {
+    need_image(BUSYBOX);
+    let node = Testbed::node("bad").unwrap();
+    let lab = lab_name("b");
+    let cli = Cli::on(&node, &lab);
+    let dir = node.dir().join("lab");
+    let cases = [
+        (
+            "image: localhost/ovswire/no-such-image:1",
+            vec![
+                "image localhost/ovswire/no-such-image:1",
+                "cannot be pulled",
+                "nothing was created",
+            ],
+        ),
+        ("image: x\n    kind: ceos", vec!["kind ceos", "kind linux"]),
+        (
+            "image: x\n    kind: router9000",
+            vec!["unknown kind \"router9000\""],
+        ),
+        (
+            "image: x\n    startup-config: missing.cfg",
+            vec!["startup-config", "does not exist"],
+        ),
+        (
+            "image: x\n    binds: [nowhere:/etc/x]",
+            vec!["bind", "does not exist"],
+        ),
+        (
+            "image: x\n    mgmt-ipv4: 10.1.2.3",
+            vec!["mgmt-ipv4 10.1.2.3 is outside"],
+        ),
+    ];
+    for (setting, expected) in cases {
+        let setting = setting.replace("image: x", &format!("image: {BUSYBOX}"));
+        let setting = if setting.contains("no-such-image") {
+            "image: localhost/ovswire/no-such-image:1".to_owned()
+        } else {
+            setting
+        };
+        let text = format!(
+            "lab: {lab}\nmgmt: {{ipv4-subnet: 172.30.250.0/24}}\nnodes:\n  r1:\n    {setting}\n  r2: {{image: {BUSYBOX}, cmd: sleep 1000}}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n"
+        );
+        let file = lab_file(&dir, "lab.yaml", &text, &[]);
+        let out = cli.run(&[
+            "lab",
+            "up",
+            file.to_str().unwrap(),
+            &cli.ovs[0],
+            &cli.ovs[1],
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{setting}: {err}");
+        for e in &expected {
+            assert!(err.contains(e), "{setting}: wants {e:?}: {err}");
+        }
+        assert!(
+            err.contains("node r1") && err.contains("line 5"),
+            "{setting}: {err}"
+        );
+        assert!(
+            !cli.state.join("labs").join(&lab).exists(),
+            "{setting}: lab state made"
+        );
+        assert!(
+            !engine_has("network", &format!("ovswire-{lab}")),
+            "{setting}: network made"
+        );
+        assert!(
+            !engine_has("container", &format!("{lab}-r2")),
+            "{setting}: container made"
+        );
+    }
+}
