@@ -581,11 +581,98 @@ impl Engine {
                 }
             }
         }
+        self.exit_code(&exec.id, cmd, id).await
+    }
+
+    /// Runs `cmd` inside container `id` on a terminal of `size` (columns, rows), with this
+    /// process's standard input fed to it and its output written to standard output, as
+    /// `docker exec -it` does; its exit code. The caller puts its own terminal in raw mode.
+    pub async fn exec_tty(&self, id: &str, cmd: &[String], size: (u16, u16)) -> Result<i64> {
+        use std::io::{Read, Write};
+        use tokio::io::AsyncWriteExt;
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
+        let started = self
+            .api
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: true,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            bail!("the engine did not attach to {cmd:?} in container {id}");
+        };
+        let _ = self
+            .api
+            .resize_exec(
+                &exec.id,
+                bollard::exec::ResizeExecOptions {
+                    width: size.0,
+                    height: size.1,
+                },
+            )
+            .await;
+        // Standard input is read on a thread of its own: a blocking read cannot be cancelled.
+        let (keys, mut typed) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || keys.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = std::io::stdout();
+        loop {
+            tokio::select! {
+                Some(bytes) = typed.recv() => {
+                    if input.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                chunk = output.next() => match chunk {
+                    Some(Ok(o)) => {
+                        let _ = stdout.write_all(&output_bytes(&o));
+                        let _ = stdout.flush();
+                    }
+                    Some(Err(e)) => bail!("the session with {cmd:?} broke: {}", said(&e)),
+                    None => break,
+                },
+            }
+        }
+        self.exit_code(&exec.id, cmd, id).await
+    }
+
+    /// The exit code of exec `exec`, once it has ended.
+    async fn exit_code(&self, exec: &str, cmd: &[String], id: &str) -> Result<i64> {
         // The exit code is set once the process is reaped, a moment after its output ends.
         for _ in 0..100 {
             let inspect = self
                 .api
-                .inspect_exec(&exec.id)
+                .inspect_exec(exec)
                 .await
                 .map_err(|e| anyhow!("cannot inspect the run of {cmd:?}: {}", said(&e)))?;
             if inspect.running != Some(true)

@@ -216,6 +216,34 @@ fn container_nodes_are_wired_reachable_and_removed_with_nothing_else() {
     ]);
     assert_eq!(config, "hostname c1\n");
 
+    // On a terminal, `lab exec` gives the command one and passes the keys typed through.
+    let mut typed = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} lab exec c1 --lab {lab} -- sh -c 'tty; read x; echo got $x; exit 3'",
+                env!("CARGO_BIN_EXE_ovswire")
+            ),
+            "/dev/null",
+        ])
+        .env("OVSWIRE_STATE_DIR", &cli.state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(typed.stdin.as_mut().unwrap(), b"hello\n").unwrap();
+    let out = typed.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/") && text.contains("got hello"),
+        "{text}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the command's exit code: {text}"
+    );
+
     // The management network: reachable from the host, and in every node's /etc/hosts.
     let ping = Command::new("ping")
         .args(["-c", "1", "-W", "2", &c1_mgmt])

@@ -199,6 +199,19 @@ pub async fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32> {
         bail!("give the command after --, like `ovswire lab exec {node} -- ip addr`");
     }
     match locate(lab, node).await? {
+        Place::Container(id, engine) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            let _raw = RawTerminal::enter()?;
+            let size = |var: &str, default: u16| {
+                std::env::var(var)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            let code = engine
+                .exec_tty(&id, argv, (size("COLUMNS", 80), size("LINES", 24)))
+                .await?;
+            Ok(i32::try_from(code).unwrap_or(1))
+        }
         Place::Container(id, engine) => {
             let code = engine
                 .exec(&id, argv, |o| {
@@ -225,6 +238,32 @@ pub async fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32> {
             .with_context(|| format!("run {} in node {node}", argv[0]))?;
             Ok(status.code().unwrap_or(1))
         }
+    }
+}
+
+/// This terminal in raw mode (keys go to the command as typed, Ctrl-C included), restored when
+/// dropped.
+struct RawTerminal(nix::sys::termios::Termios);
+
+impl RawTerminal {
+    fn enter() -> Result<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).context("read the terminal's settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("put the terminal in raw mode")?;
+        Ok(Self(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
     }
 }
 
