@@ -4,6 +4,9 @@
 //! test process id in their names. Veths always live inside those namespaces (underlay veths
 //! are created with both ends in place) and vanish with them.
 //!
+//! The CLI tests' labs (names like `t12345c0`) leave node namespaces, containers and management
+//! networks if they leak; [`leftovers`] lists those too, without reaping them.
+//!
 //! Drop cleans up after a passing or panicking test; a test process killed outright cannot, so
 //! the next testbed reaps whatever belongs to a process id that is no longer alive.
 
@@ -38,6 +41,67 @@ pub fn leftovers() -> Vec<String> {
             .into_iter()
             .map(|(pid, cmd)| format!("process {pid}: {cmd}")),
     );
+    found.extend(lab_leftovers());
+    found
+}
+
+/// Whether `name` is a lab name the CLI tests make: `t`, digits (the test process id), a
+/// lower-case tag and a counter, like `t12345c0`.
+fn is_test_lab(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('t') else {
+        return false;
+    };
+    let after_pid = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let after_tag = after_pid.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    after_pid.len() < rest.len()
+        && after_tag.len() < after_pid.len()
+        && !after_tag.is_empty()
+        && after_tag.chars().all(|c| c.is_ascii_digit())
+}
+
+/// What the CLI tests' labs left: node namespaces (`<lab>-<node>`), and the containers and
+/// management networks the container engine holds for them (asked through its command-line
+/// tool, when one is installed).
+fn lab_leftovers() -> Vec<String> {
+    let mut found: Vec<String> = entries(Path::new(ovswire_netns::NETNS_DIR))
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .filter(|n| n.split_once('-').is_some_and(|(lab, _)| is_test_lab(lab)))
+        .map(|n| format!("lab node namespace {n}"))
+        .collect();
+    let engine = ["podman", "docker"]
+        .into_iter()
+        .find(|cli| std::process::Command::new(cli).arg("--version").output().is_ok());
+    let Some(engine) = engine else {
+        return found;
+    };
+    let list = |args: &[&str]| -> Vec<String> {
+        std::process::Command::new(engine)
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let labelled = "{{.Names}} {{index .Labels \"dev.ovswire.lab\"}}";
+    for line in list(&["ps", "-a", "--filter", "label=dev.ovswire.lab", "--format", labelled]) {
+        if let Some((name, lab)) = line.split_once(' ')
+            && is_test_lab(lab.trim())
+        {
+            found.push(format!("container {name} of test lab {}", lab.trim()));
+        }
+    }
+    for name in list(&["network", "ls", "--format", "{{.Name}}"]) {
+        if name
+            .strip_prefix("ovswire-")
+            .is_some_and(|lab| is_test_lab(lab.trim()))
+        {
+            found.push(format!("network {name}"));
+        }
+    }
     found
 }
 
@@ -134,4 +198,19 @@ fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_test_lab;
+
+    #[test]
+    fn test_lab_names_are_recognised() {
+        for yes in ["t12345c0", "t1a1", "t99999frr12"] {
+            assert!(is_test_lab(yes), "{yes}");
+        }
+        for no in ["frr-clos", "t12345", "tc0", "t123c", "clos", "t12c0x"] {
+            assert!(!is_test_lab(no), "{no}");
+        }
+    }
 }
