@@ -68,9 +68,12 @@ fn lab_leftovers() -> Vec<String> {
         .filter(|n| n.split_once('-').is_some_and(|(lab, _)| is_test_lab(lab)))
         .map(|n| format!("lab node namespace {n}"))
         .collect();
-    let engine = ["podman", "docker"]
-        .into_iter()
-        .find(|cli| std::process::Command::new(cli).arg("--version").output().is_ok());
+    let engine = ["podman", "docker"].into_iter().find(|cli| {
+        std::process::Command::new(cli)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
     let Some(engine) = engine else {
         return found;
     };
@@ -87,7 +90,14 @@ fn lab_leftovers() -> Vec<String> {
             .unwrap_or_default()
     };
     let labelled = "{{.Names}} {{index .Labels \"dev.ovswire.lab\"}}";
-    for line in list(&["ps", "-a", "--filter", "label=dev.ovswire.lab", "--format", labelled]) {
+    for line in list(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=dev.ovswire.lab",
+        "--format",
+        labelled,
+    ]) {
         if let Some((name, lab)) = line.split_once(' ')
             && is_test_lab(lab.trim())
         {

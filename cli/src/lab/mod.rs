@@ -44,6 +44,9 @@ fn labs_dir() -> PathBuf {
 const BRIDGE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Containers made or started at once.
 const CONTAINER_CONCURRENCY: usize = 8;
+/// Nodes removed at once by `down` (a namespace's veths take a few RCU grace periods to go, a
+/// container a few engine steps: in parallel they overlap).
+const NODE_CONCURRENCY: usize = 16;
 
 /// What a lab has made, saved after every step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -361,7 +364,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
         .cloned()
         .collect();
     for node in &gone {
-        nodes::remove(engine.as_ref(), node, &st.nodes[node]).await?;
+        nodes::remove(engine.as_ref(), node, &st.nodes[node], Vec::new()).await?;
         st.nodes.remove(node);
         st.save()?;
     }
@@ -382,7 +385,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     for (node, n) in spec.nodes_in_file_order() {
         if !n.is_container() {
             if matches!(st.nodes.get(node), Some(NodeRecord::Container(_))) {
-                nodes::remove(engine.as_ref(), node, &st.nodes[node]).await?;
+                nodes::remove(engine.as_ref(), node, &st.nodes[node], Vec::new()).await?;
                 st.nodes.remove(node);
             }
             if nodes::ensure_namespace(&mut st, node)? {
@@ -398,7 +401,13 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     if let (Some(engine), Some(wanted), Some(mgmt)) = (&engine, &wanted, st.mgmt.clone()) {
         for node in wanted.keys() {
             if let Some(NodeRecord::Namespace(ns)) = st.nodes.get(node) {
-                nodes::remove(Some(engine), node, &NodeRecord::Namespace(ns.clone())).await?;
+                nodes::remove(
+                    Some(engine),
+                    node,
+                    &NodeRecord::Namespace(ns.clone()),
+                    Vec::new(),
+                )
+                .await?;
                 st.nodes.remove(node);
             }
         }
@@ -654,34 +663,41 @@ pub async fn down(name: &str) -> Result<()> {
     };
     let records = std::mem::take(&mut st.nodes);
     let count = records.len();
-    for (node, record) in &records {
-        // Deleting the pod ends removes the pairs at once; a namespace's own teardown would
-        // too, but later, in the background.
-        if let NodeRecord::Namespace(ns) = record
-            && ovswire_netns::exists(ns)
-        {
-            let ifnames: Vec<String> = st
-                .attached
-                .keys()
-                .filter_map(|k| k.split_once(':'))
-                .filter(|(n, _)| n == node)
-                .map(|(_, i)| i.to_owned())
-                .collect();
-            tokio::task::block_in_place(|| {
-                ovswire_netns::block_on(&ovswire_netns::path(ns), |h| async move {
-                    for ifname in ifnames {
-                        ovswire_netns::link::delete(&h, &ifname).await?;
-                    }
-                    Ok::<_, ovswire_netns::Error>(())
-                })
-            })
-            .and_then(|deleted| deleted)
-            .with_context(|| format!("remove the interfaces of node {node}"))?;
+    let attached: Vec<String> = st.attached.keys().cloned().collect();
+    let ifnames_of = |node: &str| -> Vec<String> {
+        attached
+            .iter()
+            .filter_map(|k| k.split_once(':'))
+            .filter(|(n, _)| *n == node)
+            .map(|(_, i)| i.to_owned())
+            .collect()
+    };
+    let engine_ref = engine.as_ref();
+    let failed: Vec<(String, NodeRecord, anyhow::Error)> = {
+        use futures::stream::{self, StreamExt};
+        stream::iter(records.iter().map(|(node, record)| {
+            let ifnames = ifnames_of(node);
+            async move {
+                let r = nodes::remove(engine_ref, node, record, ifnames).await;
+                (node, record, r)
+            }
+        }))
+        .buffer_unordered(NODE_CONCURRENCY)
+        .filter_map(|(node, record, r)| async move {
+            r.err().map(|e| (node.clone(), record.clone(), e))
+        })
+        .collect()
+        .await
+    };
+    if !failed.is_empty() {
+        // Keep what could not be removed on record, for the next `down`.
+        let mut first = None;
+        for (node, record, e) in failed {
+            st.nodes.insert(node, record);
+            first.get_or_insert(e);
         }
-        if let Err(e) = nodes::remove(engine.as_ref(), node, record).await {
-            // Keep what could not be removed on record, for the next `down`.
-            st.nodes.insert(node.clone(), record.clone());
-            st.save()?;
+        st.save()?;
+        if let Some(e) = first {
             return Err(e);
         }
     }

@@ -407,12 +407,38 @@ pub(super) fn ensure_namespace(st: &mut LabState, name: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Removes node `name` and everything running in it.
-pub(super) async fn remove(engine: Option<&Engine>, name: &str, record: &NodeRecord) -> Result<()> {
+/// Removes node `name` and everything running in it. A namespace node's interfaces `ifnames`
+/// are deleted first: that removes the veth pairs at once, where the namespace's own teardown
+/// would too, but later, in the background.
+pub(super) async fn remove(
+    engine: Option<&Engine>,
+    name: &str,
+    record: &NodeRecord,
+    ifnames: Vec<String>,
+) -> Result<()> {
     match record {
-        NodeRecord::Namespace(ns) => ovswire_netns::kill_processes(ns)
-            .and_then(|_| ovswire_netns::delete(ns))
-            .with_context(|| format!("remove network namespace {ns} of node {name}")),
+        NodeRecord::Namespace(ns) => {
+            if ovswire_netns::exists(ns) && !ifnames.is_empty() {
+                ovswire_netns::spawn(ovswire_netns::path(ns), |h| async move {
+                    for ifname in ifnames {
+                        ovswire_netns::link::delete(&h, &ifname).await?;
+                    }
+                    Ok::<_, ovswire_netns::Error>(())
+                })
+                .await
+                .and_then(|deleted| deleted)
+                .with_context(|| format!("remove the interfaces of node {name}"))?;
+            }
+            let ns = ns.clone();
+            tokio::task::spawn_blocking(move || {
+                ovswire_netns::kill_processes(&ns)
+                    .and_then(|_| ovswire_netns::delete(&ns))
+                    .with_context(|| format!("remove network namespace {ns}"))
+            })
+            .await
+            .context("the thread removing a namespace failed")?
+            .with_context(|| format!("remove node {name}"))
+        }
         NodeRecord::Container(c) => match engine {
             Some(engine) => engine.remove(&c.id).await,
             None => bail!(

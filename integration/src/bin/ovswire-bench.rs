@@ -76,6 +76,21 @@ enum Scenario {
         #[arg(long, default_value_t = 1500)]
         mtu: u32,
     },
+    /// A whole local lab with `ovswire lab up`/`down` (a ring with chords, every node running
+    /// one `exec` command), vs the same nodes and veths made by hand (the engine's CLI or `ip
+    /// netns add`, one `ip -batch`); with containers, also kill -> NO-CARRIER at the peers and
+    /// start -> carrier back.
+    Lab {
+        /// How many nodes.
+        #[arg(long, default_value_t = 50)]
+        nodes: usize,
+        /// How many links.
+        #[arg(long, default_value_t = 100)]
+        links: usize,
+        /// Busybox containers (scripts/build-image busybox) instead of bare namespaces.
+        #[arg(long)]
+        containers: bool,
+    },
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -102,6 +117,11 @@ async fn main() -> Result<()> {
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds, nodes } => print(bench::tcp::run(seconds, nodes).await?),
+        Scenario::Lab {
+            nodes,
+            links,
+            containers,
+        } => print(bench::lab::run_scenario(nodes, links, containers).await?),
         Scenario::Flap { flaps, nodes } => print(bench::flap::run(flaps, nodes).await?),
         Scenario::Latency {
             ref links,
