@@ -540,6 +540,45 @@ impl Engine {
         out
     }
 
+    /// Starts `cmd` inside container `id`, attached (with a terminal when `tty`); the exec's id
+    /// and its output and input.
+    async fn start_exec(&self, id: &str, cmd: &[String], tty: bool) -> Result<(String, Attached)> {
+        let failed = |e: ApiError| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e));
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    attach_stdin: Some(tty),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(failed)?;
+        let options = StartExecOptions {
+            detach: false,
+            tty,
+            output_capacity: None,
+        };
+        match self
+            .api
+            .start_exec(&exec.id, Some(options))
+            .await
+            .map_err(failed)?
+        {
+            StartExecResults::Attached { output, input } => {
+                Ok((exec.id, Attached { output, input }))
+            }
+            StartExecResults::Detached => {
+                bail!("the engine did not attach to {cmd:?} in container {id}")
+            }
+        }
+    }
+
     /// Runs `cmd` inside container `id`, passing its output to `sink` as it comes; its exit
     /// code.
     pub async fn exec(
@@ -548,40 +587,14 @@ impl Engine {
         cmd: &[String],
         mut sink: impl FnMut(Output<'_>),
     ) -> Result<i64> {
-        let exec = self
-            .api
-            .create_exec(
-                id,
-                ExecConfig {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.to_vec()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
-        let started = self
-            .api
-            .start_exec(
-                &exec.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: None,
-                }),
-            )
-            .await
-            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| anyhow!("reading the output of {cmd:?}: {}", said(&e)))? {
-                    LogOutput::StdErr { message } => sink(Output::Stderr(&message)),
-                    other => sink(Output::Stdout(&output_bytes(&other))),
-                }
+        let (exec, mut attached) = self.start_exec(id, cmd, false).await?;
+        while let Some(chunk) = attached.output.next().await {
+            match chunk.map_err(|e| anyhow!("reading the output of {cmd:?}: {}", said(&e)))? {
+                LogOutput::StdErr { message } => sink(Output::Stderr(&message)),
+                other => sink(Output::Stdout(&output_bytes(&other))),
             }
         }
-        self.exit_code(&exec.id, cmd, id).await
+        self.exit_code(&exec, cmd, id).await
     }
 
     /// Runs `cmd` inside container `id` on a terminal of `size` (columns, rows), with this
@@ -590,44 +603,17 @@ impl Engine {
     pub async fn exec_tty(&self, id: &str, cmd: &[String], size: (u16, u16)) -> Result<i64> {
         use std::io::{Read, Write};
         use tokio::io::AsyncWriteExt;
-        let exec = self
-            .api
-            .create_exec(
-                id,
-                ExecConfig {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(true),
-                    cmd: Some(cmd.to_vec()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
-        let started = self
-            .api
-            .start_exec(
-                &exec.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: true,
-                    output_capacity: None,
-                }),
-            )
-            .await
-            .map_err(|e| anyhow!("cannot run {cmd:?} in container {id}: {}", said(&e)))?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
-            bail!("the engine did not attach to {cmd:?} in container {id}");
-        };
+        let (
+            exec,
+            Attached {
+                mut output,
+                mut input,
+            },
+        ) = self.start_exec(id, cmd, true).await?;
         let _ = self
             .api
             .resize_exec(
-                &exec.id,
+                &exec,
                 bollard::exec::ResizeExecOptions {
                     width: size.0,
                     height: size.1,
@@ -663,7 +649,7 @@ impl Engine {
                 },
             }
         }
-        self.exit_code(&exec.id, cmd, id).await
+        self.exit_code(&exec, cmd, id).await
     }
 
     /// The exit code of exec `exec`, once it has ended.
@@ -725,6 +711,12 @@ impl Engine {
             })
         })
     }
+}
+
+/// The streams of a command started in a container.
+struct Attached {
+    output: std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, ApiError>> + Send>>,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
 
 /// Output of a command run in a container.

@@ -11,5 +11,6 @@ pub mod ovs;
 pub mod paths;
 pub mod process;
 pub mod spec;
+pub mod table;
 pub mod topo;
 pub mod wires;

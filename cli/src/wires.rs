@@ -221,24 +221,7 @@ pub fn table(links: &[Link]) -> String {
             ]
         })
         .collect();
-    let header = ["LAB", "LINK", "MTU", "STATE", "REASON"].map(String::from);
-    let mut width = [0; 5];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(width)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::aligned(["LAB", "LINK", "MTU", "STATE", "REASON"], &rows)
 }
 
 /// A link as JSON for `--json` output.
@@ -264,33 +247,39 @@ pub fn json(link: &Link) -> serde_json::Value {
     })
 }
 
+/// A link `a--b` of lab `lab` in the given states, for tests.
+#[cfg(test)]
+pub(crate) fn test_link(a: &str, b: &str, admin: AdminState, oper: OperState) -> Link {
+    let end = |s: &str| {
+        let (pod, ifname) = s.split_once(':').unwrap_or((s, ""));
+        Some(Endpoint {
+            pod: pod.into(),
+            ifname: ifname.into(),
+        })
+    };
+    Link {
+        r#ref: Some(LinkRef {
+            lab: "lab".into(),
+            a: end(a),
+            b: end(b),
+        }),
+        admin: admin as i32,
+        oper: oper as i32,
+        reason: String::new(),
+        mtu: 1500,
+        node_a: "n".into(),
+        node_b: "n".into(),
+        effective_mtu: 1500,
+        tunnel_key: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn link(a: &str, b: &str, admin: AdminState, oper: OperState) -> Link {
-        let end = |s: &str| {
-            let (pod, ifname) = s.split_once(':').unwrap();
-            Some(Endpoint {
-                pod: pod.into(),
-                ifname: ifname.into(),
-            })
-        };
-        Link {
-            r#ref: Some(LinkRef {
-                lab: "lab".into(),
-                a: end(a),
-                b: end(b),
-            }),
-            admin: admin as i32,
-            oper: oper as i32,
-            reason: String::new(),
-            mtu: 1500,
-            node_a: "n".into(),
-            node_b: "n".into(),
-            effective_mtu: 1500,
-            tunnel_key: 0,
-        }
+        test_link(a, b, admin, oper)
     }
 
     #[test]

@@ -132,11 +132,22 @@ pub(super) struct DraftNode {
 #[derive(Debug, Default)]
 pub(super) struct DraftMgmt {
     /// The engine network's name.
-    pub(super) network: Option<String>,
+    network: Option<String>,
     /// Its IPv4 subnet, as written.
-    pub(super) ipv4_subnet: Option<String>,
+    ipv4_subnet: Option<String>,
     /// Where the block is written.
-    pub(super) at: Vec<Step>,
+    at: Vec<Step>,
+}
+
+impl DraftMgmt {
+    /// The settings of a top-level `mgmt:` block.
+    pub(super) fn written(network: Option<String>, ipv4_subnet: Option<String>) -> Self {
+        Self {
+            network,
+            ipv4_subnet,
+            at: vec![Step::key("mgmt")],
+        }
+    }
 }
 
 /// A link as written.

@@ -158,11 +158,7 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
             mtu_at: vec![Step::key("mtu")],
             mgmt: file
                 .mgmt
-                .map(|m| DraftMgmt {
-                    network: m.network,
-                    ipv4_subnet: m.ipv4_subnet,
-                    at: vec![Step::key("mgmt")],
-                })
+                .map(|m| DraftMgmt::written(m.network, m.ipv4_subnet))
                 .unwrap_or_default(),
             declared,
             links,

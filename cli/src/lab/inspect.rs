@@ -137,33 +137,18 @@ pub fn table(views: &[NodeView]) -> String {
             ]
         })
         .collect();
-    let header = [
-        "NODE",
-        "KIND",
-        "IMAGE",
-        "CONTAINER/NETNS",
-        "STATE",
-        "MGMT IPV4",
-        "INTERFACES",
-    ]
-    .map(String::from);
-    let mut width = [0; 7];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(width)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::aligned(
+        [
+            "NODE",
+            "KIND",
+            "IMAGE",
+            "CONTAINER/NETNS",
+            "STATE",
+            "MGMT IPV4",
+            "INTERFACES",
+        ],
+        &rows,
+    )
 }
 
 /// Where a node runs commands.

@@ -766,26 +766,12 @@ pub async fn down(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ovswire_proto::v1::{AdminState, Endpoint, LinkRef, OperState};
+    use ovswire_proto::v1::{AdminState, OperState};
 
     fn link(a: &str, admin: AdminState, oper: OperState, reason: &str) -> Link {
-        let end = |s: &str| {
-            let (pod, ifname) = s.split_once(':').unwrap();
-            Some(Endpoint {
-                pod: pod.into(),
-                ifname: ifname.into(),
-            })
-        };
         Link {
-            r#ref: Some(LinkRef {
-                lab: "lab".into(),
-                a: end(a),
-                b: end("z:eth9"),
-            }),
-            admin: admin as i32,
-            oper: oper as i32,
             reason: reason.into(),
-            ..Link::default()
+            ..wires::test_link(a, "z:eth9", admin, oper)
         }
     }
 
