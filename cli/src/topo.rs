@@ -102,8 +102,32 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
             // Routers configure their interfaces and routes.
             "securityContext": { "capabilities": { "add": ["NET_ADMIN", "NET_RAW"] } },
         });
-        if let Some(cmd) = &pod.command {
-            container["command"] = json!(cmd);
+        match spec.nodes.get(node).filter(|n| n.is_container()) {
+            // A node with its own image runs it as the file says: its entrypoint is the pod's
+            // command, its cmd the pod's args, with its environment.
+            Some(n) => {
+                container["image"] = json!(n.image);
+                let words = |s: &Option<String>| s.as_deref().and_then(shlex::split);
+                if let Some(entrypoint) = words(&n.entrypoint) {
+                    container["command"] = json!(entrypoint);
+                }
+                if let Some(args) = words(&n.cmd) {
+                    container["args"] = json!(args);
+                }
+                if !n.env.is_empty() {
+                    let env: Vec<Value> = n
+                        .env
+                        .iter()
+                        .map(|(k, v)| json!({ "name": k, "value": v }))
+                        .collect();
+                    container["env"] = Value::Array(env);
+                }
+            }
+            None => {
+                if let Some(cmd) = &pod.command {
+                    container["command"] = json!(cmd);
+                }
+            }
         }
         objects.push(json!({
             "apiVersion": "v1",
@@ -218,6 +242,25 @@ mod tests {
             crate::file::Format::Native,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_node_with_an_image_gets_its_own_image_command_and_environment() {
+        let spec = crate::file::parse(
+            "lab: img\nnodes:\n  r1: {image: quay.io/frrouting/frr:10.2.1, cmd: \"sleep 'a b'\", env: {A: 1}}\n  r2: {}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n",
+            "img.yaml",
+            crate::file::Format::Native,
+        )
+        .unwrap();
+        let objects = render(&spec, &PodTemplate::default());
+        let r1 = &objects[3]["spec"]["containers"][0];
+        assert_eq!(r1["image"], "quay.io/frrouting/frr:10.2.1");
+        assert_eq!(r1["args"], json!(["sleep", "a b"]));
+        assert_eq!(r1.get("command"), None, "the image's own entrypoint");
+        assert_eq!(r1["env"], json!([{"name": "A", "value": "1"}]));
+        let r2 = &objects[4]["spec"]["containers"][0];
+        assert_eq!(r2["image"], "alpine:3");
+        assert_eq!(r2["command"], json!(["sleep", "infinity"]));
     }
 
     #[test]

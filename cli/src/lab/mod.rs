@@ -427,7 +427,9 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
             };
             let netns = nodes::running_netns(engine, node, &c.id).await?;
             if c.netns.as_ref() != Some(&netns) {
+                // Started since it was last wired: its workload is new, its `exec` runs again.
                 renew.insert(node.clone());
+                fresh.insert(node.clone());
                 st.nodes.insert(
                     node.clone(),
                     NodeRecord::Container(ContainerRecord {
@@ -439,6 +441,15 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
         }
         st.save()?;
         fresh.extend(started_now);
+    }
+    if !spec.has_containers()
+        && let (Some(engine), Some(m)) = (&engine, st.mgmt.take())
+    {
+        // The file has no container node left: the management network goes with the last.
+        if m.created {
+            engine.remove_network(&m.network).await?;
+        }
+        st.save()?;
     }
 
     // Interfaces, then their addresses.
