@@ -164,6 +164,7 @@ pub async fn run(args: Args) -> Result<()> {
         bridge,
         here,
         peers,
+        history: args.history,
     };
     let (agent, events) = Agent::start(db, config, links).await?;
     if args.kubernetes {
@@ -210,6 +211,9 @@ pub async fn run(args: Args) -> Result<()> {
             .add_service(wires_svc.clone())
             .serve_with_incoming_shutdown(UnixListenerStream::new(wires), stopped(stop_rx.clone())),
     );
+    if let Some(addr) = args.metrics_listen {
+        api::metrics::serve(addr, agent.clone()).await?;
+    }
     if let Some(addr) = args.wires_listen {
         servers.spawn(
             tonic::transport::Server::builder()

@@ -312,6 +312,103 @@ fn a_pod_that_dies_without_a_del_drops_its_peers_carrier_and_its_port() -> Resul
     Ok(())
 }
 
+/// Sends `count` raw frames of `len` bytes (a local experimental ethertype) out of `ifname`,
+/// paced (20 frames a millisecond): the userspace datapath reads a veth through a packet
+/// socket, and an unpaced burst of a thousand frames overflows that socket's buffer, where
+/// frames are lost before OVS (or its counters) sees them.
+fn send_frames(ns: &ovswire_testbed::Netns, ifname: &str, count: usize, len: usize) -> Result {
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('{ifname}', 0))\n\
+         f = bytes.fromhex('ffffffffffff020000000001' '88b5') + bytes({len} - 14)\n\
+         for i in range({count}):\n\
+         \x20   s.send(f)\n\
+         \x20   if i % 20 == 19: time.sleep(0.001)\n"
+    );
+    ns.exec("python3", &["-c", &script])?;
+    Ok(())
+}
+
+/// A link of the lab whose counters this node reads now.
+fn counters(lab: &Lab) -> Result<ovswire_core::stats::LinkCounters> {
+    let agent = lab.agent();
+    let all = lab.on(async move { agent.link_stats().await })?;
+    Ok(*all.values().next().ok_or("no link counted")?)
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn counters_match_the_frames_sent_flaps_are_counted_and_survive_a_restart() -> Result {
+    let mut lab = Lab::new("counters", ONE_LINK)?;
+    lab.start()?;
+    let r1 = lab.node.pod("r1")?;
+    let r2 = lab.node.pod("r2")?;
+    // A quiet link: no IPv6 (router solicitations, MLD), no addresses (ARP).
+    for ns in [&r1, &r2] {
+        ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
+        ns.exec("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+    }
+    lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    lab.wait_for("the link to come up", || {
+        lab.status(LINK) == Some(OperState::Up)
+    })?;
+    let before = counters(&lab)?;
+    send_frames(&r1, "eth1", 1000, 100)?;
+    send_frames(&r2, "eth1", 10, 60)?;
+    lab.wait_for("every frame counted", || {
+        counters(&lab).is_ok_and(|c| {
+            c.a_to_b.packets - before.a_to_b.packets >= 1000
+                && c.b_to_a.packets - before.b_to_a.packets >= 10
+        })
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    let after = counters(&lab)?;
+    assert_eq!(
+        after.a_to_b.packets - before.a_to_b.packets,
+        1000,
+        "{after:?}"
+    );
+    assert_eq!(after.a_to_b.bytes - before.a_to_b.bytes, 100_000);
+    assert_eq!(after.b_to_a.packets - before.b_to_a.packets, 10);
+    assert_eq!(after.b_to_a.bytes - before.b_to_a.bytes, 600);
+
+    // A flap: one flap, two carrier changes; the history says when and why.
+    let key = lab.agent().links()[0].0.key.clone();
+    let agent = lab.agent();
+    let k = key.clone();
+    lab.on(async move { agent.set_admin(&k, AdminState::Down).await })?;
+    let agent = lab.agent();
+    let k = key.clone();
+    lab.on(async move { agent.set_admin(&k, AdminState::Up).await })?;
+    lab.wait_for("the link back up", || {
+        lab.status(LINK) == Some(OperState::Up)
+    })?;
+    let carrier = lab.agent().telemetry().carrier(&key);
+    assert_eq!((carrier.flaps, carrier.changes), (1, 2), "{carrier:?}");
+    let (history, _) = lab
+        .agent()
+        .history_since(std::time::SystemTime::UNIX_EPOCH, "lab");
+    let states: Vec<&OperState> = history.iter().map(|h| &h.event.status).collect();
+    assert!(states.contains(&&OperState::Down), "{states:?}");
+    assert_eq!(history[0].note.as_deref(), Some("agent started"));
+
+    // The agent dies and comes back: the counters go on from where they were.
+    lab.crash();
+    lab.start()?;
+    lab.settle()?;
+    let again = counters(&lab)?;
+    assert!(
+        again.a_to_b.packets >= after.a_to_b.packets && again.b_to_a.bytes >= after.b_to_a.bytes,
+        "{after:?} then {again:?}"
+    );
+    Ok(())
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),

@@ -35,6 +35,10 @@ enum Command {
         /// One JSON object per link, one per line.
         #[arg(long)]
         json: bool,
+        /// Also what crossed each link (packets and bytes each way), drops and flaps, as the
+        /// agent counts them.
+        #[arg(long)]
+        stats: bool,
     },
     /// Take a link down, bring it up, or flap it.
     #[command(subcommand)]
@@ -46,6 +50,16 @@ enum Command {
         /// One JSON object per event, one per line.
         #[arg(long)]
         json: bool,
+        /// Start with the events the agent remembers from this long ago (`30s`, `10m`, `2h`),
+        /// instead of the current state.
+        #[arg(long, conflicts_with = "stats")]
+        since: Option<String>,
+        /// Print every link's counters and rates every --interval-ms instead of events.
+        #[arg(long)]
+        stats: bool,
+        /// With --stats: milliseconds between updates (100 or more).
+        #[arg(long, default_value_t = 1000, requires = "stats")]
+        interval_ms: u64,
     },
     /// Turn a topology file into Kubernetes objects: the lab's namespace, a
     /// NetworkAttachmentDefinition, one pod per node with Multus annotations, and a Topology.
@@ -434,34 +448,89 @@ async fn run(command: Command) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Links { agent, json } => {
-            let links = Wires::connect(&agent.target()?)
-                .await?
-                .links(&agent.lab())
-                .await?;
+        Command::Links { agent, json, stats } => {
+            let wires = Wires::connect(&agent.target()?).await?;
+            let links = if stats {
+                wires.links_with_stats(&agent.lab()).await?
+            } else {
+                wires.links(&agent.lab()).await?
+            };
             if json {
                 for l in &links {
                     println!("{}", wires::json(l));
                 }
+            } else if stats {
+                print!("{}", wires::stats_table(&links));
             } else {
                 print!("{}", wires::table(&links));
             }
         }
         Command::Link(cmd) => link(cmd).await?,
         Command::Topo(cmd) => topo(cmd).await?,
-        Command::Watch { agent, json } => {
-            let mut events = Wires::connect(&agent.target()?)
-                .await?
-                .watch(&agent.lab())
-                .await?;
+        Command::Watch {
+            agent,
+            json,
+            since,
+            stats,
+            interval_ms,
+        } => {
+            let wires = Wires::connect(&agent.target()?).await?;
+            if stats {
+                let mut updates = wires
+                    .watch_stats(&agent.lab(), Duration::from_millis(interval_ms))
+                    .await?;
+                while let Some(update) = updates.message().await? {
+                    let time = clock(update.time_unix_ms);
+                    for l in &update.links {
+                        if json {
+                            let mut v = wires::json(l);
+                            v["time"] = time.clone().into();
+                            println!("{v}");
+                        } else {
+                            let s = l.stats.clone().unwrap_or_default();
+                            let (ab, ba) =
+                                (s.a_to_b.unwrap_or_default(), s.b_to_a.unwrap_or_default());
+                            println!(
+                                "{time}  {}  {}  {}  a->b {:.0} pkt/s {}  b->a {:.0} pkt/s {}  \
+                                 drops {}  flaps {}",
+                                wires::lab_of(l),
+                                wires::link_name(l),
+                                wires::state_word(l),
+                                ab.packets_per_second,
+                                wires::bits_per_second(ab.bits_per_second),
+                                ba.packets_per_second,
+                                wires::bits_per_second(ba.bits_per_second),
+                                ab.drops + ba.drops,
+                                s.flaps
+                            );
+                        }
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let since = match since {
+                Some(ago) => Some(
+                    std::time::SystemTime::now()
+                        .checked_sub(parse_duration(&ago)?)
+                        .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+                ),
+                None => None,
+            };
+            let mut events = wires.watch(&agent.lab(), since).await?;
             while let Some(ev) = events.message().await? {
                 let Some(l) = ev.link else { continue };
-                let time = now();
+                let time = clock(ev.time_unix_ms);
                 if json {
                     let mut v = wires::json(&l);
                     v["time"] = time.into();
+                    v["time_unix_ms"] = ev.time_unix_ms.into();
                     v["initial"] = ev.initial.into();
                     v["removed"] = ev.removed.into();
+                    v["history"] = ev.history.into();
+                    v["node"] = ev.node.into();
+                    if !ev.note.is_empty() {
+                        v["note"] = ev.note.into();
+                    }
                     println!("{v}");
                 } else {
                     let what = if ev.removed {
@@ -469,10 +538,17 @@ async fn run(command: Command) -> Result<ExitCode> {
                     } else {
                         wires::state_word(&l)
                     };
+                    let why = match (l.reason.is_empty(), ev.note.is_empty()) {
+                        (true, true) => String::new(),
+                        (false, true) => format!("  ({})", l.reason),
+                        (true, false) => format!("  [{}]", ev.note),
+                        (false, false) => format!("  ({}) [{}]", l.reason, ev.note),
+                    };
                     println!(
-                        "{time}  {}  {}  {what}",
+                        "{time}  {}  {}  {what}  on {}{why}",
                         wires::lab_of(&l),
-                        wires::link_name(&l)
+                        wires::link_name(&l),
+                        ev.node
                     );
                 }
             }
@@ -622,6 +698,41 @@ async fn set(agent: &AgentArgs, endpoint: &str, up: bool) -> Result<()> {
         .await?;
     println!("{}  {}", wires::link_name(&l), wires::state_word(&l));
     Ok(())
+}
+
+/// The time of day (UTC, with milliseconds) of Unix milliseconds `ms`, or of now when 0.
+fn clock(ms: i64) -> String {
+    if ms <= 0 {
+        return now();
+    }
+    let t = Duration::from_millis(ms as u64);
+    let s = t.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_millis()
+    )
+}
+
+/// A duration written `500ms`, `30s`, `10m`, `2h` or `1d`.
+fn parse_duration(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        anyhow::anyhow!("{text:?} is not a duration; write it like 30s, 10m, 2h or 1d")
+    })?;
+    let scale = match unit {
+        "ms" => Duration::from_millis(1),
+        "s" | "" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        "d" => Duration::from_secs(86_400),
+        other => bail!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d"),
+    };
+    Ok(scale * u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Wall-clock time of day, UTC, with milliseconds.

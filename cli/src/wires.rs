@@ -2,13 +2,13 @@
 //! link events. They work against a local lab's agent or any node agent.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{
-    AdminState, Endpoint, Link, LinkEvent, LinkRef, ListLinksRequest, OperState,
-    SetLinkStateRequest, WatchLinksRequest,
+    AdminState, DirectionStats, Endpoint, Link, LinkEvent, LinkRef, LinkStatsUpdate,
+    ListLinksRequest, OperState, SetLinkStateRequest, WatchLinkStatsRequest, WatchLinksRequest,
 };
 use tonic::transport::Channel;
 
@@ -60,10 +60,22 @@ impl Wires {
 
     /// Every link of `lab` (every link the agent knows when `lab` is empty), sorted by name.
     pub async fn links(&self, lab: &str) -> Result<Vec<Link>> {
+        self.list(lab, false).await
+    }
+
+    /// [`Self::links`] with each link's counters, read by the agent now.
+    pub async fn links_with_stats(&self, lab: &str) -> Result<Vec<Link>> {
+        self.list(lab, true).await
+    }
+
+    async fn list(&self, lab: &str, stats: bool) -> Result<Vec<Link>> {
         let mut links = self
             .client
             .clone()
-            .list_links(ListLinksRequest { lab: lab.into() })
+            .list_links(ListLinksRequest {
+                lab: lab.into(),
+                stats,
+            })
             .await
             .map_err(|s| self.error("list links", s))?
             .into_inner()
@@ -123,14 +135,43 @@ impl Wires {
     }
 
     /// The stream of link events of `lab` (all labs when empty), starting with one `initial`
-    /// event per existing link.
-    pub async fn watch(&self, lab: &str) -> Result<tonic::Streaming<LinkEvent>> {
+    /// event per existing link; or, with `since`, with the events the agent remembers since
+    /// then.
+    pub async fn watch(
+        &self,
+        lab: &str,
+        since: Option<SystemTime>,
+    ) -> Result<tonic::Streaming<LinkEvent>> {
+        let since_unix_ms = since.map_or(0, |t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_millis().max(1) as i64)
+        });
         self.client
             .clone()
-            .watch_links(WatchLinksRequest { lab: lab.into() })
+            .watch_links(WatchLinksRequest {
+                lab: lab.into(),
+                since_unix_ms,
+            })
             .await
             .map(tonic::Response::into_inner)
             .map_err(|s| self.error("watch links", s))
+    }
+
+    /// Every link of `lab` with its counters and rates, every `interval`.
+    pub async fn watch_stats(
+        &self,
+        lab: &str,
+        interval: Duration,
+    ) -> Result<tonic::Streaming<LinkStatsUpdate>> {
+        self.client
+            .clone()
+            .watch_link_stats(WatchLinkStatsRequest {
+                lab: lab.into(),
+                interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error("watch link counters", s))
     }
 
     fn error(&self, what: &str, status: tonic::Status) -> anyhow::Error {
@@ -224,6 +265,59 @@ pub fn table(links: &[Link]) -> String {
     crate::table::aligned(["LAB", "LINK", "MTU", "STATE", "REASON"], &rows)
 }
 
+/// `1.5 Gbit/s`, `12 kbit/s`, `0 bit/s`.
+pub fn bits_per_second(bps: f64) -> String {
+    let (value, unit) = [(1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")]
+        .into_iter()
+        .find(|(scale, _)| bps >= *scale)
+        .map_or((bps, "bit/s"), |(scale, unit)| (bps / scale, unit));
+    if value >= 100.0 || unit == "bit/s" {
+        format!("{value:.0} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+/// An aligned table of links with their counters (and rates, when the agent computed them).
+pub fn stats_table(links: &[Link]) -> String {
+    let zero = DirectionStats::default();
+    let rows: Vec<[String; 9]> = links
+        .iter()
+        .map(|l| {
+            let s = l.stats.clone().unwrap_or_default();
+            let (ab, ba) = (
+                s.a_to_b.unwrap_or(zero.clone()),
+                s.b_to_a.unwrap_or(zero.clone()),
+            );
+            [
+                link_name(l),
+                state_word(l).to_owned(),
+                ab.packets.to_string(),
+                ab.bytes.to_string(),
+                bits_per_second(ab.bits_per_second),
+                ba.packets.to_string(),
+                ba.bytes.to_string(),
+                bits_per_second(ba.bits_per_second),
+                format!("{} / {}", ab.drops + ba.drops, s.flaps),
+            ]
+        })
+        .collect();
+    crate::table::aligned(
+        [
+            "LINK",
+            "STATE",
+            "A->B PKTS",
+            "A->B BYTES",
+            "A->B RATE",
+            "B->A PKTS",
+            "B->A BYTES",
+            "B->A RATE",
+            "DROPS / FLAPS",
+        ],
+        &rows,
+    )
+}
+
 /// A link as JSON for `--json` output.
 pub fn json(link: &Link) -> serde_json::Value {
     let end = |e: &Option<Endpoint>| {
@@ -231,7 +325,7 @@ pub fn json(link: &Link) -> serde_json::Value {
             .map(|e| serde_json::json!({"node": e.pod, "ifname": e.ifname}))
     };
     let r = link.r#ref.clone().unwrap_or_default();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "lab": r.lab,
         "name": link_name(link),
         "a": end(&r.a),
@@ -244,7 +338,29 @@ pub fn json(link: &Link) -> serde_json::Value {
         "node_b": link.node_b,
         "effective_mtu": link.effective_mtu,
         "tunnel_key": link.tunnel_key,
-    })
+    });
+    if let Some(s) = &link.stats {
+        let direction = |d: &Option<DirectionStats>| {
+            let d = d.clone().unwrap_or_default();
+            serde_json::json!({
+                "packets": d.packets,
+                "bytes": d.bytes,
+                "drops": d.drops,
+                "packets_per_second": d.packets_per_second,
+                "bits_per_second": d.bits_per_second,
+            })
+        };
+        v["stats"] = serde_json::json!({
+            "node": s.node,
+            "a_to_b": direction(&s.a_to_b),
+            "b_to_a": direction(&s.b_to_a),
+            "carrier_changes": s.carrier_changes,
+            "flaps": s.flaps,
+            "last_change_unix_ms": s.last_change_unix_ms,
+            "last_reason": s.last_reason,
+        });
+    }
+    v
 }
 
 /// A link `a--b` of lab `lab` in the given states, for tests.
@@ -271,6 +387,7 @@ pub(crate) fn test_link(a: &str, b: &str, admin: AdminState, oper: OperState) ->
         node_b: "n".into(),
         effective_mtu: 1500,
         tunnel_key: 0,
+        stats: None,
     }
 }
 

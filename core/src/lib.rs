@@ -35,6 +35,7 @@ pub mod naming;
 pub mod node;
 pub mod peers;
 pub mod plan;
+pub mod stats;
 pub mod topology;
 
 pub use model::{

@@ -312,6 +312,12 @@ impl NodeState {
         events
     }
 
+    /// Where this node counts each link it carries (see [`crate::stats`]).
+    pub fn counting(&mut self) -> BTreeMap<LinkKey, crate::stats::Counting> {
+        self.rebuild_elsewhere();
+        self.world().counting()
+    }
+
     /// The plan from what OVS has to what is wanted.
     pub fn plan(&mut self) -> Plan {
         self.rebuild_elsewhere();

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
 use crate::naming::{OWNER_KEY, OWNER_VALUE, link_cookie};
+use crate::stats::{Counting, Direction, PortSide};
 
 /// Priority of every wire flow; ovswire owns table 0 at this priority.
 pub const FLOW_PRIORITY: u16 = 100;
@@ -417,6 +418,53 @@ impl<'a> World<'a> {
             .collect()
     }
 
+    /// Where this node counts each link it carries: the direction of each of its flows here,
+    /// and of its host ports (see [`crate::stats`]).
+    pub fn counting(&self) -> BTreeMap<LinkKey, Counting> {
+        let mut out = BTreeMap::new();
+        for link in self.links.values() {
+            let c = match self.ends(link) {
+                Ends::Local(a, b) => Counting {
+                    flows: vec![
+                        ((a.ofport, None), Direction::AtoB),
+                        ((b.ofport, None), Direction::BtoA),
+                    ],
+                    ports: vec![
+                        (a.ofport, Direction::AtoB, PortSide::Ingress),
+                        (b.ofport, Direction::AtoB, PortSide::Egress),
+                        (b.ofport, Direction::BtoA, PortSide::Ingress),
+                        (a.ofport, Direction::BtoA, PortSide::Egress),
+                    ],
+                },
+                Ends::Cross { local, end, .. } => {
+                    let Some((tunnel, key)) = self.tunnel_of(link, end) else {
+                        continue;
+                    };
+                    // What the local pod sends goes into the wire; what the tunnel brings is
+                    // the other direction.
+                    let out_dir = if local.key == *link.key.a() {
+                        Direction::AtoB
+                    } else {
+                        Direction::BtoA
+                    };
+                    Counting {
+                        flows: vec![
+                            ((local.ofport, None), out_dir),
+                            ((tunnel.ofport, Some(key)), out_dir.reverse()),
+                        ],
+                        ports: vec![
+                            (local.ofport, out_dir, PortSide::Ingress),
+                            (local.ofport, out_dir.reverse(), PortSide::Egress),
+                        ],
+                    }
+                }
+                Ends::Missing => continue,
+            };
+            out.insert(link.key.clone(), c);
+        }
+        out
+    }
+
     /// Whether this node's part of a link is complete in `observed`: its ports exist in
     /// OpenFlow and its flows are in.
     fn complete(&self, link: &LinkSpec, observed: &Observed) -> bool {
@@ -768,6 +816,28 @@ mod tests {
     }
 
     #[test]
+    fn a_same_node_link_is_counted_both_ways_on_its_flows_and_ports() {
+        let lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        let counting = World::new(&lab.links, &lab.eps, &lab.elsewhere).counting();
+        let c = counting.values().next().unwrap();
+        assert_eq!(
+            c.flows,
+            [
+                ((32768, None), Direction::AtoB),
+                ((32769, None), Direction::BtoA)
+            ]
+        );
+        assert!(
+            c.ports
+                .contains(&(32769, Direction::AtoB, PortSide::Egress))
+        );
+        assert_eq!(c.ports.len(), 4);
+    }
+
+    #[test]
     fn a_link_with_one_end_stays_pending_and_down() {
         let mut lab = Lab::new(&[link("r1", "r2")], &[ep("r1", 32768, "c1")]);
         lab.converge();
@@ -948,6 +1018,15 @@ mod tests {
         assert!(lab.up(32768));
         assert_eq!(lab.status("r1", "r2"), OperState::Up);
         assert!(lab.plan().is_empty());
+        // r1 is end a: what it sends is a->b, what the tunnel brings b->a.
+        let counting = World::new(&lab.links, &lab.eps, &lab.elsewhere).counting();
+        assert_eq!(
+            counting[&key].flows,
+            [
+                ((32768, None), Direction::AtoB),
+                ((32769, Some(77)), Direction::BtoA)
+            ]
+        );
 
         // The far end goes away: carrier drops, flows and tunnel go.
         lab.elsewhere.endpoints.clear();

@@ -76,7 +76,10 @@ fn links(cluster: &Cluster, node: usize, lab: &str) -> Result<Vec<Link>> {
         Ok(cluster
             .wires(node)
             .await?
-            .list_links(ListLinksRequest { lab: lab.into() })
+            .list_links(ListLinksRequest {
+                lab: lab.into(),
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .links)

@@ -156,6 +156,7 @@ pub struct Client {
     tx: mpsc::Sender<Command>,
     tickets: Arc<AtomicU64>,
     schemas: Arc<Mutex<HashMap<String, Arc<Schema>>>>,
+    reconnects: Arc<AtomicU64>,
 }
 
 /// Wrap an already-open stream: the returned [`Connection`] must be spawned, and the client
@@ -169,7 +170,12 @@ where
         ..config
     };
     let (client, rx) = Client::channel();
-    let conn = Connection::new(rx, config, Target::Stream(Some(Box::new(io))));
+    let conn = Connection::new(
+        rx,
+        config,
+        Target::Stream(Some(Box::new(io))),
+        client.reconnects.clone(),
+    );
     (conn, client)
 }
 
@@ -181,9 +187,15 @@ impl Client {
                 tx,
                 tickets: Arc::default(),
                 schemas: Arc::default(),
+                reconnects: Arc::default(),
             },
             rx,
         )
+    }
+
+    /// How many times the connection was lost and made again.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// Connect to `unix:PATH` or `tcp:HOST:PORT` and spawn the connection task on the current
@@ -206,7 +218,7 @@ impl Client {
             },
             None => Target::Stream(Some(io)),
         };
-        let conn = Connection::new(rx, config, target);
+        let conn = Connection::new(rx, config, target, client.reconnects.clone());
         tokio::spawn(conn.run().instrument(info_span!("ovsdb", addr = %addr)));
         Ok(client)
     }
@@ -422,6 +434,8 @@ pub struct Connection {
     monitors: HashMap<String, Registration>,
     /// Calls received while disconnected, with the instant they give up.
     backlog: VecDeque<(Queued, Instant)>,
+    /// Counts reconnections, for the handles.
+    reconnects: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -448,13 +462,19 @@ struct Live {
 }
 
 impl Connection {
-    fn new(rx: mpsc::Receiver<Command>, config: ClientConfig, target: Target) -> Self {
+    fn new(
+        rx: mpsc::Receiver<Command>,
+        config: ClientConfig,
+        target: Target,
+        reconnects: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             rx,
             config,
             target,
             monitors: HashMap::new(),
             backlog: VecDeque::new(),
+            reconnects,
         }
     }
 
@@ -530,6 +550,7 @@ impl Connection {
             }) {
                 Ok(io) => {
                     info!(%address, "reconnected to ovsdb-server");
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
                     return Some(io);
                 }
                 Err(error) => {

@@ -5,10 +5,14 @@ use ovswire_core::model::{AdminState, EndpointKey, LinkKey, LinkSpec};
 use ovswire_core::naming::MAX_TUNNEL_KEY;
 use ovswire_core::node::{LinkInfo, Report};
 use ovswire_core::peers::{Here, PeerView};
+use std::time::SystemTime;
+
 use ovswire_core::plan::OperState;
+use ovswire_core::stats::{Direction, LinkCounters};
 use ovswire_proto::v1 as pb;
 
 use crate::error::Error;
+use crate::runtime::telemetry::Carrier;
 
 fn endpoint(e: &EndpointKey) -> pb::Endpoint {
     pb::Endpoint {
@@ -80,6 +84,57 @@ pub fn link(spec: &LinkSpec, status: &OperState, info: LinkInfo) -> pb::Link {
         node_b: info.node_b,
         effective_mtu: info.effective_mtu,
         tunnel_key: info.tunnel_key.unwrap_or(0),
+        stats: None,
+    }
+}
+
+/// Unix milliseconds of `t` (0 before 1970).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The time of Unix milliseconds `ms`.
+pub fn from_unix_ms(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+}
+
+/// A link's counters and carrier record as `node` counts them; `rates` are per second over the
+/// interval since `previous`, when there is one.
+pub fn link_stats(
+    node: &str,
+    counters: LinkCounters,
+    carrier: &Carrier,
+    previous: Option<(LinkCounters, f64)>,
+) -> pb::LinkStats {
+    let direction = |d: Direction| {
+        let now = counters.get(d);
+        let (pps, bps) = match previous {
+            Some((before, secs)) if secs > 0.0 => {
+                let before = before.get(d);
+                (
+                    now.packets.saturating_sub(before.packets) as f64 / secs,
+                    now.bytes.saturating_sub(before.bytes) as f64 * 8.0 / secs,
+                )
+            }
+            _ => (0.0, 0.0),
+        };
+        pb::DirectionStats {
+            packets: now.packets,
+            bytes: now.bytes,
+            drops: now.drops,
+            packets_per_second: pps,
+            bits_per_second: bps,
+        }
+    };
+    pb::LinkStats {
+        node: node.to_owned(),
+        a_to_b: Some(direction(Direction::AtoB)),
+        b_to_a: Some(direction(Direction::BtoA)),
+        carrier_changes: carrier.changes,
+        flaps: carrier.flaps,
+        last_change_unix_ms: carrier.last_change.map_or(0, unix_ms),
+        last_reason: carrier.last_reason.clone(),
     }
 }
 

@@ -4,8 +4,10 @@
 //! - [`cni`]: the CNI plugin's calls; each request runs on a task of its own.
 //! - [`wires`]: list, inspect, flap and watch links (local clients, the CLI).
 //! - [`peers`]: what other nodes' agents call, and the client that calls them.
+//! - [`metrics`]: Prometheus metrics over HTTP (not gRPC), when asked for.
 
 pub mod cni;
 pub mod convert;
+pub mod metrics;
 pub mod peers;
 pub mod wires;

@@ -1,7 +1,9 @@
 //! The `Wires` gRPC service: list, inspect, flap and watch links. Input is checked and
 //! converted by [`convert`]; the work is done by [`Agent`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use ovswire_proto::v1 as pb;
 use ovswire_proto::v1::wires_server::Wires;
@@ -9,7 +11,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use ovswire_core::model::{LinkKey, LinkSpec};
+use ovswire_core::node::LinkEvent;
 use ovswire_core::plan::OperState;
+use ovswire_core::stats::LinkCounters;
 
 use super::convert;
 use super::peers::PeerClients;
@@ -41,6 +45,57 @@ impl WiresService {
             .map(|(l, s)| self.to_proto(l, s))
             .ok_or_else(|| Error::NoSuchLink(Box::new(key.clone())).into())
     }
+
+    /// Every link of `lab` (all when empty) with its counters read now; rates against
+    /// `previous` (counters and when they were read).
+    async fn with_stats(
+        &self,
+        lab: &str,
+        previous: Option<(&BTreeMap<LinkKey, LinkCounters>, Instant)>,
+    ) -> Result<(Vec<pb::Link>, BTreeMap<LinkKey, LinkCounters>), Status> {
+        let counters = self.agent.link_stats().await?;
+        let node = self.agent.here().node;
+        let links = self
+            .agent
+            .links()
+            .iter()
+            .filter(|(l, _)| lab.is_empty() || l.key.lab() == lab)
+            .map(|(l, s)| {
+                let mut link = self.to_proto(l, s);
+                let now = counters.get(&l.key).copied().unwrap_or_default();
+                let before = previous.and_then(|(p, at)| {
+                    Some((p.get(&l.key).copied()?, at.elapsed().as_secs_f64()))
+                });
+                link.stats = Some(convert::link_stats(
+                    &node,
+                    now,
+                    &self.agent.telemetry().carrier(&l.key),
+                    before,
+                ));
+                link
+            })
+            .collect();
+        Ok((links, counters))
+    }
+
+    /// A published link event as the API gives it.
+    fn event(
+        &self,
+        ev: &LinkEvent,
+        time: SystemTime,
+        history: bool,
+        note: Option<String>,
+    ) -> pb::LinkEvent {
+        pb::LinkEvent {
+            link: Some(self.to_proto(&ev.link, &ev.status)),
+            initial: false,
+            removed: ev.removed,
+            time_unix_ms: convert::unix_ms(time),
+            node: self.agent.here().node,
+            history,
+            note: note.unwrap_or_default(),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -49,12 +104,16 @@ impl Wires for WiresService {
         &self,
         request: Request<pb::ListLinksRequest>,
     ) -> Result<Response<pb::ListLinksResponse>, Status> {
-        let lab = request.into_inner().lab;
+        let req = request.into_inner();
+        if req.stats {
+            let (links, _) = self.with_stats(&req.lab, None).await?;
+            return Ok(Response::new(pb::ListLinksResponse { links }));
+        }
         let links = self
             .agent
             .links()
             .iter()
-            .filter(|(l, _)| lab.is_empty() || l.key.lab() == lab)
+            .filter(|(l, _)| req.lab.is_empty() || l.key.lab() == req.lab)
             .map(|(l, s)| self.to_proto(l, s))
             .collect();
         Ok(Response::new(pb::ListLinksResponse { links }))
@@ -64,8 +123,19 @@ impl Wires for WiresService {
         &self,
         request: Request<pb::GetLinkRequest>,
     ) -> Result<Response<pb::Link>, Status> {
-        let key = convert::link_key(request.get_ref().r#ref.as_ref())?;
-        self.find(&key).map(Response::new)
+        let req = request.into_inner();
+        let key = convert::link_key(req.r#ref.as_ref())?;
+        let mut link = self.find(&key)?;
+        if req.stats {
+            let counters = self.agent.link_stats().await?;
+            link.stats = Some(convert::link_stats(
+                &self.agent.here().node,
+                counters.get(&key).copied().unwrap_or_default(),
+                &self.agent.telemetry().carrier(&key),
+                None,
+            ));
+        }
+        Ok(Response::new(link))
     }
 
     async fn set_link_state(
@@ -108,23 +178,42 @@ impl Wires for WiresService {
         &self,
         request: Request<pb::WatchLinksRequest>,
     ) -> Result<Response<Self::WatchLinksStream>, Status> {
-        let lab = request.into_inner().lab;
-        let mut updates = self.agent.subscribe();
+        let req = request.into_inner();
+        let lab = req.lab;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        let initial: Vec<_> = self
-            .agent
-            .links()
-            .iter()
-            .filter(|(l, _)| lab.is_empty() || l.key.lab() == lab)
-            .map(|(l, s)| pb::LinkEvent {
-                link: Some(self.to_proto(l, s)),
-                initial: true,
-                removed: false,
-            })
-            .collect();
+        let (first, mut updates) = if req.since_unix_ms > 0 {
+            // What the agent remembers since then, then what comes next.
+            let (history, updates) = self
+                .agent
+                .history_since(convert::from_unix_ms(req.since_unix_ms), &lab);
+            let first: Vec<_> = history
+                .iter()
+                .map(|h| self.event(&h.event, h.time, true, h.note.clone()))
+                .collect();
+            (first, updates)
+        } else {
+            let updates = self.agent.subscribe();
+            let now = SystemTime::now();
+            let first: Vec<_> = self
+                .agent
+                .links()
+                .iter()
+                .filter(|(l, _)| lab.is_empty() || l.key.lab() == lab)
+                .map(|(l, s)| pb::LinkEvent {
+                    link: Some(self.to_proto(l, s)),
+                    initial: true,
+                    removed: false,
+                    time_unix_ms: convert::unix_ms(now),
+                    node: self.agent.here().node,
+                    history: false,
+                    note: String::new(),
+                })
+                .collect();
+            (first, updates)
+        };
         let this = self.clone();
         tokio::spawn(async move {
-            for ev in initial {
+            for ev in first {
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }
@@ -142,12 +231,51 @@ impl Wires for WiresService {
                 if !lab.is_empty() && ev.link.key.lab() != lab {
                     continue;
                 }
-                let out = pb::LinkEvent {
-                    link: Some(this.to_proto(&ev.link, &ev.status)),
-                    initial: false,
-                    removed: ev.removed,
-                };
+                let out = this.event(&ev, SystemTime::now(), false, None);
                 if tx.send(Ok(out)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type WatchLinkStatsStream = ReceiverStream<Result<pb::LinkStatsUpdate, Status>>;
+
+    async fn watch_link_stats(
+        &self,
+        request: Request<pb::WatchLinkStatsRequest>,
+    ) -> Result<Response<Self::WatchLinkStatsStream>, Status> {
+        let req = request.into_inner();
+        let interval = match req.interval_ms {
+            0 => Duration::from_secs(1),
+            ms if ms < 100 => {
+                return Err(Status::invalid_argument(format!(
+                    "interval_ms {ms} is below 100; ask for 100 ms or more"
+                )));
+            }
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut previous: Option<(BTreeMap<LinkKey, LinkCounters>, Instant)> = None;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let read_at = Instant::now();
+                let update = this
+                    .with_stats(&req.lab, previous.as_ref().map(|(c, t)| (c, *t)))
+                    .await
+                    .map(|(links, counters)| {
+                        previous = Some((counters, read_at));
+                        pb::LinkStatsUpdate {
+                            time_unix_ms: convert::unix_ms(SystemTime::now()),
+                            links,
+                        }
+                    });
+                if tx.send(update).await.is_err() {
                     return;
                 }
             }

@@ -58,6 +58,14 @@ pub struct Args {
     /// Allow --wires-listen on a non-loopback address.
     #[arg(long, env = "OVSWIRE_WIRES_LISTEN_REMOTE")]
     pub wires_listen_remote: bool,
+    /// Serve Prometheus metrics (`/metrics`: per-link counters and states, the agent's health)
+    /// on this TCP address, e.g. 127.0.0.1:9470. Off unless given; they are read-only.
+    #[arg(long, env = "OVSWIRE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How many link events the agent remembers for `WatchLinks` since a time (`ovswire watch
+    /// --since`).
+    #[arg(long, env = "OVSWIRE_HISTORY", default_value_t = crate::runtime::telemetry::DEFAULT_HISTORY)]
+    pub history: usize,
     /// This node's name, reported in link status (defaults to the host name).
     #[arg(long, env = "OVSWIRE_NODE_NAME")]
     pub node_name: Option<String>,

@@ -7,6 +7,7 @@ pub mod args;
 pub mod kube;
 pub mod ovs;
 pub mod peers;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use ovswire_core::model::{AdminState, LinkKey, LinkSpec};
 use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Report, Reservation};
 use ovswire_core::peers::{Here, PeerView};
 use ovswire_core::plan::{OfPort, OperState};
+use ovswire_core::stats::{FlowCount, LinkCounters, PortCount};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub here: Here,
     /// Peer nodes known from the start, with their underlay addresses.
     pub peers: BTreeMap<String, String>,
+    /// How many link events the history keeps.
+    pub history: usize,
 }
 
 /// The running agent, shared by the gRPC services, the peer exchange and the reconcile loop.
@@ -83,6 +87,8 @@ pub struct Agent {
     peer_wake: Notify,
     /// The generation of the last report sent.
     generation: AtomicU64,
+    /// Counters, carrier changes, history and health.
+    telemetry: telemetry::Telemetry,
 }
 
 impl Agent {
@@ -114,6 +120,7 @@ impl Agent {
             events: broadcast::channel(1024).0,
             peer_wake: Notify::new(),
             generation: 0.into(),
+            telemetry: telemetry::Telemetry::new(config.history),
         });
         Ok((agent, events))
     }
@@ -185,6 +192,7 @@ impl Agent {
 
     /// Takes in a peer's report; replans when it changes anything.
     pub fn absorb_peer(&self, node: &str, view: PeerView) {
+        self.telemetry.peer(node, true);
         let events = self.state().absorb_peer(node, view);
         match events {
             Some(events) => {
@@ -198,6 +206,7 @@ impl Agent {
     /// A peer stopped answering: its endpoints are gone until it reports again, so the wires
     /// to it lose carrier here.
     pub fn peer_lost(&self, node: &str) {
+        self.telemetry.peer(node, false);
         let events = self.state().peer_lost(node);
         if let Some(events) = events {
             warn!(peer = node, "peer unreachable; its wires lose carrier here");
@@ -227,6 +236,71 @@ impl Agent {
             self.publish(events);
             self.kick();
         }
+    }
+
+    /// The agent's counters, carrier changes, history and health.
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.telemetry
+    }
+
+    /// How many times the OVSDB connection was made again.
+    pub async fn ovsdb_reconnects(&self) -> u64 {
+        self.ovs.read().await.ovsdb_reconnects()
+    }
+
+    /// Every link's counters as this node counts them, read from OVS now: one flow-stats
+    /// request for all of the agent's flows and one port-stats request for all ports.
+    pub async fn link_stats(&self) -> Result<BTreeMap<LinkKey, LinkCounters>, Error> {
+        use ovswire_openflow::msg::FlowStatsRequest;
+        use ovswire_openflow::oxm::OxmField;
+        let counting = self.state().counting();
+        let ovs = self.ovs.read().await.clone();
+        let request = FlowStatsRequest {
+            table_id: 0,
+            cookie: ovswire_core::naming::COOKIE_TAG,
+            cookie_mask: ovswire_core::naming::COOKIE_TAG_MASK,
+            ..FlowStatsRequest::default()
+        };
+        let (flows, ports) = tokio::try_join!(
+            ovs.flow().flow_stats(request),
+            ovs.flow()
+                .port_stats(ovswire_openflow::types::port::OFPP_ANY),
+        )
+        .map_err(OvsError::from)?;
+        let flows: Vec<FlowCount> = flows
+            .iter()
+            .filter_map(|f| {
+                let mut in_port = None;
+                let mut tun = None;
+                for m in &f.r#match.fields {
+                    match m {
+                        OxmField::InPort(p) => in_port = Some(*p),
+                        OxmField::TunnelId(id, None) => tun = u32::try_from(*id).ok(),
+                        _ => {}
+                    }
+                }
+                Some(FlowCount {
+                    key: (in_port?, tun),
+                    packets: f.packet_count,
+                    bytes: f.byte_count,
+                })
+            })
+            .collect();
+        let ports = ports
+            .iter()
+            .map(|p| {
+                let c = &p.counters;
+                (
+                    p.port_no,
+                    PortCount {
+                        rx_lost: c[4] + c[6],
+                        tx_lost: c[5] + c[7],
+                    },
+                )
+            })
+            .collect();
+        let raw = ovswire_core::stats::tally(&counting, &flows, &ports);
+        Ok(self.telemetry.monotonic(raw))
     }
 
     /// Sets a link's admin state, records it in OVSDB, and waits until OVS has it.
@@ -262,7 +336,10 @@ impl Agent {
         let mut dirty = true;
         loop {
             let requested = self.requested.load(Ordering::SeqCst);
-            match self.round(dirty).await {
+            let began = std::time::Instant::now();
+            let result = self.round(dirty, &mut events).await;
+            self.telemetry.round(began.elapsed());
+            match result {
                 Ok(next) => {
                     backoff = Duration::from_millis(50);
                     dirty = next == Next::Observe;
@@ -280,6 +357,9 @@ impl Agent {
                         match self.ovs.write().await.reconnect_flow().await {
                             Ok(ev) => {
                                 info!("reconnected to the bridge; replaying flows");
+                                self.telemetry
+                                    .openflow_reconnects
+                                    .fetch_add(1, Ordering::Relaxed);
                                 events = ev;
                             }
                             Err(e) => warn!(error = %e, "cannot reconnect to the bridge yet"),
@@ -304,7 +384,11 @@ impl Agent {
                         dirty = true;
                         loop {
                             match self.ovs.write().await.reconnect_flow().await {
-                                Ok(ev) => { events = ev; break; }
+                                Ok(ev) => {
+                                    self.telemetry.openflow_reconnects.fetch_add(1, Ordering::Relaxed);
+                                    events = ev;
+                                    break;
+                                }
                                 Err(e) => {
                                     debug!(error = %e, "bridge not back yet");
                                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -322,12 +406,21 @@ impl Agent {
     /// port dump; returns whether a full observation is needed (a port of the agent vanished or
     /// lost carrier while up, so its pod may be gone; or a message it does not follow arrived).
     fn absorb_events(&self, frames: &[ovswire_openflow::Frame]) -> bool {
+        let observe = self.take_port_status(frames);
+        let events = self.state().refresh_statuses();
+        self.publish(events);
+        observe
+    }
+
+    /// Applies PORT_STATUS messages to the observed OpenFlow ports without recomputing any
+    /// status; whether a full observation is needed.
+    fn take_port_status(&self, frames: &[ovswire_openflow::Frame]) -> bool {
         use ovswire_openflow::Message;
         use ovswire_openflow::msg::PortReason;
         use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
         use ovswire_openflow::types::port_state::OFPPS_LINK_DOWN;
         let mut observe = false;
-        let events = {
+        {
             let mut st = self.state();
             for frame in frames {
                 let Message::PortStatus(ps) = &frame.message else {
@@ -350,14 +443,16 @@ impl Agent {
                     st.port_changed(port.port_no, Some(of_port));
                 }
             }
-            st.refresh_statuses()
-        };
-        self.publish(events);
+        }
         observe
     }
 
     /// One round: observe if needed, plan, apply. Says what the next round needs.
-    async fn round(&self, observe: bool) -> Result<Next, OvsError> {
+    async fn round(
+        &self,
+        observe: bool,
+        events: &mut ovswire_openflow::conn::Events,
+    ) -> Result<Next, OvsError> {
         let ovs = self.ovs.read().await.clone();
         if observe {
             let observed = ovs.observe().await?;
@@ -382,12 +477,22 @@ impl Agent {
             // New ports got their OpenFlow numbers; read them back and plan again.
             return Ok(Next::Observe);
         }
-        let events = self.state().record(&plan);
-        self.publish(events);
+        // PORT_STATUS messages OVS sent before it took the plan are queued now, and describe
+        // ports as they were before it: take them in first, so the plan's port states win
+        // (applied after, they would make an up link look down for a moment).
+        let mut earlier = Vec::new();
+        while let Some(frame) = events.try_recv() {
+            earlier.push(frame);
+        }
+        let observe = self.take_port_status(&earlier);
+        let changes = self.state().record(&plan);
+        self.publish(changes);
         self.report_changes();
         // New flows can complete a wire whose host ends may now come up: plan once more from
         // what was just recorded (an empty plan ends the rounds).
-        Ok(if plan.add_flows.is_empty() && plan.del_flows.is_empty() {
+        Ok(if observe {
+            Next::Observe
+        } else if plan.add_flows.is_empty() && plan.del_flows.is_empty() {
             Next::Done
         } else {
             Next::Replan
@@ -417,10 +522,27 @@ impl Agent {
     }
 
     fn publish(&self, events: Vec<LinkEvent>) {
-        for ev in events {
-            info!(link = %ev.link.key, status = ?ev.status, "link state");
-            let _ = self.events.send(ev);
+        if events.is_empty() {
+            return;
         }
+        self.telemetry
+            .record(&events, std::time::SystemTime::now(), || {
+                for ev in events.iter().cloned() {
+                    info!(link = %ev.link.key, status = ?ev.status, "link state");
+                    let _ = self.events.send(ev);
+                }
+            });
+    }
+
+    /// The link events remembered since `since` of lab `lab` (every lab when empty), and a
+    /// subscription to the events after them.
+    pub fn history_since(
+        &self,
+        since: std::time::SystemTime,
+        lab: &str,
+    ) -> (Vec<telemetry::HistoryEvent>, broadcast::Receiver<LinkEvent>) {
+        self.telemetry
+            .history_since(since, lab, || self.events.subscribe())
     }
 }
 

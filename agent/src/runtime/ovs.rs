@@ -91,7 +91,12 @@ impl Ovs {
         Ok(events)
     }
 
-    /// The OpenFlow connection.
+    /// How many times the OVSDB connection was lost and made again.
+    pub fn ovsdb_reconnects(&self) -> u64 {
+        self.db.client().reconnects()
+    }
+
+    /// The OpenFlow connection to the bridge.
     pub fn flow(&self) -> &Handle {
         &self.of
     }

@@ -72,6 +72,7 @@ impl Lab {
                 ..Default::default()
             },
             peers: Default::default(),
+            history: 1000,
         };
         let links = self.links.clone();
         let agent = self.on(async move {

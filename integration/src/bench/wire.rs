@@ -200,7 +200,10 @@ fn ping(sample: &[usize], links: usize, pods: &[Netns], attempts: usize) -> Resu
 /// (every link when `node` is `None`).
 pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) -> Result<usize> {
     let list = wires
-        .list_links(ListLinksRequest { lab: LAB.into() })
+        .list_links(ListLinksRequest {
+            lab: LAB.into(),
+            ..Default::default()
+        })
         .await?
         .into_inner();
     Ok(list
