@@ -280,15 +280,11 @@ pub fn bits_per_second(bps: f64) -> String {
 
 /// An aligned table of links with their counters (and rates, when the agent computed them).
 pub fn stats_table(links: &[Link]) -> String {
-    let zero = DirectionStats::default();
     let rows: Vec<[String; 9]> = links
         .iter()
         .map(|l| {
             let s = l.stats.clone().unwrap_or_default();
-            let (ab, ba) = (
-                s.a_to_b.unwrap_or(zero.clone()),
-                s.b_to_a.unwrap_or(zero.clone()),
-            );
+            let (ab, ba) = (s.a_to_b.unwrap_or_default(), s.b_to_a.unwrap_or_default());
             [
                 link_name(l),
                 state_word(l).to_owned(),
@@ -341,7 +337,7 @@ pub fn json(link: &Link) -> serde_json::Value {
     });
     if let Some(s) = &link.stats {
         let direction = |d: &Option<DirectionStats>| {
-            let d = d.clone().unwrap_or_default();
+            let d = d.unwrap_or_default();
             serde_json::json!({
                 "packets": d.packets,
                 "bytes": d.bytes,
