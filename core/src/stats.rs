@@ -78,9 +78,9 @@ pub struct DirectionCounters {
 
 impl DirectionCounters {
     fn add(&mut self, other: Self) {
-        self.packets += other.packets;
-        self.bytes += other.bytes;
-        self.drops += other.drops;
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.drops = self.drops.saturating_add(other.drops);
     }
 }
 
@@ -152,10 +152,11 @@ pub fn tally(
         }
         for (port, d, side) in &c.ports {
             if let Some(p) = ports.get(port) {
-                counters.get_mut(*d).drops += match side {
+                let drops = &mut counters.get_mut(*d).drops;
+                *drops = drops.saturating_add(match side {
                     PortSide::Ingress => p.rx_lost,
                     PortSide::Egress => p.tx_lost,
-                };
+                });
             }
         }
         out.insert(link.clone(), counters);
@@ -184,7 +185,7 @@ impl Monotonic {
                 (&mut base.drops, &mut last.drops, now.drops),
             ] {
                 if n < *l {
-                    *b += *l;
+                    *b = b.saturating_add(*l);
                 }
                 *l = n;
             }

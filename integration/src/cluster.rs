@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -61,6 +62,8 @@ pub struct Cluster {
     topology: Option<String>,
     /// More labs' topology files, passed as extra `--topology` flags.
     more_topologies: Vec<String>,
+    /// More flags for one node's agent, from its next start.
+    extra_args: BTreeMap<usize, Vec<String>>,
 }
 
 impl Cluster {
@@ -83,6 +86,7 @@ impl Cluster {
             token,
             topology: topology.map(str::to_owned),
             more_topologies: Vec::new(),
+            extra_args: BTreeMap::new(),
         };
         for i in 0..cluster.nodes.len() {
             cluster.agents.push(None);
@@ -103,6 +107,7 @@ impl Cluster {
             token,
             topology: topologies.first().map(|t| (*t).to_owned()),
             more_topologies: topologies.iter().skip(1).map(|t| (*t).to_owned()).collect(),
+            extra_args: BTreeMap::new(),
         };
         for i in 0..cluster.nodes.len() {
             cluster.agents.push(None);
@@ -146,6 +151,12 @@ impl Cluster {
             .with_context(|| format!("the agent of node{i} is stopped: start_agent({i}) first"))
     }
 
+    /// Gives the agent of node `i` more flags from its next start (see [`Self::restart_agent`]).
+    pub fn set_extra_args(&mut self, i: usize, args: &[&str]) {
+        self.extra_args
+            .insert(i, args.iter().map(|a| (*a).to_owned()).collect());
+    }
+
     /// The flags the agent of node `i` gets on top of what [`AgentProcess`] passes.
     pub fn agent_args(&self, i: usize) -> Result<Vec<String>> {
         let node = self.node(i)?;
@@ -155,7 +166,9 @@ impl Cluster {
             .zip(self.underlay.members())
             .map(|(n, m)| (n.name(), m.ip))
             .collect();
-        Ok(cross_node_args(i, &peers, &node.dir().join(TOKEN_FILE)))
+        let mut args = cross_node_args(i, &peers, &node.dir().join(TOKEN_FILE));
+        args.extend(self.extra_args.get(&i).into_iter().flatten().cloned());
+        Ok(args)
     }
 
     /// Starts the agent of node `i` (after [`Self::stop_agent`]), waiting until it serves.

@@ -289,6 +289,7 @@ pub async fn serve(addr: SocketAddr, agent: Arc<Agent>) -> Result<()> {
                 let service = hyper::service::service_fn(move |req| answer(agent.clone(), req));
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(std::time::Duration::from_secs(10))
                     .serve_connection(io, service);
                 if let Err(e) = conn.await {

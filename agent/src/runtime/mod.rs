@@ -286,15 +286,17 @@ impl Agent {
                 })
             })
             .collect();
+        // A counter a port does not keep reads all ones (OpenFlow 1.3, 7.3.5.6): none counted.
+        let known = |v: u64| if v == u64::MAX { 0 } else { v };
         let ports = ports
             .iter()
             .map(|p| {
-                let c = &p.counters;
+                let c = p.counters.map(known);
                 (
                     p.port_no,
                     PortCount {
-                        rx_lost: c[4] + c[6],
-                        tx_lost: c[5] + c[7],
+                        rx_lost: c[4].saturating_add(c[6]),
+                        tx_lost: c[5].saturating_add(c[7]),
                     },
                 )
             })
