@@ -34,6 +34,26 @@ use ovswire_core::stats::Direction;
 use crate::error::{Error, Result};
 use crate::runtime::Agent;
 
+/// Every metric a scrape has (counters with their `_total`), for dashboards and tests.
+pub const METRICS: [&str; 16] = [
+    "ovswire_link_packets_total",
+    "ovswire_link_bytes_total",
+    "ovswire_link_drops_total",
+    "ovswire_link_up",
+    "ovswire_link_carrier_changes_total",
+    "ovswire_link_flaps_total",
+    "ovswire_link_last_change_timestamp_seconds",
+    "ovswire_agent_reconcile_rounds_total",
+    "ovswire_agent_reconcile_seconds_total",
+    "ovswire_agent_openflow_reconnects_total",
+    "ovswire_agent_ovsdb_reconnects_total",
+    "ovswire_agent_stats_errors_total",
+    "ovswire_agent_links",
+    "ovswire_agent_links_pending",
+    "ovswire_agent_start_time_seconds",
+    "ovswire_agent_peer_up",
+];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LinkLabels {
     lab: String,
@@ -299,4 +319,32 @@ pub async fn serve(addr: SocketAddr, agent: Arc<Agent>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::METRICS;
+
+    #[test]
+    fn the_grafana_dashboard_asks_only_for_metrics_the_agent_serves() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/ovswire-lab.json"
+        );
+        let text = std::fs::read_to_string(path).expect("the dashboard");
+        let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let mut asked = 0;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("a PromQL expression");
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("ovswire_") {
+                        asked += 1;
+                        assert!(METRICS.contains(&word), "the dashboard asks for {word}");
+                    }
+                }
+            }
+        }
+        assert!(asked > 10, "the dashboard uses the metrics");
+    }
 }
