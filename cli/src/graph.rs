@@ -290,6 +290,12 @@ fn layout<'a>(names: &BTreeSet<&'a str>) -> Layout<'a> {
 /// nodes as boxes, links as lines labelled with their interface names near each end, styled by
 /// state, with a legend — followed by a table of the links and their states.
 pub fn html(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
+    page(spec, state, "")
+}
+
+/// [`html`] with `extra` (markup and scripts) at the end of the body; every link's group and
+/// table row carry `data-link` (its name) for scripts to find, and an empty `text.rate` label.
+pub fn page(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState, extra: &str) -> String {
     let names = node_names(spec);
     let mut layout = layout(&names);
     let width = layout
@@ -363,6 +369,7 @@ pub fn html(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     svg_legend(&mut out, layout.height);
     out.push_str("</svg>\n");
     links_table(&mut out, spec, &states);
+    out.push_str(extra);
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -392,7 +399,7 @@ fn svg_link(
     let dash = dash
         .map(|d| format!(" stroke-dasharray=\"{d}\""))
         .unwrap_or_default();
-    let (path, label_a, label_b) = if a == b {
+    let (path, label_a, label_b, middle) = if a == b {
         // A link between two interfaces of one node: a loop above it.
         let (x, y) = a;
         let lift = 70.0 + offset.abs() + offset;
@@ -408,7 +415,12 @@ fn svg_link(
             y - NODE_HEIGHT / 2.0
         );
         let label_y = y - lift * 0.75;
-        (path, (x - 45.0, label_y), (x + 45.0, label_y))
+        (
+            path,
+            (x - 45.0, label_y),
+            (x + 45.0, label_y),
+            (x, y - lift * 0.8),
+        )
     } else {
         let (dx, dy) = (b.0 - a.0, b.1 - a.1);
         let len = dx.hypot(dy);
@@ -424,15 +436,24 @@ fn svg_link(
         );
         // Labels about 60 pixels from each end, outside the boxes.
         let t = (60.0 / len).min(0.45);
-        (path, quadratic(a, c, b, t), quadratic(a, c, b, 1.0 - t))
+        (
+            path,
+            quadratic(a, c, b, t),
+            quadratic(a, c, b, 1.0 - t),
+            quadratic(a, c, b, 0.5),
+        )
     };
     let _ = writeln!(
         out,
-        "<g class=\"link {state}\"><title>{name} ({state})</title><path d=\"{path}\" \
-         stroke=\"{color}\"{dash}/>{}{}</g>",
+        "<g class=\"link {state}\" data-link=\"{name}\"><title>{name} ({state})</title>\
+         <path d=\"{path}\" stroke=\"{color}\"{dash}/>{}{}<text class=\"rate\" x=\"{:.1}\" \
+         y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#1565c0\" \
+         stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\"></text></g>",
         svg_label(label_a, &link.a.ifname),
         svg_label(label_b, &link.b.ifname),
-        name = xml(&link.name()),
+        middle.0,
+        middle.1 - 6.0,
+        name = xml(&link.agent_name()),
     );
 }
 
@@ -491,8 +512,9 @@ fn links_table(out: &mut String, spec: &LabSpec, states: &[DrawnState]) {
         let (color, _) = state.svg_stroke();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{mtu}</td>\
-             <td style=\"color:{color}\">{state}</td></tr>",
+            "<tr data-link=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{mtu}</td>\
+             <td class=\"state\" style=\"color:{color}\">{state}</td></tr>",
+            xml(&link.agent_name()),
             i + 1,
             xml(&link.a.to_string()),
             xml(&link.b.to_string()),
@@ -662,7 +684,11 @@ mod tests {
             assert!(text.contains(&format!("<title>{node}</title>")), "{node}");
         }
         assert_eq!(text.matches("<g class=\"link ").count(), 4);
-        assert_eq!(text.matches("<g class=\"link down\">").count(), 1);
+        assert_eq!(
+            text.matches("<g class=\"link down\" data-link=\"r2:eth2--r3:eth1\">")
+                .count(),
+            1
+        );
         assert!(text.contains("<title>r2:eth2--r3:eth1 (down)</title><path d=\"M"));
         // Down links red and dashed, pending grey and dotted, in the drawing and the legend.
         assert_eq!(
@@ -680,7 +706,10 @@ mod tests {
         }
         // Interface labels, and the table.
         assert_eq!(text.matches(">eth1</text>").count(), 3);
-        assert!(text.contains("<tr><td>2</td><td>r2:eth2</td><td>r3:eth1</td><td>default</td>"));
+        assert!(text.contains(
+            "<tr data-link=\"r2:eth2--r3:eth1\"><td>2</td><td>r2:eth2</td><td>r3:eth1</td>\
+             <td>default</td>"
+        ));
         // The two r1 -- r2 links are bent apart, not drawn on top of each other.
         let paths: Vec<&str> = text
             .match_indices("<title>r1:eth")

@@ -7,6 +7,7 @@ pub mod file;
 pub mod graph;
 pub mod kinds;
 pub mod lab;
+pub mod live;
 pub mod ovs;
 pub mod paths;
 pub mod process;

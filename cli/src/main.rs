@@ -79,6 +79,11 @@ enum Command {
         /// The lab to draw when no file is given, when several are up.
         #[arg(long)]
         lab: Option<String>,
+        /// Serve a page that draws the lab and keeps it live (link states, rates, a click
+        /// shows a link's counters and history) on this address, instead of printing a
+        /// picture; 127.0.0.1:8470 when no address is given. The lab must be up.
+        #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8470", conflicts_with_all = ["format", "output"])]
+        serve: Option<std::net::SocketAddr>,
     },
 }
 
@@ -558,6 +563,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             format,
             output,
             lab: which,
+            serve,
         } => {
             let spec = match &path {
                 Some(p) => file::load(p)?,
@@ -575,17 +581,25 @@ async fn run(command: Command) -> Result<ExitCode> {
                     file::load(&st.file)?
                 }
             };
+            if let Some(addr) = serve {
+                let st = lab::state(&spec.name).with_context(|| {
+                    format!(
+                        "graph --serve draws a lab that is up: bring lab {} up first",
+                        spec.name
+                    )
+                })?;
+                let target = st.agent_target()?;
+                let lab = spec.name.clone();
+                ovswire_cli::live::serve(spec, lab, target, addr, |at| {
+                    eprintln!("graph: serving the live lab at http://{at}/ (Ctrl-C stops)");
+                })
+                .await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let states = live_states(&spec).await;
             let state = |l: &ovswire_cli::spec::LabLink| {
                 states
-                    .get(&l.name())
-                    .or_else(|| {
-                        let (a, b) = (&l.b, &l.a);
-                        states.get(&ovswire_core::link_name(
-                            (&a.node, &a.ifname),
-                            (&b.node, &b.ifname),
-                        ))
-                    })
+                    .get(&l.agent_name())
                     .copied()
                     .unwrap_or(DrawnState::Unknown)
             };

@@ -138,12 +138,23 @@ pub struct LabLink {
 }
 
 impl LabLink {
-    /// `r1:eth1--r2:eth1`.
+    /// `r1:eth1--r2:eth1`, as the file writes it.
     pub fn name(&self) -> String {
         ovswire_core::link_name(
             (&self.a.node, &self.a.ifname),
             (&self.b.node, &self.b.ifname),
         )
+    }
+
+    /// The name agents give the link: its ends in order, whichever way the file writes them.
+    pub fn agent_name(&self) -> String {
+        let a = (self.a.node.as_str(), self.a.ifname.as_str());
+        let b = (self.b.node.as_str(), self.b.ifname.as_str());
+        if a <= b {
+            ovswire_core::link_name(a, b)
+        } else {
+            ovswire_core::link_name(b, a)
+        }
     }
 }
 

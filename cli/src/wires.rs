@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{
-    AdminState, DirectionStats, Endpoint, Link, LinkEvent, LinkRef, LinkStatsUpdate,
-    ListLinksRequest, OperState, SetLinkStateRequest, WatchLinkStatsRequest, WatchLinksRequest,
+    AdminState, DirectionStats, Endpoint, Link, LinkEvent, LinkHistoryRequest, LinkRef,
+    LinkStatsUpdate, ListLinksRequest, OperState, SetLinkStateRequest, WatchLinkStatsRequest,
+    WatchLinksRequest,
 };
 use tonic::transport::Channel;
 
@@ -155,6 +156,37 @@ impl Wires {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|s| self.error("watch links", s))
+    }
+
+    /// The events the agent remembers of link `name` (`r1:eth1--r2:eth1`) of `lab`, oldest
+    /// first.
+    pub async fn history(&self, lab: &str, name: &str) -> Result<Vec<LinkEvent>> {
+        let (a, b) = name
+            .split_once("--")
+            .ok_or_else(|| anyhow!("{name:?} is not a link name like r1:eth1--r2:eth1"))?;
+        let end = |e: &str| {
+            e.split_once(':').map(|(pod, ifname)| Endpoint {
+                pod: pod.into(),
+                ifname: ifname.into(),
+            })
+        };
+        let r = LinkRef {
+            lab: lab.into(),
+            a: end(a),
+            b: end(b),
+        };
+        Ok(self
+            .client
+            .clone()
+            .link_history(LinkHistoryRequest {
+                lab: lab.into(),
+                r#ref: Some(r),
+                since_unix_ms: 0,
+            })
+            .await
+            .map_err(|s| self.error("read the link's history", s))?
+            .into_inner()
+            .events)
     }
 
     /// Every link of `lab` with its counters and rates, every `interval`.

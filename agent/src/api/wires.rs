@@ -240,6 +240,26 @@ impl Wires for WiresService {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    async fn link_history(
+        &self,
+        request: Request<pb::LinkHistoryRequest>,
+    ) -> Result<Response<pb::LinkHistoryResponse>, Status> {
+        let req = request.into_inner();
+        let only = match &req.r#ref {
+            Some(r) => Some(convert::link_key(Some(r))?),
+            None => None,
+        };
+        let (history, _) = self
+            .agent
+            .history_since(convert::from_unix_ms(req.since_unix_ms), &req.lab);
+        let events = history
+            .iter()
+            .filter(|h| only.as_ref().is_none_or(|k| h.event.link.key == *k))
+            .map(|h| self.event(&h.event, h.time, true, h.note.clone()))
+            .collect();
+        Ok(Response::new(pb::LinkHistoryResponse { events }))
+    }
+
     type WatchLinkStatsStream = ReceiverStream<Result<pb::LinkStatsUpdate, Status>>;
 
     async fn watch_link_stats(
