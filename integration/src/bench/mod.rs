@@ -8,6 +8,7 @@ pub mod flows;
 pub mod lab;
 pub mod latency;
 pub mod ovsdb_ports;
+pub mod stats;
 pub mod tcp;
 pub mod wire;
 

@@ -91,6 +91,13 @@ enum Scenario {
         #[arg(long)]
         containers: bool,
     },
+    /// What link telemetry costs an agent with N links (CPU idle and with counters read every
+    /// second, one /metrics scrape) and how fast a link change reaches a watcher.
+    Stats {
+        /// How many links.
+        #[arg(long, default_value_t = 2000)]
+        links: usize,
+    },
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -117,6 +124,7 @@ async fn main() -> Result<()> {
         Scenario::Flows { ports, flows } => print(bench::flows::run(ports, flows).await?),
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds, nodes } => print(bench::tcp::run(seconds, nodes).await?),
+        Scenario::Stats { links } => print(bench::stats::run(links).await?),
         Scenario::Lab {
             nodes,
             links,
