@@ -512,6 +512,41 @@ fn frr_routers_in_containers_converge_over_every_wire_and_save_their_configs() {
     assert!(bps > 0.0, "TCP crossed the wire: {report}");
     eprintln!("TCP between FRR containers: {:.2} Gbit/s", bps / 1e9);
 
+    // The counters: IS-IS hellos cross every wire both ways each second, and the TCP test
+    // crossed leaf1's wire to spine1 (a is leaf1:eth1): its frames carry what iperf3
+    // received, plus headers and the routers' own protocols. OVS folds its datapath's counts
+    // into the flows' every half second or so, hence the wait.
+    let received = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let stats = |name: &str| -> Option<serde_json::Value> {
+        let links = cli.ok(&["links", "--stats", "--json", "--lab", &lab]);
+        links
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["name"] == name)
+            .map(|l| l["stats"].clone())
+    };
+    wait_until("the TCP test counted on its wire", || {
+        stats("leaf1:eth1--spine1:eth1")
+            .and_then(|s| s["a_to_b"]["bytes"].as_u64())
+            .is_some_and(|b| b >= received)
+    });
+    let bytes = stats("leaf1:eth1--spine1:eth1").unwrap()["a_to_b"]["bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        bytes < received + received / 10 + 1_000_000,
+        "{bytes} bytes counted for {received} received by iperf3"
+    );
+    let links = cli.ok(&["links", "--stats", "--json", "--lab", &lab]);
+    for line in links.lines() {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let s = &l["stats"];
+        assert!(
+            s["a_to_b"]["packets"].as_u64() > Some(0) && s["b_to_a"]["packets"].as_u64() > Some(0),
+            "hellos both ways: {line}"
+        );
+    }
+
     let saved = node.dir().join("saved");
     let out = cli.ok(&["lab", "save", &lab, "--output", saved.to_str().unwrap()]);
     assert_eq!(out.matches("saved to").count(), 6, "{out}");

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use ovswire_integration::cluster::{Cluster, Stop};
-use ovswire_proto::v1::{Endpoint, GetLinkRequest, LinkRef, LinkStats, OperState};
+use ovswire_proto::v1::{
+    AdminState, Endpoint, GetLinkRequest, LinkRef, LinkStats, OperState, SetLinkStateRequest,
+};
 use ovswire_testbed::Netns;
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<()> {
@@ -150,6 +152,33 @@ fn across_nodes_each_node_counts_its_half_exactly() -> Result<()> {
     ensure!(delta(1)? == (500, 7), "node1 counted {:?}", delta(1)?);
     let (_, s0) = stats(&cluster, 0, "tx2")?;
     ensure!(s0.node == "node0", "{s0:?}");
+
+    // One flap from node0: each node counts one flap of its half, and says when.
+    for admin in [AdminState::Down, AdminState::Up] {
+        rt().block_on(async {
+            cluster
+                .wires(0)
+                .await?
+                .set_link_state(SetLinkStateRequest {
+                    r#ref: Some(link_ref("tx2")),
+                    admin: admin as i32,
+                })
+                .await?;
+            anyhow::Ok(())
+        })?;
+    }
+    wait_until("both halves back up", 20, || {
+        [0, 1]
+            .into_iter()
+            .all(|i| stats(&cluster, i, "tx2").is_ok_and(|(o, _)| o == OperState::Up as i32))
+    })?;
+    for i in 0..2 {
+        let (_, s) = stats(&cluster, i, "tx2")?;
+        ensure!(
+            s.flaps == 1 && s.carrier_changes == 2 && s.last_change_unix_ms > 0,
+            "node{i}: {s:?}"
+        );
+    }
     ensure!(
         s0.a_to_b.unwrap_or_default().bytes - before[0].a_to_b.unwrap_or_default().bytes
             == 500 * 200,

@@ -38,7 +38,10 @@ fn cpu_s(pid: u32) -> f64 {
         .map(|(_, r)| r.split_whitespace().collect())
         .unwrap_or_default();
     let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -77,7 +80,10 @@ fn scrape(node_ns: &Netns) -> Result<(f64, usize)> {
 
 /// Runs the scenario.
 pub async fn run(links: usize) -> Result<Report> {
-    ensure!((1..=15_000).contains(&links), "--links must be between 1 and 15000");
+    ensure!(
+        (1..=15_000).contains(&links),
+        "--links must be between 1 and 15000"
+    );
     let mut report = Report::new("stats");
     report.set("links", links);
     let node = Testbed::node("bench-stats")?;
@@ -108,7 +114,10 @@ pub async fn run(links: usize) -> Result<Report> {
     register(cni, ifaces).await?;
     let start = Instant::now();
     while up_on(&mut wires, None).await? < links {
-        ensure!(start.elapsed() < Duration::from_secs(600), "links did not come up");
+        ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "links did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let the switch and the agent settle after the wiring.
@@ -116,7 +125,10 @@ pub async fn run(links: usize) -> Result<Report> {
 
     progress("idle: 10 s with nobody asking");
     let pid = agent.pid();
-    report.set("idle_cpu_pct", cpu_pct(pid, 10, std::future::pending()).await);
+    report.set(
+        "idle_cpu_pct",
+        cpu_pct(pid, 10, std::future::pending()).await,
+    );
 
     progress("counters every second: 10 s");
     let mut stats = wires
@@ -127,9 +139,7 @@ pub async fn run(links: usize) -> Result<Report> {
         })
         .await?
         .into_inner();
-    let reader = async {
-        while let Some(Ok(_)) = stats.next().await {}
-    };
+    let reader = async { while let Some(Ok(_)) = stats.next().await {} };
     report.set("stats_cpu_pct", cpu_pct(pid, 10, reader).await);
 
     progress("10 scrapes of /metrics");
@@ -149,8 +159,14 @@ pub async fn run(links: usize) -> Result<Report> {
     let [(pa, ia), (pb, ib)] = ends(0, links);
     let r = LinkRef {
         lab: super::wire::LAB.into(),
-        a: Some(Endpoint { pod: pa, ifname: ia }),
-        b: Some(Endpoint { pod: pb, ifname: ib }),
+        a: Some(Endpoint {
+            pod: pa,
+            ifname: ia,
+        }),
+        b: Some(Endpoint {
+            pod: pb,
+            ifname: ib,
+        }),
     };
     let mut events = wires
         .clone()
@@ -166,7 +182,11 @@ pub async fn run(links: usize) -> Result<Report> {
     }
     let mut seen = Vec::new();
     for i in 0..20 {
-        let admin = if i % 2 == 0 { AdminState::Down } else { AdminState::Up };
+        let admin = if i % 2 == 0 {
+            AdminState::Down
+        } else {
+            AdminState::Up
+        };
         wires
             .set_link_state(SetLinkStateRequest {
                 r#ref: Some(r.clone()),
@@ -183,7 +203,9 @@ pub async fn run(links: usize) -> Result<Report> {
         seen.push(t.elapsed().as_secs_f64() * 1000.0);
         // Let a state settle before the next change (down, up and their echoes).
         tokio::time::sleep(Duration::from_millis(50)).await;
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {}
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await
+        {
+        }
     }
     let s = sorted(&seen);
     report.set("watch_ms_p50", percentile(&s, 50));
