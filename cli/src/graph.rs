@@ -714,6 +714,7 @@ mod tests {
         let paths: Vec<&str> = text
             .match_indices("<title>r1:eth")
             .map(|(i, _)| &text[i..i + 120])
+            .filter(|p| p.contains("--r2:"))
             .collect();
         assert_eq!(paths.len(), 2);
         assert_ne!(paths[0].split("d=\"").nth(1), paths[1].split("d=\"").nth(1));
