@@ -284,7 +284,7 @@ async fn link(site: &Site, query: &str) -> Response<Body> {
             .filter_map(|e| {
                 let l = e.link.as_ref()?;
                 Some(json!({
-                    "time": clock(e.time_unix_ms),
+                    "time": wires::time_of_day(e.time_unix_ms),
                     "state": if e.removed { "removed" } else { wires::state_word(l) },
                     "reason": l.reason,
                     "node": e.node,
@@ -304,19 +304,6 @@ async fn link(site: &Site, query: &str) -> Response<Body> {
             full(json!({ "error": format!("{e:#}") }).to_string()),
         ),
     }
-}
-
-/// `HH:MM:SS.mmm` UTC of Unix milliseconds `ms`.
-fn clock(ms: i64) -> String {
-    let t = Duration::from_millis(ms.max(0) as u64);
-    let s = t.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        t.subsec_millis()
-    )
 }
 
 async fn answer(site: Arc<Site>, req: Request<hyper::body::Incoming>) -> Response<Body> {

@@ -485,7 +485,7 @@ async fn run(command: Command) -> Result<ExitCode> {
                     .watch_stats(&agent.lab(), Duration::from_millis(interval_ms))
                     .await?;
                 while let Some(update) = updates.message().await? {
-                    let time = clock(update.time_unix_ms);
+                    let time = wires::time_of_day(update.time_unix_ms);
                     for l in &update.links {
                         if json {
                             let mut v = wires::json(l);
@@ -524,7 +524,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             let mut events = wires.watch(&agent.lab(), since).await?;
             while let Some(ev) = events.message().await? {
                 let Some(l) = ev.link else { continue };
-                let time = clock(ev.time_unix_ms);
+                let time = wires::time_of_day(ev.time_unix_ms);
                 if json {
                     let mut v = wires::json(&l);
                     v["time"] = time.into();
@@ -692,10 +692,18 @@ async fn link(cmd: LinkCommand) -> Result<()> {
             let pause = Duration::from_millis(interval_ms);
             for i in 1..=count {
                 let l = wires.set(&lab, &endpoint, false).await?;
-                println!("{}  {}  down ({i}/{count})", now(), wires::link_name(&l));
+                println!(
+                    "{}  {}  down ({i}/{count})",
+                    wires::time_of_day(0),
+                    wires::link_name(&l)
+                );
                 tokio::time::sleep(pause).await;
                 let l = wires.set(&lab, &endpoint, true).await?;
-                println!("{}  {}  up ({i}/{count})", now(), wires::link_name(&l));
+                println!(
+                    "{}  {}  up ({i}/{count})",
+                    wires::time_of_day(0),
+                    wires::link_name(&l)
+                );
                 if i < count {
                     tokio::time::sleep(pause).await;
                 }
@@ -712,22 +720,6 @@ async fn set(agent: &AgentArgs, endpoint: &str, up: bool) -> Result<()> {
         .await?;
     println!("{}  {}", wires::link_name(&l), wires::state_word(&l));
     Ok(())
-}
-
-/// The time of day (UTC, with milliseconds) of Unix milliseconds `ms`, or of now when 0.
-fn clock(ms: i64) -> String {
-    if ms <= 0 {
-        return now();
-    }
-    let t = Duration::from_millis(ms as u64);
-    let s = t.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        t.subsec_millis()
-    )
 }
 
 /// A duration written `500ms`, `30s`, `10m`, `2h` or `1d`.
@@ -747,19 +739,4 @@ fn parse_duration(text: &str) -> Result<Duration> {
         other => bail!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d"),
     };
     Ok(scale * u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-/// Wall-clock time of day, UTC, with milliseconds.
-fn now() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let s = t.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        t.subsec_millis()
-    )
 }

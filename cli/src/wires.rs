@@ -297,6 +297,26 @@ pub fn table(links: &[Link]) -> String {
     crate::table::aligned(["LAB", "LINK", "MTU", "STATE", "REASON"], &rows)
 }
 
+/// The time of day (UTC, with milliseconds) of Unix milliseconds `ms`, or of now when it is 0:
+/// `14:03:07.250`.
+pub fn time_of_day(ms: i64) -> String {
+    let t = if ms > 0 {
+        Duration::from_millis(ms as u64)
+    } else {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+    };
+    let s = t.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_millis()
+    )
+}
+
 /// `1.5 Gbit/s`, `12 kbit/s`, `0 bit/s`.
 pub fn bits_per_second(bps: f64) -> String {
     let (value, unit) = [(1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")]

@@ -23,7 +23,7 @@ use ovswire_proto::v1::{
 };
 use ovswire_testbed::{Netns, Testbed};
 
-use super::wire::{ends, pod_index, register, topology, up_on};
+use super::wire::{ends, interfaces, register, topology, up_on};
 use super::{Report, progress};
 use crate::agent::{AgentProcess, Binaries};
 use crate::measure::{percentile, sorted};
@@ -104,14 +104,7 @@ pub async fn run(links: usize) -> Result<Report> {
     let mut wires = WiresClient::new(
         ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
     );
-    let ifaces = (0..links)
-        .flat_map(|i| ends(i, links))
-        .map(|(pod, ifname)| {
-            let netns = pod_ns[pod_index(&pod)].path().to_owned();
-            (pod, ifname, netns)
-        })
-        .collect();
-    register(cni, ifaces).await?;
+    register(cni, interfaces(links, &pod_ns)).await?;
     let start = Instant::now();
     while up_on(&mut wires, None).await? < links {
         ensure!(

@@ -146,6 +146,17 @@ fn usage(pid: u32) -> Option<(f64, f64)> {
     ))
 }
 
+/// Every interface of a lab of `links` links: `(pod, ifname, the pod's namespace)`.
+pub(super) fn interfaces(links: usize, pods: &[Netns]) -> Vec<(String, String, PathBuf)> {
+    (0..links)
+        .flat_map(|i| ends(i, links))
+        .map(|(pod, ifname)| {
+            let netns = pods[pod_index(&pod)].path().to_owned();
+            (pod, ifname, netns)
+        })
+        .collect()
+}
+
 /// ADDs every `(pod, ifname, netns)` through one agent's Cni API, [`CONCURRENCY`] at a time.
 pub(super) async fn register(
     cni: CniClient<Channel>,
@@ -252,14 +263,7 @@ async fn one_node(links: usize) -> Result<Report> {
     );
 
     let start = Instant::now();
-    let ifaces = (0..links)
-        .flat_map(|i| ends(i, links))
-        .map(|(pod, ifname)| {
-            let netns = pod_ns[pod_index(&pod)].path().to_owned();
-            (pod, ifname, netns)
-        })
-        .collect();
-    register(cni, ifaces).await?;
+    register(cni, interfaces(links, &pod_ns)).await?;
     let registered_s = secs_since(start);
     let sample: Vec<usize> = Placement { links, nodes: 1 }.sample();
     address(&sample, links, &pod_ns)?;
