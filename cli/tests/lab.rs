@@ -214,6 +214,38 @@ fn own_ovs_is_started_and_stopped_with_the_lab() {
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
+fn down_after_own_ovs_died_starts_it_again_and_removes_everything() {
+    let node = Testbed::node("cli").unwrap();
+    let host = node.pod("host").unwrap();
+    let lab = lab_name("k");
+    let state = node.dir().join("own-state");
+    let cli = Cli::own(&host, &state, &lab);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    // As after a reboot: both daemons gone, their sockets left behind.
+    for d in ["ovs-vswitchd", "ovsdb-server"] {
+        let pid = std::fs::read_to_string(state.join("ovs").join(format!("{d}.pid"))).unwrap();
+        let killed = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "kill {d}");
+    }
+    assert!(state.join("ovs").join("db.sock").exists());
+    let out = cli.run(&["lab", "down", &lab]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab down: {err}");
+    assert!(err.contains("starting ovswire's own Open vSwitch"), "{err}");
+    assert_gone(None, &lab, &state);
+    assert!(!state.join("ovs").exists(), "own OVS directory left");
+    assert!(!host.links().unwrap().contains(&format!("ow-{lab}")));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn bad_files_fail_with_the_line_and_make_nothing() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("d");

@@ -97,9 +97,9 @@ impl Address {
                 Box::new(s) as _
             }),
         };
-        io.map_err(|source| Error::Connect {
+        io.map_err(|reason| Error::Connect {
             addr: self.to_string(),
-            source,
+            reason,
         })
     }
 }
@@ -545,7 +545,7 @@ impl Connection {
             match attempt.unwrap_or_else(|_| {
                 Err(Error::Connect {
                     addr: address.to_string(),
-                    source: std::io::ErrorKind::TimedOut.into(),
+                    reason: std::io::ErrorKind::TimedOut.into(),
                 })
             }) {
                 Ok(io) => {

@@ -12,13 +12,12 @@ pub enum Error {
     InvalidAddress(String),
 
     /// Connecting to the server failed.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// The address as given.
         addr: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// Why (part of the message, so that it is not repeated as a cause).
+        reason: std::io::Error,
     },
 
     /// Reading from or writing to the socket failed.

@@ -728,6 +728,15 @@ pub async fn down(name: &str) -> Result<()> {
     st.mgmt = None;
     st.save()?;
     if let Some(ovs) = &st.ovs
+        && ovs.own
+        && !ovswire_netns::ovs::answers(&ovs.rundir.join("db.sock"))
+    {
+        // ovswire's own OVS stopped under the lab (a reboot, a killed daemon): start it again
+        // so that the lab's bridge leaves its database and its device the kernel.
+        let progress = |m: &str| say(name, m);
+        crate::ovs::choose(&crate::ovs::OvsChoice::Own, &progress)?;
+    }
+    if let Some(ovs) = &st.ovs
         && ovs
             .db
             .strip_prefix("unix:")
@@ -735,7 +744,13 @@ pub async fn down(name: &str) -> Result<()> {
     {
         let db = ovswire_ovsdb::Client::connect(&ovs.db)
             .await
-            .with_context(|| format!("connect to OVSDB at {}", ovs.db))?;
+            .with_context(|| {
+                format!(
+                    "connect to OVSDB at {} to remove bridge {}; start Open vSwitch and run \
+                     `ovswire lab down {name}` again",
+                    ovs.db, st.bridge
+                )
+            })?;
         let vswitch = ovswire_ovsdb::vswitch::Vswitch::new(db);
         let deleted = vswitch
             .delete_bridge(&st.bridge)
