@@ -64,6 +64,12 @@ pub fn check_ifname(value: &str) -> Result<(), NameError> {
             "must not contain '/', ':', whitespace or control characters",
         ));
     }
+    // The kernel would make `eth%d` a template and give the interface another name.
+    if value.contains('%') {
+        return Err(err(
+            "must not contain '%' (the kernel reads it as a numbering template)",
+        ));
+    }
     Ok(())
 }
 
@@ -266,9 +272,23 @@ mod tests {
         assert!(check_ifname("eth1").is_ok());
         assert!(check_ifname("Ethernet1/1").is_err());
         assert!(check_ifname("a-very-long-ifname").is_err());
-        for bad in ["", ".", "..", "e th", "e:1"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "e th",
+            "e:1",
+            "eth%d",
+            "%",
+            "e\u{2003}1",
+            "ééééééé-x",
+        ] {
             assert!(check_ifname(bad).is_err(), "{bad:?}");
         }
+        // 15 bytes, whatever the characters.
+        assert!(check_ifname("ééééééé-").is_ok());
+        let e = check_ifname("eth%d").unwrap_err().to_string();
+        assert!(e.contains("'%'"), "{e}");
     }
 
     #[test]

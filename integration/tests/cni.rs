@@ -162,6 +162,10 @@ fn bad_input_gets_the_exact_code() -> Result<()> {
             f(c)
         })
     };
+    let fifo = h.node.dir().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    let plain = h.node.dir().join("plain");
+    std::fs::write(&plain, "")?;
     let cases: Vec<(&str, &str, std::path::PathBuf, Call, u64)> = vec![
         (
             "malformed JSON",
@@ -237,6 +241,41 @@ fn bad_input_gets_the_exact_code() -> Result<()> {
             v1.clone(),
             with(&|c| c.netns = "/run/netns/ovswire-none".into()),
             3,
+        ),
+        (
+            "a FIFO as netns (refused without blocking)",
+            "add",
+            v1.clone(),
+            with(&|c| c.netns = fifo.display().to_string()),
+            4,
+        ),
+        (
+            "a regular file as netns",
+            "add",
+            v1.clone(),
+            with(&|c| c.netns = plain.display().to_string()),
+            4,
+        ),
+        (
+            "the agent's own netns",
+            "add",
+            v1.clone(),
+            with(&|c| c.netns = h.node.netns().path().display().to_string()),
+            4,
+        ),
+        (
+            "a mount namespace as netns",
+            "add",
+            v1.clone(),
+            with(&|c| c.netns = format!("/proc/{}/ns/mnt", h.agent().pid())),
+            4,
+        ),
+        (
+            "ifname with % (the kernel would number it)",
+            "add",
+            v1.clone(),
+            raw(&|c| c.ifname = "eth%d".into()),
+            4,
         ),
         (
             "ifname > 15 (libcni)",

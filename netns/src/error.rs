@@ -35,6 +35,14 @@ pub enum Error {
         /// Its name.
         name: String,
     },
+    /// A path given as a pod's network namespace is not one it can be.
+    #[error("{} is not a pod's network namespace: {reason}", path.display())]
+    NotPodNamespace {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        reason: &'static str,
+    },
     /// A namespace file could not be opened (it is missing, or this is not root).
     #[error("network namespace {} cannot be opened: {cause}", path.display())]
     Open {

@@ -38,4 +38,6 @@ pub mod ovs;
 
 pub use enter::{block_on, enter, run, spawn};
 pub use error::{Error, Result};
-pub use namespace::{NETNS_DIR, check_name, create, delete, exists, kill_processes, open, path};
+pub use namespace::{
+    NETNS_DIR, check_name, check_pod_netns, create, delete, exists, kill_processes, open, path,
+};

@@ -60,6 +60,53 @@ fn inode(path: &Path) -> Option<u64> {
     (meta.dev() == nsfs).then_some(meta.ino())
 }
 
+/// Checks that `path` can be a pod's network namespace, as a container runtime gives it in
+/// `CNI_NETNS`: a network namespace (the nsfs file of one, bound under `/run/netns` or a
+/// process's `/proc/PID/ns/net`), and not the caller's own (for an agent on the host network,
+/// the host's). Never blocks: a FIFO or a device is opened without waiting and refused.
+pub fn check_pod_netns(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not = |reason| Error::NotPodNamespace {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|cause| Error::Open {
+            path: path.to_owned(),
+            cause,
+        })?;
+    let on_nsfs = nix::sys::statfs::fstatfs(&file)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC);
+    if !on_nsfs {
+        return Err(not("it is not a namespace file"));
+    }
+    // The kernel refuses to enter a namespace of another kind as a network namespace; a
+    // thread of its own tries, and ends.
+    let is_net = thread::scope(|s| {
+        s.spawn(|| nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).is_ok())
+            .join()
+            .unwrap_or(false)
+    });
+    if !is_net {
+        return Err(not("it is a namespace of another kind than network"));
+    }
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+    let own = fs::metadata("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("stat /proc/thread-self/ns/net", e))?;
+    if (meta.dev(), meta.ino()) == (own.dev(), own.ino()) {
+        return Err(not(
+            "it is this agent's own network namespace (the host's, for an agent on the host \
+             network)",
+        ));
+    }
+    Ok(())
+}
+
 /// Opens the namespace `name`, for `setns` or for creating an interface inside it.
 pub fn open(name: &str) -> Result<File> {
     check_name(name)?;
@@ -245,6 +292,35 @@ mod tests {
     #[test]
     fn the_path_of_a_name_is_under_run_netns() {
         assert_eq!(path("lab-r1"), Path::new("/run/netns/lab-r1"));
+    }
+
+    #[test]
+    fn what_cannot_be_a_pod_s_network_namespace_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let not_ns = [
+            file.as_path(),
+            dir.path(),
+            fifo.as_path(),
+            Path::new("/dev/null"),
+        ];
+        for path in not_ns {
+            let e = check_pod_netns(path).unwrap_err();
+            assert!(
+                e.to_string().contains("not a namespace file"),
+                "{}: {e}",
+                path.display()
+            );
+        }
+        let mnt = check_pod_netns(Path::new("/proc/self/ns/mnt")).unwrap_err();
+        assert!(mnt.to_string().contains("another kind"), "{mnt}");
+        let own = check_pod_netns(Path::new("/proc/self/ns/net")).unwrap_err();
+        assert!(own.to_string().contains("own network namespace"), "{own}");
+        let missing = check_pod_netns(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(missing, Error::Open { .. }), "{missing}");
     }
 
     #[test]

@@ -66,6 +66,40 @@ fn a_namespace_is_one_ip_netns_sees_with_loopback_up() {
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
+fn only_another_network_namespace_can_be_a_pod_s() {
+    let ns = Ns::new("pod");
+    ovswire_netns::check_pod_netns(&ns.path).expect("a named namespace is a pod's");
+    // A process's namespace, as docker and podman give it.
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let proc_path = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ovswire_netns::check_pod_netns(&proc_path).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleep never entered {}",
+            ns.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Another process's, when it shares ours (a host process, for an agent on the host).
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let shared = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
+    let own = ovswire_netns::check_pod_netns(&shared).unwrap_err();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(own.to_string().contains("own network namespace"), "{own}");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
 fn a_later_ip_netns_add_does_not_hide_our_namespaces() {
     let ns = Ns::new("hide");
     let other = format!("owt{}-netns-ipadd", std::process::id());

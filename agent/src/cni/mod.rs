@@ -46,8 +46,13 @@ use ovswire_core::attach::{AttachRequest, Attacher};
 use ovswire_core::model::EndpointKey;
 use result::find_sandbox_interface;
 
-/// What CHECK reads from inside a pod: its interface as the kernel shows it.
+/// What ADD and CHECK learn from the kernel about a pod: whether its namespace is one, and its
+/// interface as the kernel shows it.
 pub trait Sandbox: Send + Sync + 'static {
+    /// Whether `netns` can be a pod's network namespace (see
+    /// [`ovswire_netns::check_pod_netns`]); the CNI error saying why not, otherwise.
+    fn check_netns(&self, netns: &Path) -> impl Future<Output = Result<(), CniError>> + Send;
+
     /// Interface `ifname` in the namespace at `netns`; `None` if it is not there.
     fn pod_link(
         &self,
@@ -61,6 +66,37 @@ pub trait Sandbox: Send + Sync + 'static {
 pub struct Netlink;
 
 impl Sandbox for Netlink {
+    async fn check_netns(&self, netns: &Path) -> Result<(), CniError> {
+        let path = netns.to_owned();
+        let checked = tokio::task::spawn_blocking(move || ovswire_netns::check_pod_netns(&path))
+            .await
+            .map_err(|e| {
+                CniError::new(
+                    Code::Internal,
+                    format!("checking CNI_NETNS {} failed: {e}", netns.display()),
+                    "see the ovswire-agent log on this node",
+                )
+            })?;
+        checked.map_err(|e| match e {
+            ovswire_netns::Error::NotPodNamespace { .. } => CniError::new(
+                Code::InvalidEnv,
+                format!("CNI_NETNS: {e}"),
+                "the runtime must set CNI_NETNS to the pod's own network namespace, like \
+                 /var/run/netns/<name> or /proc/<pid>/ns/net",
+            ),
+            ovswire_netns::Error::Open { .. } => CniError::new(
+                Code::UnknownContainer,
+                format!("CNI_NETNS: {e}"),
+                "the pod's network namespace is gone; the runtime needs no cleanup",
+            ),
+            e => CniError::new(
+                Code::Internal,
+                format!("CNI_NETNS: {e}"),
+                "see the ovswire-agent log on this node",
+            ),
+        })
+    }
+
     async fn pod_link(&self, netns: &Path, ifname: &str) -> Result<Option<PodLink>, String> {
         crate::netdev::pod_link(netns, ifname)
             .await
@@ -141,6 +177,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         check_container_id(&req.container_id)?;
         check_cni_ifname(&req.ifname)?;
         check_netns(&req.netns)?;
+        self.check_sandbox(&req.netns).await?;
         conf.check_supported()?;
         let pod = PodIdentity::resolve(&req.args, &conf.cni_args)?;
         let key = EndpointKey::new(&pod.namespace, &pod.name, &req.ifname).map_err(|e| {
@@ -166,6 +203,11 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         Ok(result.to_string().into_bytes())
     }
 
+    /// Refuses a `CNI_NETNS` that is not a pod's network namespace, before anything is made.
+    async fn check_sandbox(&self, netns: &str) -> Result<()> {
+        self.sandbox.check_netns(Path::new(netns)).await
+    }
+
     async fn run_del(&self, req: &proto::CniRequest) -> Result<Vec<u8>> {
         check_container_id(&req.container_id)?;
         check_cni_ifname(&req.ifname)?;
@@ -181,6 +223,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         check_container_id(&req.container_id)?;
         check_cni_ifname(&req.ifname)?;
         check_netns(&req.netns)?;
+        self.check_sandbox(&req.netns).await?;
         let (id, ifname, netns) = (&req.container_id, &req.ifname, &req.netns);
         let failed = |msg: String| {
             CniError::new(

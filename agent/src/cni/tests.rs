@@ -91,7 +91,21 @@ impl Attacher for Fake {
 #[derive(Debug)]
 struct FakeLinks(Arc<Fake>);
 
+/// The path the fake kernel says is not a pod's namespace.
+const NOT_A_POD_NETNS: &str = "/proc/self/ns/net";
+
 impl Sandbox for FakeLinks {
+    async fn check_netns(&self, netns: &Path) -> Result<(), CniError> {
+        if netns == Path::new(NOT_A_POD_NETNS) {
+            return Err(CniError::new(
+                Code::InvalidEnv,
+                "the agent's own",
+                "pick another",
+            ));
+        }
+        Ok(())
+    }
+
     async fn pod_link(&self, netns: &Path, ifname: &str) -> Result<Option<PodLink>, String> {
         let links = self.0.links.lock().unwrap();
         Ok(links.get(&(netns.to_owned(), ifname.to_owned())).cloned())
@@ -223,6 +237,22 @@ async fn bad_add_requests_get_their_code() {
             4,
             proto::CniRequest {
                 netns: "r1".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "the agent's own netns",
+            4,
+            proto::CniRequest {
+                netns: NOT_A_POD_NETNS.into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "ifname with %",
+            4,
+            proto::CniRequest {
+                ifname: "eth%d".into(),
                 ..base.clone()
             },
         ),
