@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::msg::{
     AggregateStats, BundleAdd, BundleControl, BundleControlType, Desc, FeaturesReply, FlowStats,
@@ -218,6 +219,38 @@ where
     Ok((Handle { tx, shared }, Events(events_rx)))
 }
 
+/// Splits the byte stream into OpenFlow messages by the length in their header, which counts
+/// the header itself. A length shorter than the header cannot be skipped over (the stream has
+/// lost its framing), so it ends the connection.
+struct Messages;
+
+impl Decoder for Messages {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> std::io::Result<Option<BytesMut>> {
+        let Some(len) = src.get(2..4) else {
+            return Ok(None);
+        };
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len < crate::msg::HEADER_LEN {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the switch sent a message of length {len}, shorter than the {}-byte \
+                     OpenFlow header; the stream cannot be read further",
+                    crate::msg::HEADER_LEN
+                ),
+            ));
+        }
+        if src.len() < len {
+            src.reserve(len - src.len());
+            return Ok(None);
+        }
+        Ok(Some(src.split_to(len)))
+    }
+}
+
 /// Whatever ends the connection task, for the log.
 enum Exit {
     PeerClosed,
@@ -236,14 +269,7 @@ async fn run<IO>(
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, mut wr) = tokio::io::split(io);
-    let codec = LengthDelimitedCodec::builder()
-        .length_field_offset(2)
-        .length_field_length(2)
-        .length_adjustment(0)
-        .num_skip(0)
-        .max_frame_length(crate::msg::MAX_MESSAGE_LEN)
-        .new_codec();
-    let mut reader = FramedRead::new(rd, codec);
+    let mut reader = FramedRead::new(rd, Messages);
     let mut waiters: HashMap<u32, oneshot::Sender<Outcome>> = HashMap::new();
     let mut ready = Some(ready);
     let mut out = Vec::new();

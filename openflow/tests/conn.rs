@@ -244,3 +244,38 @@ async fn silent_peer_is_declared_dead() {
         Err(Error::ConnectionClosed)
     ));
 }
+
+// Two workers: a connection task that spins must not keep the test's timeout from firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_length_shorter_than_the_header_ends_the_connection_instead_of_spinning() {
+    for len in [0u16, 1, 7] {
+        let (handle, mut events, mut switch) = pair().await;
+        let mut header = vec![4, 2, 0, 0, 0, 0, 0, 9];
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        switch.0.write_all(&header).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "length {len}: the connection did not end"
+        );
+        assert!(
+            matches!(handle.barrier().await, Err(Error::ConnectionClosed)),
+            "length {len}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_cut_short_by_the_end_of_the_stream_ends_the_connection() {
+    let (handle, mut events, mut switch) = pair().await;
+    let mut cut = vec![4, 2, 0, 100, 0, 0, 0, 9];
+    cut.extend_from_slice(&[0; 20]);
+    switch.0.write_all(&cut).await.unwrap();
+    drop(switch);
+    let ended = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
+    assert!(matches!(ended, Ok(None)));
+    assert!(matches!(
+        handle.barrier().await,
+        Err(Error::ConnectionClosed)
+    ));
+}
