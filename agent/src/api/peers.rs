@@ -30,9 +30,10 @@ use crate::runtime::peers::PeerTransport;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reads the shared peer token: the file's content without surrounding whitespace. The file
-/// must not be readable by other users.
+/// must belong to the agent's user and be readable and writable by nobody else (a Kubernetes
+/// Secret mounted with `defaultMode: 0400` is).
 pub fn load_token(path: &Path) -> Result<String, Error> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let unreadable = || {
         Error::io(format!(
             "cannot read the peer token file {}",
@@ -40,10 +41,23 @@ pub fn load_token(path: &Path) -> Result<String, Error> {
         ))
     };
     let meta = std::fs::metadata(path).map_err(unreadable())?;
-    if meta.permissions().mode() & 0o004 != 0 {
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
         return Err(Error::Config(format!(
-            "the peer token file {} is readable by every user; `chmod 600` it",
-            path.display()
+            "the peer token file {} has mode {:o}: other users can read or replace it; \
+             `chmod 600` it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    // `/proc/self` belongs to the user this process runs as.
+    let me = std::fs::metadata("/proc/self").map_err(unreadable())?.uid();
+    if meta.uid() != me {
+        return Err(Error::Config(format!(
+            "the peer token file {} belongs to user {}, not to the agent's user {me}; \
+             `chown {me}` it",
+            path.display(),
+            meta.uid()
         )));
     }
     let token = std::fs::read_to_string(path)
@@ -136,20 +150,39 @@ impl Peers for PeersService {
 }
 
 /// Clients to every peer: the [`PeerTransport`] of a running agent, and the call that sets the
-/// far end of a cross-node link.
-#[derive(Debug)]
+/// far end of a cross-node link. Its `Debug` leaves the token out.
 pub struct PeerClients {
     auth: MetadataValue<tonic::metadata::Ascii>,
     port: u16,
     clients: Mutex<BTreeMap<String, (String, PeersClient<Channel>)>>,
 }
 
+impl std::fmt::Debug for PeerClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let peers: Vec<String> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        f.debug_struct("PeerClients")
+            .field("auth", &"Bearer <redacted>")
+            .field("port", &self.port)
+            .field("peers", &peers)
+            .finish()
+    }
+}
+
 impl PeerClients {
     /// Clients for peers that serve on `port` and share `token`.
     pub fn new(token: &str, port: u16) -> Result<Self, Error> {
-        let auth = format!("Bearer {token}").parse().map_err(|_| {
-            Error::Config("the peer token has characters not allowed in a header".into())
-        })?;
+        let mut auth: MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {token}").parse().map_err(|_| {
+                Error::Config("the peer token has characters not allowed in a header".into())
+            })?;
+        // Kept out of HPACK's table and out of the header's own Debug.
+        auth.set_sensitive(true);
         Ok(Self {
             auth,
             port,
@@ -244,5 +277,63 @@ impl PeerTransport for PeerClients {
             )));
         }
         Ok(convert::peer_view(&reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn token_file(dir: &Path, text: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.join(format!("token-{mode:o}-{}", text.len()));
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_token_file_must_be_the_agent_s_alone_and_the_token_long_and_printable() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "0123456789abcdefXYZ";
+        for mode in [0o400, 0o600] {
+            let path = token_file(dir.path(), &format!("  {good}\n"), mode);
+            assert_eq!(load_token(&path).unwrap(), good, "{mode:o}");
+        }
+        for mode in [0o604, 0o640, 0o620, 0o602, 0o644, 0o666] {
+            let path = token_file(dir.path(), good, mode);
+            let e = load_token(&path).unwrap_err().to_string();
+            assert!(e.contains("chmod 600"), "{mode:o}: {e}");
+        }
+        for bad in ["short", "0123456789 abcdef", "0123456789abcdef\u{e9}"] {
+            let path = token_file(dir.path(), bad, 0o600);
+            let e = load_token(&path).unwrap_err().to_string();
+            assert!(e.contains("at least 16 printable"), "{bad:?}: {e}");
+        }
+        let e = load_token(&dir.path().join("missing")).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(feature = "root-tests"),
+        ignore = "needs root to give a file away; scripts/test runs it"
+    )]
+    fn a_foreign_owner_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = token_file(dir.path(), "0123456789abcdefXYZ", 0o600);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = load_token(&path).unwrap_err().to_string();
+        assert!(e.contains("belongs to user 65534"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = "s3cr3t-t0ken-0123456789";
+        let clients = PeerClients::new(token, 7471).unwrap();
+        let text = format!("{clients:?}");
+        assert!(!text.contains(token), "{text}");
+        assert!(text.contains("redacted"), "{text}");
+        assert!(!format!("{:?}", clients.auth).contains(token));
     }
 }
