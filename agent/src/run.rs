@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use ovswire_proto::v1::{cni_server, peers_server, wires_server};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api;
 use crate::api::peers::{PeerClients, load_token};
@@ -89,10 +89,53 @@ async fn bind_private(path: &Path) -> Result<UnixListener> {
         }
         std::fs::remove_file(path).map_err(Error::io(format!("remove stale {shown}")))?;
     }
-    let listener = UnixListener::bind(path).map_err(Error::io(format!("bind {shown}")))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(Error::io(format!("make {shown} root-only")))?;
-    Ok(listener)
+    // Bound in a private directory, made root-only there, then moved into place: at no time
+    // can another user connect, whatever the umask or the directory's mode.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let staging = dir.join(format!(".bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(Error::io(format!("create {}", staging.display())))?;
+    let bound = staging.join("sock");
+    let made = UnixListener::bind(&bound)
+        .map_err(Error::io(format!("bind {shown}")))
+        .and_then(|listener| {
+            std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))
+                .map_err(Error::io(format!("make {shown} root-only")))?;
+            std::fs::rename(&bound, path)
+                .map_err(Error::io(format!("move the socket to {shown}")))?;
+            Ok(listener)
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    made
+}
+
+/// The connections of `listener` from processes of this agent's user (root) only; others are
+/// closed unanswered. The socket's mode already keeps them out: this holds if it is changed.
+fn own_user_only(
+    listener: UnixListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
+    use futures::StreamExt;
+    let me = nix::unistd::geteuid().as_raw();
+    UnixListenerStream::new(listener).filter(move |accepted| {
+        let allowed = match accepted {
+            Ok(stream) => match stream.peer_cred() {
+                Ok(cred) if cred.uid() == me => true,
+                Ok(cred) => {
+                    warn!(uid = cred.uid(), "refused a connection from another user");
+                    false
+                }
+                Err(e) => {
+                    warn!(error = %e, "refused a connection whose user cannot be read");
+                    false
+                }
+            },
+            Err(_) => true,
+        };
+        std::future::ready(allowed)
+    })
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -204,12 +247,12 @@ pub async fn run(args: Args) -> Result<()> {
     servers.spawn(
         tonic::transport::Server::builder()
             .add_service(cni_svc)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(cni), stopped(stop_rx.clone())),
+            .serve_with_incoming_shutdown(own_user_only(cni), stopped(stop_rx.clone())),
     );
     servers.spawn(
         tonic::transport::Server::builder()
             .add_service(wires_svc.clone())
-            .serve_with_incoming_shutdown(UnixListenerStream::new(wires), stopped(stop_rx.clone())),
+            .serve_with_incoming_shutdown(own_user_only(wires), stopped(stop_rx.clone())),
     );
     if let Some(addr) = args.metrics_listen {
         api::metrics::serve(addr, agent.clone()).await?;
