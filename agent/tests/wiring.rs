@@ -478,6 +478,8 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
     let mut lab = Lab::new("foreign", ONE_LINK)?;
     lab.start()?;
     lab.node.veth("x1", "x2")?;
+    // The other port holds the number the agent would pick first.
+    let theirs = ovswire_core::naming::FIRST_OFPORT;
     lab.node.vsctl(&[
         "add-port",
         "ovsbr0",
@@ -486,20 +488,33 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
         "set",
         "Interface",
         "x1",
-        "ofport_request=7",
+        &format!("ofport_request={theirs}"),
     ])?;
     lab.node.ofctl(&[
         "-O",
         "OpenFlow13",
         "add-flow",
         "ovsbr0",
-        "table=0,priority=5,cookie=0x1,in_port=7,actions=drop",
+        &format!("table=0,priority=5,cookie=0x1,in_port={theirs},actions=drop"),
     ])?;
+    lab.settle()?;
     let r1 = lab.node.pod("r1")?;
     let r2 = lab.node.pod("r2")?;
     lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
     lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
     lab.wait_for("the link up", || lab.status(LINK) == Some(OperState::Up))?;
+    let flows = lab
+        .node
+        .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
+    let wire: Vec<&str> = flows
+        .lines()
+        .filter(|l| l.contains("priority=100"))
+        .collect();
+    assert_eq!(wire.len(), 2, "{flows}");
+    assert!(
+        wire.iter().all(|l| !l.contains(&theirs.to_string())),
+        "the link's flows use the other port's number: {flows}"
+    );
     lab.detach("c1", "eth1")?;
     lab.detach("c2", "eth1")?;
     lab.settle()?;
@@ -512,7 +527,7 @@ fn ports_and_flows_of_others_are_left_alone() -> Result {
         .node
         .ofctl(&["-O", "OpenFlow13", "--no-stats", "dump-flows", "ovsbr0"])?;
     assert!(
-        flows.contains("cookie=0x1") && flows.contains("in_port=7"),
+        flows.contains("cookie=0x1") && flows.contains(&format!("in_port={theirs}")),
         "{flows}"
     );
     assert_eq!(

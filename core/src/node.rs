@@ -216,6 +216,9 @@ impl NodeState {
                     .values()
                     .filter_map(|p| p.ofport_request),
             )
+            // Every port on the bridge, ovswire's or not: a number another port holds cannot
+            // be had, and OVS would give the new port another one.
+            .chain(self.observed.of_ports.keys().copied())
             .collect()
     }
 

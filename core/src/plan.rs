@@ -551,18 +551,36 @@ impl<'a> World<'a> {
                 .cloned(),
         );
 
+        // A port OVS numbered otherwise than asked: frames for that number would reach another
+        // port, so no flow may use it.
+        let misnumbered: BTreeSet<u32> =
+            self.endpoints
+                .values()
+                .filter(|ep| {
+                    observed.ports.get(&ep.host_ifname).is_some_and(
+                        |p| matches!(p.ofport, OfportState::Assigned(n) if n != ep.ofport),
+                    )
+                })
+                .map(|ep| ep.ofport)
+                .collect();
+        let usable =
+            |f: &Flow| !misnumbered.contains(&f.in_port) && !misnumbered.contains(&f.out_port);
         for (key, flow) in &self.flows {
-            if observed.flows.get(key) != Some(flow) {
+            if usable(flow) && observed.flows.get(key) != Some(flow) {
                 plan.add_flows.push(*flow);
             }
         }
         for (key, flow) in &observed.flows {
-            if !self.flows.contains_key(key) {
+            if !self.flows.contains_key(key) || !usable(flow) {
                 plan.del_flows.push(*flow);
             }
         }
 
         for ep in self.endpoints.values() {
+            // The port at a misnumbered endpoint's number is another one: leave it alone.
+            if misnumbered.contains(&ep.ofport) {
+                continue;
+            }
             let Some(of) = observed.of_ports.get(&ep.ofport) else {
                 continue;
             };
@@ -595,6 +613,14 @@ impl<'a> World<'a> {
                 Some(ep) => match observed.ports.get(&ep.host_ifname).map(|p| &p.ofport) {
                     Some(OfportState::Failed(why)) => {
                         return OperState::Error(format!("the port of {end} failed: {why}"));
+                    }
+                    Some(OfportState::Assigned(n)) if *n != ep.ofport => {
+                        return OperState::Error(format!(
+                            "OVS gave the port of {end} OpenFlow number {n}, not the {} \
+                             requested (another port of the bridge holds it); its flows are \
+                             held back: remove the other port or re-create the pod",
+                            ep.ofport
+                        ));
                     }
                     Some(OfportState::Assigned(_)) => {}
                     _ => missing.push(format!("the port of {end}")),
@@ -965,6 +991,48 @@ mod tests {
         assert!(
             matches!(lab.status("r1", "r2"), OperState::Error(e) if e.contains("No such device"))
         );
+    }
+
+    #[test]
+    fn a_port_numbered_otherwise_than_asked_gets_no_flows_and_is_an_error() {
+        let mut lab = Lab::new(
+            &[link("r1", "r2")],
+            &[ep("r1", 32768, "c1"), ep("r2", 32769, "c2")],
+        );
+        // Another port of the bridge already holds 32768; OVS numbers r1's port 40000.
+        let foreign = OfPort {
+            mac: [2, 0xff, 0, 0, 0, 1],
+            down: false,
+            link_down: false,
+        };
+        lab.obs.of_ports.insert(32768, foreign);
+        let plan = lab.plan();
+        apply(&plan, &mut lab.obs);
+        let r1 = lab.eps.values().next().unwrap().host_ifname.clone();
+        lab.obs.ports.get_mut(&r1).unwrap().ofport = OfportState::Assigned(40000);
+        lab.obs.of_ports.insert(32768, foreign);
+        // Flows put in before OVS answered are taken out; none goes to or from 32768.
+        let plan = lab.plan();
+        apply(&plan, &mut lab.obs);
+        assert!(
+            lab.obs
+                .flows
+                .values()
+                .all(|f| f.in_port != 32768 && f.out_port != 32768),
+            "{:?}",
+            lab.obs.flows
+        );
+        assert!(
+            plan.port_states.iter().all(|p| p.ofport != 32768),
+            "the other port was taken up or down: {plan:?}"
+        );
+        assert_eq!(lab.obs.of_ports[&32768], foreign);
+        assert!(
+            matches!(lab.status("r1", "r2"), OperState::Error(e) if e.contains("40000")),
+            "{:?}",
+            lab.status("r1", "r2")
+        );
+        assert!(lab.plan().add_flows.is_empty(), "flows held back for good");
     }
 
     #[test]

@@ -275,3 +275,22 @@ fn macs_are_local_unicast_and_stable() {
     assert_eq!(macs("c1", "eth1"), (host, pod));
     assert_ne!(macs("c1", "eth2").0, host);
 }
+
+#[test]
+fn a_number_another_port_of_the_bridge_holds_is_never_chosen() {
+    let mut st = node("n1", &[]);
+    let mut observed = Observed::default();
+    let foreign = OfPort {
+        mac: [2, 0xff, 0, 0, 0, 1],
+        down: false,
+        link_down: false,
+    };
+    observed.of_ports.insert(FIRST_OFPORT, foreign);
+    observed.of_ports.insert(FIRST_OFPORT + 1, foreign);
+    st.observe(observed, &[]);
+    let Reservation::New { ofport, .. } = st.reserve(&request("c1", "r1", "eth1", None)).unwrap()
+    else {
+        panic!("not a new attachment");
+    };
+    assert_eq!(ofport, FIRST_OFPORT + 2);
+}
