@@ -81,6 +81,14 @@ pub enum OvsError {
     /// An OpenFlow request failed.
     #[error("OpenFlow: {0}")]
     OpenFlow(#[from] ovswire_openflow::Error),
+    /// The bridge exists and ovswire did not make it.
+    #[error(
+        "bridge {0} exists and ovswire did not make it (no external_ids:ovswire-bridge, and \
+         another datapath id): taking it over would stop its own forwarding \
+         (fail_mode=secure); give ovswire another --bridge, or pass --adopt-bridge to take it \
+         over"
+    )]
+    ForeignBridge(String),
 }
 
 /// Results of the agent.

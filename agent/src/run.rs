@@ -159,6 +159,7 @@ pub async fn run(args: Args) -> Result<()> {
         },
         datapath_id: datapath_id(&args, &node)?,
         rundir: args.ovs_rundir.clone(),
+        adopt: args.adopt_bridge,
     };
     let token = match (&args.underlay_ip, &args.peer_token_file) {
         (None, _) => None,

@@ -589,3 +589,48 @@ fn a_live_topology_edit_rewires_only_what_changed() -> Result {
     assert_eq!(lab.status("lab/r1:eth2--r3:eth1"), Some(OperState::Up));
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_bridge_ovswire_did_not_make_is_left_alone_unless_adopted() -> Result {
+    let mut lab = Lab::new("notours", ONE_LINK)?;
+    lab.node.vsctl(&[
+        "add-br",
+        "ovsbr0",
+        "--",
+        "set",
+        "Bridge",
+        "ovsbr0",
+        "datapath_type=netdev",
+        "fail_mode=standalone",
+    ])?;
+    let get = |lab: &Lab, col: &str| lab.node.vsctl(&["get", "Bridge", "ovsbr0", col]);
+    let refused = lab
+        .start()
+        .err()
+        .ok_or("the agent took over a bridge not its own")?;
+    assert!(refused.to_string().contains("--adopt-bridge"), "{refused}");
+    assert_eq!(get(&lab, "fail_mode")?.trim(), "standalone");
+
+    lab.adopt = true;
+    lab.start()?;
+    assert_eq!(get(&lab, "fail_mode")?.trim(), "secure");
+    assert_eq!(get(&lab, "external_ids:ovswire-bridge")?.trim(), "\"1\"");
+
+    // A bridge an earlier agent made, before the mark: known by its datapath id.
+    lab.crash();
+    lab.node.vsctl(&[
+        "remove",
+        "Bridge",
+        "ovsbr0",
+        "external_ids",
+        "ovswire-bridge",
+    ])?;
+    lab.adopt = false;
+    lab.start()?;
+    assert_eq!(get(&lab, "external_ids:ovswire-bridge")?.trim(), "\"1\"");
+    Ok(())
+}

@@ -841,6 +841,33 @@ impl Vswitch {
         }
     }
 
+    /// `external_ids` and `other_config` of bridge `bridge`, or `None` if there is no such bridge.
+    #[instrument(skip(self))]
+    pub async fn bridge_ids(
+        &self,
+        bridge: &str,
+    ) -> Result<Option<(BTreeMap<String, String>, BTreeMap<String, String>)>> {
+        let r = self
+            .client
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Bridge",
+                vec![Condition::eq("name", bridge)],
+                ["external_ids", "other_config"],
+            ))
+            .execute()
+            .await?;
+        r[0].rows()?
+            .first()
+            .map(|row| {
+                Ok((
+                    row.get("external_ids")?.string_map()?,
+                    row.get("other_config")?.string_map()?,
+                ))
+            })
+            .transpose()
+    }
+
     /// Sets `Bridge.external_ids:key` of bridge `bridge` to `value`, replacing any value, or
     /// removes the key when `value` is `None`.
     #[instrument(skip(self))]

@@ -30,6 +30,10 @@ pub struct Args {
     /// `system` where the OVS kernel module is loaded, `netdev` for the userspace datapath.
     #[arg(long, env = "OVSWIRE_DATAPATH_TYPE", value_enum, default_value_t = Datapath::System)]
     pub datapath_type: Datapath,
+    /// Take over a bridge named --bridge that ovswire did not make (its fail mode, protocols
+    /// and datapath id are rewritten); without it the agent refuses to start on one.
+    #[arg(long, env = "OVSWIRE_ADOPT_BRIDGE")]
+    pub adopt_bridge: bool,
     /// Datapath id to pin on the bridge (16 hex digits); derived from the node name if unset.
     #[arg(long, env = "OVSWIRE_DATAPATH_ID")]
     pub datapath_id: Option<String>,

@@ -40,7 +40,12 @@ pub struct BridgeConfig {
     pub datapath_id: u64,
     /// Directory holding `<bridge>.mgmt`.
     pub rundir: std::path::PathBuf,
+    /// Take over a bridge of that name that ovswire did not make.
+    pub adopt: bool,
 }
+
+/// The `Bridge.external_ids` key that marks a bridge as ovswire's.
+pub(crate) const BRIDGE_MARK: &str = "ovswire-bridge";
 
 /// OVSDB and OpenFlow connections to one bridge.
 #[derive(Debug, Clone)]
@@ -55,8 +60,20 @@ impl Ovs {
     /// for ovs-vswitchd to create it, and connects to its management socket.
     pub async fn connect(db: Client, bridge: BridgeConfig) -> Result<(Self, Events)> {
         let db = Vswitch::new(db);
+        if let Some((external_ids, other_config)) = db.bridge_ids(&bridge.name).await? {
+            // A bridge made before the mark was written has the datapath id ovswire pins.
+            let ours = external_ids.contains_key(BRIDGE_MARK)
+                || other_config.get("datapath-id") == Some(&format!("{:016x}", bridge.datapath_id));
+            if !ours && !bridge.adopt {
+                return Err(OvsError::ForeignBridge(bridge.name.clone()));
+            }
+            if !ours {
+                tracing::warn!(bridge = %bridge.name, "taking over a bridge ovswire did not make (--adopt-bridge)");
+            }
+        }
         let spec = BridgeSpec::new(&bridge.name, bridge.datapath_type, bridge.datapath_id)
-            .protocols(["OpenFlow13", "OpenFlow14"]);
+            .protocols(["OpenFlow13", "OpenFlow14"])
+            .external_id(BRIDGE_MARK, "1");
         db.ensure_bridge(&spec).await?;
         let next_cfg = db.bump_next_cfg().await?;
         db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;

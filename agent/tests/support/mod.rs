@@ -26,6 +26,8 @@ pub struct Lab {
     pub rt: Runtime,
     pub agent: Option<Arc<Agent>>,
     pub links: BTreeMap<LinkKey, LinkSpec>,
+    /// Start the agent with `--adopt-bridge`.
+    pub adopt: bool,
 }
 
 impl Lab {
@@ -49,6 +51,7 @@ impl Lab {
             rt,
             agent: None,
             links,
+            adopt: false,
         })
     }
 
@@ -66,6 +69,7 @@ impl Lab {
                 datapath_type: DatapathType::Netdev,
                 datapath_id: 0x0f57_0000_0000_0001,
                 rundir: self.node.rundir().to_owned(),
+                adopt: self.adopt,
             },
             here: ovswire_core::peers::Here {
                 node: "node".into(),
