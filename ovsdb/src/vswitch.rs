@@ -64,6 +64,15 @@ impl FailMode {
     }
 }
 
+/// The maps of a bridge that say who made it and how (see [`Vswitch::bridge_ids`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeIds {
+    /// `Bridge.external_ids`.
+    pub external_ids: BTreeMap<String, String>,
+    /// `Bridge.other_config` (`datapath-id` among others).
+    pub other_config: BTreeMap<String, String>,
+}
+
 /// The desired state of a bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BridgeSpec {
@@ -843,10 +852,7 @@ impl Vswitch {
 
     /// `external_ids` and `other_config` of bridge `bridge`, or `None` if there is no such bridge.
     #[instrument(skip(self))]
-    pub async fn bridge_ids(
-        &self,
-        bridge: &str,
-    ) -> Result<Option<(BTreeMap<String, String>, BTreeMap<String, String>)>> {
+    pub async fn bridge_ids(&self, bridge: &str) -> Result<Option<BridgeIds>> {
         let r = self
             .client
             .transact(DB)
@@ -860,10 +866,10 @@ impl Vswitch {
         r[0].rows()?
             .first()
             .map(|row| {
-                Ok((
-                    row.get("external_ids")?.string_map()?,
-                    row.get("other_config")?.string_map()?,
-                ))
+                Ok(BridgeIds {
+                    external_ids: row.get("external_ids")?.string_map()?,
+                    other_config: row.get("other_config")?.string_map()?,
+                })
             })
             .transpose()
     }

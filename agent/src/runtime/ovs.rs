@@ -60,10 +60,11 @@ impl Ovs {
     /// for ovs-vswitchd to create it, and connects to its management socket.
     pub async fn connect(db: Client, bridge: BridgeConfig) -> Result<(Self, Events)> {
         let db = Vswitch::new(db);
-        if let Some((external_ids, other_config)) = db.bridge_ids(&bridge.name).await? {
+        if let Some(ids) = db.bridge_ids(&bridge.name).await? {
             // A bridge made before the mark was written has the datapath id ovswire pins.
-            let ours = external_ids.contains_key(BRIDGE_MARK)
-                || other_config.get("datapath-id") == Some(&format!("{:016x}", bridge.datapath_id));
+            let ours = ids.external_ids.contains_key(BRIDGE_MARK)
+                || ids.other_config.get("datapath-id")
+                    == Some(&format!("{:016x}", bridge.datapath_id));
             if !ours && !bridge.adopt {
                 return Err(OvsError::ForeignBridge(bridge.name.clone()));
             }
