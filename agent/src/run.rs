@@ -145,10 +145,20 @@ pub async fn run(args: Args) -> Result<()> {
         && !args.wires_listen_remote
     {
         return Err(Error::Config(format!(
-            "--wires-listen {addr} is not a loopback address and the Wires API has no \
-             authentication; use 127.0.0.1 or pass --wires-listen-remote"
+            "--wires-listen {addr} is not a loopback address; use 127.0.0.1, or pass \
+             --wires-listen-remote to serve the network (its clients still need the token)"
         )));
     }
+    let wires_token = match (&args.wires_listen, &args.wires_token_file) {
+        (Some(_), Some(path)) => Some(load_token(path)?),
+        (Some(addr), None) => {
+            return Err(Error::Config(format!(
+                "--wires-listen {addr} needs --wires-token-file: a token its clients present \
+                 (`head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`)"
+            )));
+        }
+        (None, _) => None,
+    };
     let node = node_name(&args);
     let links = load_topologies(&args)?;
     let bridge = BridgeConfig {
@@ -233,10 +243,8 @@ pub async fn run(args: Args) -> Result<()> {
 
     let cni = bind_private(&args.cni_socket).await?;
     let wires = bind_private(&args.wires_socket).await?;
-    let wires_svc = wires_server::WiresServer::new(api::wires::WiresService::new(
-        agent.clone(),
-        peer_clients.clone(),
-    ));
+    let wires_api = api::wires::WiresService::new(agent.clone(), peer_clients.clone());
+    let wires_svc = wires_server::WiresServer::new(wires_api.clone());
     let cni_svc = cni_server::CniServer::new(crate::cni::CniServer::new(agent.clone()));
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -252,17 +260,32 @@ pub async fn run(args: Args) -> Result<()> {
     );
     servers.spawn(
         tonic::transport::Server::builder()
-            .add_service(wires_svc.clone())
+            .add_service(wires_svc)
             .serve_with_incoming_shutdown(own_user_only(wires), stopped(stop_rx.clone())),
     );
     if let Some(addr) = args.metrics_listen {
         api::metrics::serve(addr, agent.clone()).await?;
     }
-    if let Some(addr) = args.wires_listen {
+    if let (Some(addr), Some(token)) = (args.wires_listen, &wires_token) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(Error::io(format!("cannot serve the Wires API on {addr}")))?;
+        let svc = wires_server::WiresServer::with_interceptor(
+            wires_api,
+            api::peers::authenticate(
+                token,
+                "missing or wrong token; pass the agent's --wires-token-file with `ovswire \
+                 --server ADDR --token-file FILE`",
+            ),
+        );
+        info!(%addr, "serving the Wires API over TCP (token required)");
         servers.spawn(
             tonic::transport::Server::builder()
-                .add_service(wires_svc)
-                .serve_with_shutdown(addr, stopped(stop_rx.clone())),
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    stopped(stop_rx.clone()),
+                ),
         );
     }
     if let (Some(token), Some(ip)) = (&token, args.underlay_ip) {
@@ -276,7 +299,11 @@ pub async fn run(args: Args) -> Result<()> {
             )))?;
         let svc = peers_server::PeersServer::with_interceptor(
             api::peers::PeersService::new(agent.clone()),
-            api::peers::authenticate(token),
+            api::peers::authenticate(
+                token,
+                "missing or wrong peer token; agents of one cluster must share the same \
+                 --peer-token-file",
+            ),
         );
         info!(%addr, "serving peers");
         servers.spawn(

@@ -253,6 +253,9 @@ struct AgentArgs {
     /// An agent's Wires TCP address (its --wires-listen), e.g. http://127.0.0.1:7070.
     #[arg(long, conflicts_with = "lab")]
     server: Option<String>,
+    /// The token the agent at --server wants (a copy of its --wires-token-file).
+    #[arg(long, env = "OVSWIRE_WIRES_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -261,7 +264,10 @@ impl AgentArgs {
             return Ok(Target::Socket(s.clone()));
         }
         if let Some(s) = &self.server {
-            return Ok(Target::Server(s.clone()));
+            return Ok(Target::Server {
+                url: s.clone(),
+                token_file: self.token_file.clone(),
+            });
         }
         lab::target(self.lab.as_deref())
     }

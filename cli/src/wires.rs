@@ -21,40 +21,95 @@ pub const NODE_SOCKET: &str = "/run/ovswire/wires.sock";
 pub enum Target {
     /// A unix socket.
     Socket(PathBuf),
-    /// A TCP address (`--wires-listen` of the agent), `http://127.0.0.1:7070`.
-    Server(String),
+    /// A TCP address (`--wires-listen` of the agent), `http://127.0.0.1:7070`, and the file
+    /// holding the token it wants (its `--wires-token-file`).
+    Server {
+        /// The URL.
+        url: String,
+        /// The token file.
+        token_file: Option<PathBuf>,
+    },
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Socket(p) => write!(f, "{}", p.display()),
-            Self::Server(s) => f.write_str(s),
+            Self::Server { url, .. } => f.write_str(url),
         }
     }
 }
 
+/// Adds `authorization: Bearer <token>` to every call, when there is a token.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer(<redacted>)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+impl Bearer {
+    /// The token in `path` (its content without surrounding whitespace).
+    fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let mut value: tonic::metadata::MetadataValue<_> =
+            format!("Bearer {}", text.trim()).parse().map_err(|_| {
+                anyhow!(
+                    "the token in {} has characters a header cannot carry",
+                    path.display()
+                )
+            })?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+}
+
+type Client = WiresClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
 /// A connected Wires client.
 #[derive(Debug, Clone)]
 pub struct Wires {
-    client: WiresClient<Channel>,
+    client: Client,
     target: Target,
 }
 
 impl Wires {
     /// Connects to `target`.
     pub async fn connect(target: &Target) -> Result<Self> {
-        let channel = match target {
-            Target::Socket(path) => unix(path).await?,
-            Target::Server(addr) => tonic::transport::Endpoint::from_shared(addr.clone())
-                .with_context(|| format!("{addr:?} is not a URL like http://127.0.0.1:7070"))?
-                .connect_timeout(Duration::from_secs(5))
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach the agent at {addr}; is it running?"))?,
+        let (channel, bearer) = match target {
+            Target::Socket(path) => (unix(path).await?, Bearer(None)),
+            Target::Server { url, token_file } => {
+                let bearer = match token_file {
+                    Some(path) => Bearer::read(path)?,
+                    None => Bearer(None),
+                };
+                let channel = tonic::transport::Endpoint::from_shared(url.clone())
+                    .with_context(|| format!("{url:?} is not a URL like http://127.0.0.1:7070"))?
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect()
+                    .await
+                    .with_context(|| format!("cannot reach the agent at {url}; is it running?"))?;
+                (channel, bearer)
+            }
         };
         Ok(Self {
-            client: WiresClient::new(channel),
+            client: WiresClient::with_interceptor(channel, bearer),
             target: target.clone(),
         })
     }

@@ -96,3 +96,68 @@ fn the_agent_s_sockets_are_root_s_alone() -> Result<()> {
     assert!(left.is_empty(), "{left:?}");
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn the_wires_tcp_listener_wants_its_token() -> Result<()> {
+    let bins = Binaries::locate()?;
+    let node = Testbed::node("wirestcp")?;
+    let token = node.dir().join("wires-token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n")?;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600))?;
+    let topology = "lab: tok\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n";
+
+    // Without a token file the agent does not serve TCP at all.
+    let refused = AgentProcess::start_with_args(
+        &node,
+        &bins,
+        Some(topology),
+        &["--wires-listen=127.0.0.1:7070".into()],
+    )
+    .err()
+    .context("an agent served the Wires API over TCP without a token")?;
+    assert!(
+        format!("{refused:#}").contains("--wires-token-file"),
+        "{refused:#}"
+    );
+
+    let _agent = AgentProcess::start_with_args(
+        &node,
+        &bins,
+        Some(topology),
+        &[
+            "--wires-listen=127.0.0.1:7070".into(),
+            format!("--wires-token-file={}", token.display()),
+        ],
+    )?;
+    let cli = bins.dir.join("ovswire");
+    let links = |extra: &[&str]| -> Result<std::process::Output> {
+        let mut args = vec!["links", "--server", "http://127.0.0.1:7070"];
+        args.extend_from_slice(extra);
+        node.netns()
+            .output(cli.to_str().context("a UTF-8 path")?, &args)
+            .map_err(Into::into)
+    };
+    let without = links(&[])?;
+    assert!(!without.status.success(), "{without:?}");
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(err.contains("missing or wrong token"), "{err}");
+
+    let wrong = node.dir().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token-0123456789")?;
+    let with_wrong = links(&["--token-file", wrong.to_str().context("UTF-8")?])?;
+    assert!(!with_wrong.status.success(), "{with_wrong:?}");
+
+    let with = links(&["--token-file", token.to_str().context("UTF-8")?])?;
+    let out = String::from_utf8_lossy(&with.stdout);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(out.contains("r1:eth1--r2:eth1"), "{out}");
+    Ok(())
+}

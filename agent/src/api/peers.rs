@@ -29,22 +29,17 @@ use crate::runtime::peers::PeerTransport;
 /// How long one call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Reads the shared peer token: the file's content without surrounding whitespace. The file
-/// must belong to the agent's user and be readable and writable by nobody else (a Kubernetes
-/// Secret mounted with `defaultMode: 0400` is).
+/// Reads a token (the shared peer token, the Wires TCP token): the file's content without
+/// surrounding whitespace. The file must belong to the agent's user and be readable and
+/// writable by nobody else (a Kubernetes Secret mounted with `defaultMode: 0400` is).
 pub fn load_token(path: &Path) -> Result<String, Error> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let unreadable = || {
-        Error::io(format!(
-            "cannot read the peer token file {}",
-            path.display()
-        ))
-    };
+    let unreadable = || Error::io(format!("cannot read the token file {}", path.display()));
     let meta = std::fs::metadata(path).map_err(unreadable())?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(Error::Config(format!(
-            "the peer token file {} has mode {:o}: other users can read or replace it; \
+            "the token file {} has mode {:o}: other users can read or replace it; \
              `chmod 600` it",
             path.display(),
             mode & 0o777
@@ -54,7 +49,7 @@ pub fn load_token(path: &Path) -> Result<String, Error> {
     let me = std::fs::metadata("/proc/self").map_err(unreadable())?.uid();
     if meta.uid() != me {
         return Err(Error::Config(format!(
-            "the peer token file {} belongs to user {}, not to the agent's user {me}; \
+            "the token file {} belongs to user {}, not to the agent's user {me}; \
              `chown {me}` it",
             path.display(),
             meta.uid()
@@ -66,7 +61,7 @@ pub fn load_token(path: &Path) -> Result<String, Error> {
         .to_owned();
     if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::Config(format!(
-            "the peer token in {} must be at least 16 printable characters without spaces \
+            "the token in {} must be at least 16 printable characters without spaces \
              (e.g. `head -c 32 /dev/urandom | base64`)",
             path.display()
         )));
@@ -74,9 +69,11 @@ pub fn load_token(path: &Path) -> Result<String, Error> {
     Ok(token)
 }
 
-/// Checks the bearer token of an incoming call, in constant time.
+/// Checks the bearer token of an incoming call, in constant time; `refused` says what to do
+/// when it is missing or wrong.
 pub fn authenticate(
     token: &str,
+    refused: &'static str,
 ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
     let want = format!("Bearer {token}").into_bytes();
     move |req: Request<()>| {
@@ -90,10 +87,7 @@ pub fn authenticate(
         if same {
             Ok(req)
         } else {
-            Err(Status::unauthenticated(
-                "missing or wrong peer token; agents of one cluster must share the same \
-                 --peer-token-file",
-            ))
+            Err(Status::unauthenticated(refused))
         }
     }
 }

@@ -55,10 +55,14 @@ pub struct Args {
         default_value = "/run/ovswire/wires.sock"
     )]
     pub wires_socket: PathBuf,
-    /// Also serve the Wires service on this TCP address; loopback only unless
-    /// --wires-listen-remote is given (the service has no authentication).
-    #[arg(long, env = "OVSWIRE_WIRES_LISTEN")]
+    /// Also serve the Wires service on this TCP address, to clients presenting the token of
+    /// --wires-token-file; loopback only unless --wires-listen-remote is given.
+    #[arg(long, env = "OVSWIRE_WIRES_LISTEN", requires = "wires_token_file")]
     pub wires_listen: Option<SocketAddr>,
+    /// The token clients of --wires-listen must present (`authorization: Bearer <token>`): a
+    /// file of the agent's user that nobody else may read, like the peer token's.
+    #[arg(long, env = "OVSWIRE_WIRES_TOKEN_FILE")]
+    pub wires_token_file: Option<PathBuf>,
     /// Allow --wires-listen on a non-loopback address.
     #[arg(long, env = "OVSWIRE_WIRES_LISTEN_REMOTE")]
     pub wires_listen_remote: bool,
