@@ -318,6 +318,7 @@ impl Cluster {
             .netns(netns.path())
             .ifname(ifname)
             .args(&[(K8S_POD_NAMESPACE, lab), (K8S_POD_NAME, pod)])
+            .state_dir(agent.cni_socket().parent().unwrap_or(Path::new("/")))
             .config(conf)
             .run()
             .with_context(|| {

@@ -229,6 +229,13 @@ fn bad_input_gets_the_exact_code() -> Result<()> {
             2,
         ),
         (
+            "a socket outside ovswire's directories",
+            "add",
+            h.conf("1.0.0", json!({"socket": "/tmp/not-ovswire/cni.sock"})),
+            good.clone(),
+            7,
+        ),
+        (
             "missing netns",
             "add",
             v1.clone(),

@@ -119,6 +119,7 @@ pub struct Invocation {
     ifname: String,
     args: String,
     config: Vec<u8>,
+    state_dir: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -133,6 +134,7 @@ impl Invocation {
             ifname: String::new(),
             args: String::new(),
             config: Vec::new(),
+            state_dir: None,
         }
     }
 
@@ -161,6 +163,13 @@ impl Invocation {
         self
     }
 
+    /// ovswire's state directory ([`crate::STATE_DIR_VAR`]), when it is not `/run/ovswire`: the
+    /// plugin dials an agent's socket only under it (or `/run/ovswire`).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
     /// The network configuration JSON, written to the plugin's stdin byte for byte.
     pub fn config(mut self, json: impl Into<Vec<u8>>) -> Self {
         self.config = json.into();
@@ -186,6 +195,7 @@ impl Invocation {
             .env("CNI_IFNAME", &self.ifname)
             .env("CNI_ARGS", &self.args)
             .env("CNI_PATH", cni_path)
+            .envs(self.state_dir.iter().map(|d| (crate::STATE_DIR_VAR, d)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -34,7 +34,7 @@
 
 use std::error::Error as _;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ovswire_proto::v1 as proto;
@@ -97,6 +97,11 @@ enum Failure {
     Decode(String),
     /// The `socket` field is not a string.
     Socket(Value),
+    /// The `socket` field names a path outside ovswire's directories.
+    SocketOutside {
+        socket: PathBuf,
+        allowed: Vec<PathBuf>,
+    },
     /// The agent's socket could not be connected.
     Unreachable { socket: PathBuf, why: String },
     /// The agent did not answer within the deadline.
@@ -152,6 +157,23 @@ impl Failure {
                 format!(
                     "set \"socket\" to the path of the agent's CNI socket, or leave it out for \
                      {DEFAULT_SOCKET}"
+                ),
+            ),
+            Self::SocketOutside { socket, allowed } => CniError::new(
+                Code::InvalidConfig,
+                format!(
+                    "socket {} is not an ovswire agent's: only sockets under {} are dialled",
+                    socket.display(),
+                    allowed
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                format!(
+                    "leave \"socket\" out for {DEFAULT_SOCKET}, or name the socket of an agent \
+                     under those directories ({STATE_DIR_VAR} in the runtime's environment adds \
+                     one)"
                 ),
             ),
             Self::Unreachable { socket, why } => CniError::new(
@@ -247,16 +269,68 @@ impl Peek {
         }
     }
 
-    fn socket(&self) -> Result<PathBuf, Failure> {
+    fn socket(&self, env: &impl Environment) -> Result<PathBuf, Failure> {
         let conf = self
             .conf
             .as_ref()
             .ok_or_else(|| Failure::Decode(self.error.clone().unwrap_or_default()))?;
-        match conf.get("socket") {
-            None | Some(Value::Null) => Ok(PathBuf::from(DEFAULT_SOCKET)),
-            Some(Value::String(s)) if !s.is_empty() => Ok(PathBuf::from(s)),
-            Some(other) => Err(Failure::Socket(other.clone())),
-        }
+        let socket = match conf.get("socket") {
+            None | Some(Value::Null) => PathBuf::from(DEFAULT_SOCKET),
+            Some(Value::String(s)) if !s.is_empty() => PathBuf::from(s),
+            Some(other) => return Err(Failure::Socket(other.clone())),
+        };
+        check_socket(&socket, env)?;
+        Ok(socket)
+    }
+}
+
+/// The variable naming ovswire's state directory (a local lab's sockets are under it), where
+/// the runtime sets it; `/run/ovswire` otherwise.
+pub const STATE_DIR_VAR: &str = "OVSWIRE_STATE_DIR";
+
+/// The plugin runs as root and dials whatever `socket` says, and a network configuration can
+/// come from anyone allowed to write a NetworkAttachmentDefinition: so it only dials a socket
+/// under ovswire's own directories, symbolic links resolved.
+fn check_socket(socket: &Path, env: &impl Environment) -> Result<(), Failure> {
+    let mut allowed = vec![
+        PathBuf::from("/run/ovswire"),
+        PathBuf::from("/var/run/ovswire"),
+    ];
+    if let Some(dir) = env
+        .var(STATE_DIR_VAR)
+        .filter(|d| Path::new(d).is_absolute())
+    {
+        allowed.push(PathBuf::from(dir));
+    }
+    // Links resolved as far as the path exists; a socket (or directory) that is not there is
+    // reported as unreachable when dialled, so then the path as written is checked.
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        p.canonicalize()
+            .ok()
+            .or_else(|| {
+                let dir = p.parent()?.canonicalize().ok()?;
+                Some(dir.join(p.file_name()?))
+            })
+            .or_else(|| {
+                let plain = p.is_absolute()
+                    && p.components()
+                        .all(|c| !matches!(c, std::path::Component::ParentDir));
+                plain.then(|| p.to_owned())
+            })
+    };
+    let inside = resolve(socket).is_some_and(|real| {
+        allowed
+            .iter()
+            .filter_map(|dir| resolve(dir))
+            .any(|dir| real.starts_with(dir))
+    });
+    if inside {
+        Ok(())
+    } else {
+        Err(Failure::SocketOutside {
+            socket: socket.to_owned(),
+            allowed,
+        })
     }
 }
 
@@ -314,7 +388,7 @@ fn forward(
     peek: &Peek,
     deadline: Duration,
 ) -> Result<Vec<u8>, Failure> {
-    let socket = peek.socket()?;
+    let socket = peek.socket(env)?;
     let var = |name: &str| env.var(name).unwrap_or_default();
     let request = CniRequest {
         container_id: var("CNI_CONTAINERID"),

@@ -28,6 +28,8 @@ fn env(command: &str) -> Env {
         ("CNI_IFNAME", "eth1"),
         ("CNI_ARGS", "K8S_POD_NAMESPACE=lab;K8S_POD_NAME=r1"),
         ("CNI_PATH", "/opt/cni/bin"),
+        // The fake agents' sockets are in temporary directories.
+        (STATE_DIR_VAR, std::env::temp_dir().to_str().unwrap()),
     ] {
         e.0.insert(k.into(), v.into());
     }
@@ -149,7 +151,10 @@ fn unreachable_agent_means_try_again_and_status_unavailable() {
 #[test]
 fn default_socket_is_used_when_none_is_configured() {
     let peek = Peek::new(br#"{"cniVersion":"1.1.0","name":"n"}"#);
-    assert_eq!(peek.socket().unwrap(), Path::new(DEFAULT_SOCKET));
+    assert_eq!(
+        peek.socket(&Env::default()).unwrap(),
+        Path::new(DEFAULT_SOCKET)
+    );
     assert_eq!(peek.version, Some(Version::V1_1_0));
 }
 
@@ -370,4 +375,51 @@ fn a_stalled_agent_times_out() {
             "{json}"
         );
     }
+}
+
+#[test]
+fn only_sockets_under_ovswire_s_directories_are_dialled() {
+    let state = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut e = env("ADD");
+    e.0.insert(STATE_DIR_VAR.into(), state.path().display().to_string());
+    let outside = elsewhere.path().join("cni.sock");
+    std::fs::write(&outside, "").unwrap();
+    let link = state.path().join("link.sock");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let escape = state.path().join("..").join(
+        elsewhere
+            .path()
+            .strip_prefix(std::env::temp_dir())
+            .unwrap()
+            .join("cni.sock"),
+    );
+    for socket in [
+        outside.as_path(),
+        &link,
+        &escape,
+        Path::new("/proc/self/cwd/x.sock"),
+    ] {
+        let (out, json) = invoke(&e, &conf(socket), Duration::from_secs(5));
+        assert_error(&out, &json, Code::InvalidConfig);
+        assert!(
+            json["msg"]
+                .as_str()
+                .unwrap()
+                .contains("is not an ovswire agent's"),
+            "{}: {json}",
+            socket.display()
+        );
+    }
+    // Under the state directory (not there yet): dialled, and unreachable.
+    let (out, json) = invoke(
+        &e,
+        &conf(&state.path().join("labs/x/cni.sock")),
+        Duration::from_secs(5),
+    );
+    assert_error(&out, &json, Code::TryAgainLater);
+    // Without the variable, only /run/ovswire: the default socket is dialled.
+    e.0.remove(STATE_DIR_VAR);
+    let (out, json) = invoke(&e, &conf(&link), Duration::from_secs(5));
+    assert_error(&out, &json, Code::InvalidConfig);
 }

@@ -33,6 +33,7 @@ fn errors_go_to_stdout_as_json_and_logs_to_stderr() {
         .container_id("c1")
         .netns("/run/netns/x")
         .ifname("eth1")
+        .state_dir(dir.path())
         .config(conf.clone())
         .run()
         .unwrap_err();
@@ -53,6 +54,7 @@ fn errors_go_to_stdout_as_json_and_logs_to_stderr() {
     );
 
     let err = Invocation::new(PLUGIN, Command::Status)
+        .state_dir(dir.path())
         .config(conf.clone())
         .run()
         .unwrap_err();

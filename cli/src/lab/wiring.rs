@@ -53,6 +53,7 @@ async fn cni(
         .netns(netns)
         .ifname(ifname)
         .args(&[(K8S_POD_NAMESPACE, &st.name), (K8S_POD_NAME, node)])
+        .state_dir(crate::paths::state_dir())
         .config(conf.to_string());
     // The plugin process blocks its thread until the agent answers, and many run at once.
     let result = tokio::task::spawn_blocking(move || invocation.run())

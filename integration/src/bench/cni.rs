@@ -45,12 +45,20 @@ fn cpu_ms(pid: u32) -> Option<f64> {
 }
 
 /// Runs one ADD for interface `ifname` of pod `pod` (lab `bench`); how long it took.
-fn add(plugin: &Path, conf: &str, netns: &Path, pod: &str, ifname: &str) -> Result<Duration> {
+fn add(
+    plugin: &Path,
+    conf: &str,
+    state_dir: &Path,
+    netns: &Path,
+    pod: &str,
+    ifname: &str,
+) -> Result<Duration> {
     let invocation = Invocation::new(plugin, Command::Add)
         .container_id(format!("bench-{pod}"))
         .netns(netns)
         .ifname(ifname)
         .args(&[(K8S_POD_NAMESPACE, "bench"), (K8S_POD_NAME, pod)])
+        .state_dir(state_dir)
         .config(conf);
     let t = Instant::now();
     invocation
@@ -92,7 +100,9 @@ pub async fn run(pods: usize, ifaces: usize) -> Result<Report> {
 
     // One ADD on the idle agent first: the latency without contention, and a warm agent.
     let idle = node.pod("idle")?;
-    let idle_ms = add(&bins.plugin, &conf, idle.path(), "idle", "eth1")?.as_secs_f64() * 1000.0;
+    let state_dir = node.dir().to_owned();
+    let idle_ms =
+        add(&bins.plugin, &conf, &state_dir, idle.path(), "idle", "eth1")?.as_secs_f64() * 1000.0;
 
     progress(&format!("{} ADDs, {pods} pods at once", pods * ifaces));
     let cpu_before = cpu_ms(agent.pid());
@@ -100,9 +110,13 @@ pub async fn run(pods: usize, ifaces: usize) -> Result<Report> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, ns) in netns.iter().enumerate() {
         let (plugin, conf, path) = (bins.plugin.clone(), conf.clone(), ns.path().to_owned());
+        let state_dir = state_dir.clone();
         tasks.spawn_blocking(move || -> Result<Vec<Duration>> {
             (1..=ifaces)
-                .map(|j| add(&plugin, &conf, &path, &format!("p{i}"), &format!("eth{j}")))
+                .map(|j| {
+                    let (pod, ifname) = (format!("p{i}"), format!("eth{j}"));
+                    add(&plugin, &conf, &state_dir, &path, &pod, &ifname)
+                })
                 .collect()
         });
     }

@@ -215,7 +215,9 @@ impl Harness {
             .arg(self.node.dir().join("cache"))
             .arg("--plugin-stdout")
             .arg(&plugin_out)
-            .args(["--valid", &call.valid.join(",")]);
+            .args(["--valid", &call.valid.join(",")])
+            // The agent's socket is in the node's directory; libcni passes this on.
+            .env(ovswire_cni::STATE_DIR_VAR, self.node.dir());
         if call.raw {
             cmd.arg("--raw");
         }
