@@ -14,7 +14,7 @@ use ovswire_ovsdb::vswitch::DatapathType;
 use ovswire_proto::v1::{cni_server, peers_server, wires_server};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tracing::{info, warn};
 
 use crate::api;
@@ -70,6 +70,9 @@ fn load_topologies(args: &Args) -> Result<BTreeMap<ovswire_core::LinkKey, ovswir
     }
     Ok(links)
 }
+
+/// Connections at once to the Wires API over TCP (operators' tools, a few at a time).
+const WIRES_TCP_CONNECTIONS: usize = 64;
 
 /// Binds a root-only unix socket, replacing a stale one but never a live agent's.
 async fn bind_private(path: &Path) -> Result<UnixListener> {
@@ -280,10 +283,10 @@ pub async fn run(args: Args) -> Result<()> {
         );
         info!(%addr, "serving the Wires API over TCP (token required)");
         servers.spawn(
-            tonic::transport::Server::builder()
+            api::limits::server()
                 .add_service(svc)
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
+                    api::limits::incoming(listener, WIRES_TCP_CONNECTIONS, "wires"),
                     stopped(stop_rx.clone()),
                 ),
         );
@@ -297,8 +300,11 @@ pub async fn run(args: Args) -> Result<()> {
             .map_err(Error::io(format!(
                 "cannot serve the Peers API on {addr}; is another agent running?"
             )))?;
-        let svc = peers_server::PeersServer::with_interceptor(
-            api::peers::PeersService::new(agent.clone()),
+        let peers = peers_server::PeersServer::new(api::peers::PeersService::new(agent.clone()))
+            .max_decoding_message_size(api::peers::MESSAGE_LIMIT)
+            .max_encoding_message_size(api::peers::MESSAGE_LIMIT);
+        let svc = tonic::service::interceptor::InterceptedService::new(
+            peers,
             api::peers::authenticate(
                 token,
                 "missing or wrong peer token; agents of one cluster must share the same \
@@ -306,12 +312,12 @@ pub async fn run(args: Args) -> Result<()> {
             ),
         );
         info!(%addr, "serving peers");
+        let max = args.peer_max_connections as usize;
         servers.spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+            api::limits::server()
                 .add_service(svc)
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
+                    api::limits::incoming(listener, max, "peers"),
                     stopped(stop_rx.clone()),
                 ),
         );

@@ -513,3 +513,75 @@ fn peers_without_the_token_are_refused() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn the_peers_server_caps_connections_and_closes_silent_ones() -> Result<()> {
+    use std::io::Read;
+    let _slot = Slot::take();
+    let mut cluster = Cluster::new(2, 1500)?;
+    let max = 4;
+    cluster.set_extra_args(0, &[&format!("--peer-max-connections={max}")]);
+    cluster.restart_agent(0, Stop::Graceful)?;
+    let addr = std::net::SocketAddr::from((cluster.underlay().ip(0), 7471));
+    // Connections that never say anything, more than the cap.
+    let conns = cluster.node(1)?.netns().run(move || {
+        (0..max + 3)
+            .map(|_| std::net::TcpStream::connect(addr))
+            .collect::<std::io::Result<Vec<_>>>()
+    })??;
+    let closed = |c: &std::net::TcpStream, wait: Duration| -> bool {
+        c.set_read_timeout(Some(wait)).expect("a read timeout");
+        // The server speaks first (its HTTP/2 SETTINGS): read until the end or the wait.
+        let mut buf = [0u8; 1024];
+        let mut c = c;
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                // Still open when the wait ran out.
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    );
+                }
+            }
+        }
+    };
+    let (refused, admitted): (Vec<_>, Vec<_>) = conns
+        .iter()
+        .partition(|c| closed(c, Duration::from_millis(500)));
+    let refused = refused.len();
+    // Node1's own agent may hold one slot for its exchanges.
+    ensure!(
+        (3..=4).contains(&refused),
+        "{refused} of {} connections closed at once with a cap of {max}",
+        max + 3
+    );
+    // The ones let in are closed for saying nothing.
+    let start = Instant::now();
+    for c in admitted {
+        ensure!(
+            closed(c, Duration::from_secs(20)),
+            "a silent connection stayed open"
+        );
+    }
+    let took = start.elapsed();
+    ensure!(
+        took < Duration::from_secs(15),
+        "silent connections lived {took:?}"
+    );
+    ensure!(
+        cluster
+            .agent(0)?
+            .log()
+            .contains("too many connections; closed a new one"),
+        "{}",
+        cluster.logs(20)
+    );
+    Ok(())
+}

@@ -8,6 +8,7 @@
 
 pub mod cni;
 pub mod convert;
+pub mod limits;
 pub mod metrics;
 pub mod peers;
 pub mod wires;

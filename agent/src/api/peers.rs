@@ -26,6 +26,10 @@ use crate::error::Error;
 use crate::runtime::Agent;
 use crate::runtime::peers::PeerTransport;
 
+/// The largest Peers message either way: a node's whole report, thousands of endpoints and
+/// links.
+pub const MESSAGE_LIMIT: usize = 16 << 20;
+
 /// How long one call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -206,7 +210,9 @@ impl PeerClients {
                 .timeout(CALL_TIMEOUT)
                 .tcp_nodelay(true)
                 .connect_lazy();
-        let c = PeersClient::new(channel);
+        let c = PeersClient::new(channel)
+            .max_decoding_message_size(MESSAGE_LIMIT)
+            .max_encoding_message_size(MESSAGE_LIMIT);
         clients.insert(node.to_owned(), (ip.to_owned(), c.clone()));
         Ok(c)
     }

@@ -59,6 +59,11 @@ pub struct Args {
     /// --wires-token-file; loopback only unless --wires-listen-remote is given.
     #[arg(long, env = "OVSWIRE_WIRES_LISTEN", requires = "wires_token_file")]
     pub wires_listen: Option<SocketAddr>,
+    /// At most this many connections to the Peers API at once (one per other node is the
+    /// norm); further ones are closed at once.
+    #[arg(long, env = "OVSWIRE_PEER_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub peer_max_connections: u32,
     /// The token clients of --wires-listen must present (`authorization: Bearer <token>`): a
     /// file of the agent's user that nobody else may read, like the peer token's.
     #[arg(long, env = "OVSWIRE_WIRES_TOKEN_FILE")]
