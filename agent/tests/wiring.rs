@@ -634,3 +634,34 @@ fn a_bridge_ovswire_did_not_make_is_left_alone_unless_adopted() -> Result {
     assert_eq!(get(&lab, "external_ids:ovswire-bridge")?.trim(), "\"1\"");
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn an_add_is_recorded_before_it_succeeds_and_a_half_made_pair_is_made_again() -> Result {
+    let mut lab = Lab::new("durable", ONE_LINK)?;
+    lab.start()?;
+    let r1 = lab.node.pod("r1")?;
+    let r2 = lab.node.pod("r2")?;
+    // What an agent killed in the middle of an ADD leaves: the pair, under the derived name.
+    let left = ovswire_core::naming::host_ifname("c1", "eth1");
+    lab.node.veth(&left, "leftpeer")?;
+    let a = lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+    assert_eq!(a.host_ifname, left);
+    let ports = |lab: &Lab| lab.node.vsctl(&["list-ports", "ovsbr0"]);
+    // Each ADD returns once its port is in OVSDB: killing the agent right after loses nothing.
+    assert!(ports(&lab)?.contains(&left), "{}", ports(&lab)?);
+    let b = lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+    assert!(ports(&lab)?.contains(&b.host_ifname), "{}", ports(&lab)?);
+    lab.crash();
+    lab.start()?;
+    lab.wait_for("the link up after the restart", || {
+        lab.status(LINK) == Some(OperState::Up)
+    })?;
+    r1.add_address("eth1", "10.0.0.1/30")?;
+    r2.add_address("eth1", "10.0.0.2/30")?;
+    assert!(ping(&r1, "10.0.0.2", &[]));
+    Ok(())
+}

@@ -480,6 +480,20 @@ impl NodeState {
         self.endpoints.get(key).map(attachment_of)
     }
 
+    /// Whether the OVS port of the endpoint with host interface `host_ifname` is in OVSDB with
+    /// the number asked for: then the endpoint survives a restart of the agent.
+    pub fn persisted(&self, host_ifname: &str) -> bool {
+        let wanted = self
+            .endpoints
+            .values()
+            .find(|e| e.host_ifname == host_ifname)
+            .map(|e| e.ofport);
+        self.observed
+            .ports
+            .get(host_ifname)
+            .is_some_and(|p| p.ofport_request.is_some() && p.ofport_request == wanted)
+    }
+
     /// Every registered (container id, interface name).
     pub fn attachments(&self) -> Vec<(String, String)> {
         self.by_container.keys().cloned().collect()

@@ -29,6 +29,8 @@ use ovs::Ovs;
 
 /// How long [`Agent::set_admin`] waits for OVS to apply a change.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an ADD waits for its port to be recorded in OVSDB (the plugin gives an ADD 10 s).
+const DURABLE_WITHIN: Duration = Duration::from_secs(8);
 
 /// What the reconcile loop does after a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +129,27 @@ impl Agent {
 
     fn state(&self) -> MutexGuard<'_, NodeState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `attachment` once its OVS port is in OVSDB, the agent's only record that outlives it: an
+    /// ADD succeeds only then, so a `kill -9` right after it loses nothing. Concurrent ADDs
+    /// share the round (and the transaction) that records them.
+    async fn durable(&self, attachment: Attachment) -> Result<Attachment, AttachError> {
+        if self.state().persisted(&attachment.host_ifname) {
+            return Ok(attachment);
+        }
+        let n = self.kick();
+        if self.wait_round(n, DURABLE_WITHIN).await
+            && self.state().persisted(&attachment.host_ifname)
+        {
+            return Ok(attachment);
+        }
+        Err(AttachError::NotReady(format!(
+            "{} is made but Open vSwitch has not recorded its port within {} s; the runtime \
+             retries",
+            attachment.key,
+            DURABLE_WITHIN.as_secs()
+        )))
     }
 
     /// Asks for a reconcile round; returns its number, for [`Self::wait_round`].
@@ -555,31 +578,39 @@ impl Attacher for Agent {
     async fn attach(&self, req: AttachRequest) -> Result<Attachment, AttachError> {
         let reservation = self.state().reserve(&req)?;
         let (ofport, attachment) = match reservation {
-            Reservation::Existing(attachment) => return Ok(attachment),
+            // A repeated ADD (the runtime retrying one that timed out): durable first.
+            Reservation::Existing(attachment) => return self.durable(attachment).await,
             Reservation::New { ofport, attachment } => (ofport, attachment),
         };
-        let created = self
-            .netdev
-            .create_veth(&VethSpec {
-                host: &attachment.host_ifname,
-                host_mac: attachment.host_mac,
-                netns: &attachment.netns,
-                ifname: &attachment.key.ifname,
-                pod_mac: attachment.pod_mac,
-                mtu: attachment.mtu,
-            })
-            .await
-            .map_err(|e| match e {
-                NetdevError::Netns { .. } => AttachError::Netns(e.to_string()),
-                NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
-                other => AttachError::Internal(other.to_string()),
-            });
+        let spec = VethSpec {
+            host: &attachment.host_ifname,
+            host_mac: attachment.host_mac,
+            netns: &attachment.netns,
+            ifname: &attachment.key.ifname,
+            pod_mac: attachment.pod_mac,
+            mtu: attachment.mtu,
+        };
+        let mut created = self.netdev.create_veth(&spec).await;
+        if matches!(&created, Err(NetdevError::Exists { ifname, .. }) if *ifname == attachment.host_ifname)
+        {
+            // The host name is derived from this container and interface and no endpoint has
+            // it: a pair left by an agent killed while making it. Remove it and make it again.
+            info!(host = %attachment.host_ifname, "removing a half-made pair left by an earlier agent");
+            created = match self.netdev.delete(&attachment.host_ifname).await {
+                Ok(_) => self.netdev.create_veth(&spec).await,
+                Err(e) => Err(e),
+            };
+        }
+        let created = created.map_err(|e| match e {
+            NetdevError::Netns { .. } => AttachError::Netns(e.to_string()),
+            NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
+            other => AttachError::Internal(other.to_string()),
+        });
         let replaced = self.state().complete_attach(&attachment, ofport, created)?;
         if let Some(old) = replaced {
             info!(endpoint = %attachment.key, %old, new = %attachment.container_id, "replacing the pod's interface");
         }
-        self.kick();
-        Ok(attachment)
+        self.durable(attachment).await
     }
 
     async fn detach(&self, container_id: &str, ifname: &str) -> Result<(), AttachError> {
