@@ -72,6 +72,7 @@ pub fn rebuild(
     // Keys: kept ones first, so that new links never take a key in use.
     let mut used: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     let mut choose = Vec::new();
+    let mut given = Vec::new();
     for (link, node) in &cross {
         if here.node.as_str() < node.as_str() {
             match prev.keys.get(link) {
@@ -81,6 +82,17 @@ pub fn rebuild(
                 _ => choose.push((link, node)),
             }
         } else if let Some(&k) = peers.get(node).and_then(|v| v.keys.get(link)) {
+            given.push((link, node.as_str(), k));
+        }
+    }
+    // A key the leader gives two links to this node (or one out of range) would let one
+    // ingress flow carry the frames of both: neither link takes it, and both wait.
+    let mut times: BTreeMap<(&str, u32), usize> = BTreeMap::new();
+    for (_, node, k) in &given {
+        *times.entry((node, *k)).or_default() += 1;
+    }
+    for (link, node, k) in given {
+        if (1..=MAX_TUNNEL_KEY).contains(&k) && times[&(node, k)] == 1 {
             next.keys.insert(link.clone(), k);
         }
     }
@@ -302,6 +314,33 @@ mod tests {
             &mut alloc,
         );
         assert_eq!(follower.keys, BTreeMap::from([(l1.key.clone(), 9)]));
+
+        // A leader giving one key to two links (or a key out of range) is not followed.
+        let follow = |keys: BTreeMap<LinkKey, u32>| {
+            let view = PeerView {
+                underlay_ip: Some("192.0.2.2".into()),
+                endpoints: peers["b"].endpoints.clone(),
+                keys,
+                heard: true,
+                underlay_mtu: 0,
+                generation: 1,
+            };
+            rebuild(
+                &here("c"),
+                &links,
+                &eps,
+                &BTreeMap::from([("b".to_owned(), view)]),
+                &Elsewhere::default(),
+                &mut || Some(40000),
+            )
+            .keys
+        };
+        let twice = BTreeMap::from([(l1.key.clone(), 9), (l2.key.clone(), 9)]);
+        assert!(follow(twice).is_empty());
+        let out_of_range = BTreeMap::from([(l1.key.clone(), 0), (l2.key.clone(), 1 << 24)]);
+        assert!(follow(out_of_range).is_empty());
+        let distinct = BTreeMap::from([(l1.key.clone(), 9), (l2.key.clone(), 10)]);
+        assert_eq!(follow(distinct.clone()), distinct);
     }
 
     #[test]
