@@ -665,3 +665,29 @@ fn an_add_is_recorded_before_it_succeeds_and_a_half_made_pair_is_made_again() ->
     assert!(ping(&r1, "10.0.0.2", &[]));
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn an_add_from_a_new_sandbox_takes_the_wire_from_the_old_one() -> Result {
+    let (lab, r1, r2) = wired("takeover")?;
+    // r2's pod gets a new sandbox while the old one still runs (no DEL came).
+    let r2b = lab.node.pod("r2b")?;
+    lab.attach("lab", "r2", "eth1", "c2-new", r2b.path())?;
+    r2b.add_address("eth1", "10.0.0.2/30")?;
+    lab.wait_for("the link up to the new sandbox", || {
+        lab.status(LINK) == Some(OperState::Up)
+    })?;
+    // The old sandbox keeps no interface on the wire, and no host end of it is left.
+    assert!(
+        !r2.links()?.iter().any(|l| l == "eth1"),
+        "{:?}",
+        r2.links()?
+    );
+    let old_host = ovswire_core::naming::host_ifname("c2", "eth1");
+    assert!(!lab.node.netns().links()?.contains(&old_host));
+    assert!(ping(&r1, "10.0.0.2", &[]));
+    Ok(())
+}

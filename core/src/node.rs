@@ -431,22 +431,20 @@ impl NodeState {
 
     /// The second half of an ADD: releases the reservation and, when the veth pair of
     /// `attachment` was `created`, registers the endpoint with port number `ofport` (replacing
-    /// one of an older sandbox of the same pod). Returns the container id of the endpoint it
-    /// replaced.
+    /// one of an older sandbox of the same pod). Returns the endpoint it replaced, whose host
+    /// interface the caller removes (the old sandbox's interface goes with it).
     pub fn complete_attach(
         &mut self,
         attachment: &Attachment,
         ofport: u32,
         created: Result<(), AttachError>,
-    ) -> Result<Option<String>, AttachError> {
+    ) -> Result<Option<Endpoint>, AttachError> {
         self.reserved.remove(&(
             attachment.container_id.clone(),
             attachment.key.ifname.clone(),
         ));
         created?;
-        let replaced = self
-            .remove_endpoint(&attachment.key)
-            .map(|old| old.container_id);
+        let replaced = self.remove_endpoint(&attachment.key);
         self.insert_endpoint(Endpoint {
             key: attachment.key.clone(),
             container_id: attachment.container_id.clone(),

@@ -608,7 +608,11 @@ impl Attacher for Agent {
         });
         let replaced = self.state().complete_attach(&attachment, ofport, created)?;
         if let Some(old) = replaced {
-            info!(endpoint = %attachment.key, %old, new = %attachment.container_id, "replacing the pod's interface");
+            info!(endpoint = %attachment.key, old = %old.container_id, new = %attachment.container_id, "moving the wire to the pod's new sandbox");
+            // The old sandbox's interface must not keep carrier on a wire that is not its own.
+            if let Err(e) = self.netdev.delete(&old.host_ifname).await {
+                warn!(host = %old.host_ifname, error = %e, "cannot remove the old sandbox's interface");
+            }
         }
         self.durable(attachment).await
     }

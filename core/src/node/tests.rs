@@ -118,7 +118,9 @@ fn a_restarted_pod_replaces_its_old_sandbox() {
         panic!("new sandbox");
     };
     let replaced = st.complete_attach(&attachment, ofport, Ok(())).unwrap();
-    assert_eq!(replaced.as_deref(), Some("old"));
+    let old = replaced.expect("the old sandbox's endpoint");
+    assert_eq!(old.container_id, "old");
+    assert_eq!(old.host_ifname, host_ifname("old", "eth1"));
     assert_eq!(st.endpoint_count(), 1);
     assert_eq!(st.attachment("old", "eth1"), None);
 }
