@@ -18,6 +18,8 @@ pub struct AttachRequest {
     /// MTU from the network configuration, used for an interface that no link names (a link
     /// always gives its ends its own MTU).
     pub mtu: Option<u32>,
+    /// The network configuration's `name`: a GC of that network removes only its attachments.
+    pub network: String,
 }
 
 /// A pod interface the node has created and registered.
@@ -37,6 +39,8 @@ pub struct Attachment {
     pub pod_mac: [u8; 6],
     /// MTU of both ends.
     pub mtu: u32,
+    /// The network (configuration `name`) it was added for.
+    pub network: String,
 }
 
 /// Why an attachment operation failed. Each kind maps to one CNI error code.
@@ -84,8 +88,9 @@ pub trait Attacher: Send + Sync + 'static {
         ifname: &str,
     ) -> impl Future<Output = Option<Attachment>> + Send;
 
-    /// Every registered (container id, interface name) pair.
-    fn attachments(&self) -> impl Future<Output = Vec<(String, String)>> + Send;
+    /// Every registered (container id, interface name) pair of network `network` (an attachment
+    /// recorded before networks were, of every network).
+    fn attachments(&self, network: &str) -> impl Future<Output = Vec<(String, String)>> + Send;
 
     /// `Ok` when ADDs can be served; otherwise why not.
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;

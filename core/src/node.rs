@@ -97,6 +97,7 @@ fn attachment_of(ep: &Endpoint) -> Attachment {
         host_mac,
         pod_mac,
         mtu: ep.mtu,
+        network: ep.network.clone(),
     }
 }
 
@@ -422,6 +423,7 @@ impl NodeState {
             host_ifname: host_ifname(&req.container_id, &req.key.ifname),
             ofport,
             mtu,
+            network: req.network.clone(),
         };
         Ok(Reservation::New {
             ofport,
@@ -452,6 +454,7 @@ impl NodeState {
             host_ifname: attachment.host_ifname.clone(),
             ofport,
             mtu: attachment.mtu,
+            network: attachment.network.clone(),
         });
         Ok(replaced)
     }
@@ -493,8 +496,16 @@ impl NodeState {
     }
 
     /// Every registered (container id, interface name).
-    pub fn attachments(&self) -> Vec<(String, String)> {
-        self.by_container.keys().cloned().collect()
+    pub fn attachments(&self, network: &str) -> Vec<(String, String)> {
+        self.by_container
+            .iter()
+            .filter(|(_, key)| {
+                self.endpoints
+                    .get(*key)
+                    .is_some_and(|e| e.network.is_empty() || e.network == network)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The peer nodes known, with their underlay addresses when known.

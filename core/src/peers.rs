@@ -235,6 +235,7 @@ mod tests {
                 host_ifname: crate::naming::host_ifname(&format!("c-{e}"), "eth1"),
                 ofport,
                 mtu: 9000,
+                network: "ovswire".into(),
             },
         )
     }

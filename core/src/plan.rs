@@ -30,6 +30,9 @@ pub struct Endpoint {
     pub ofport: u32,
     /// The MTU both veth ends were given.
     pub mtu: u32,
+    /// The network (CNI configuration `name`) it was added for; empty in records made before
+    /// networks were recorded.
+    pub network: String,
 }
 
 impl Endpoint {
@@ -44,6 +47,7 @@ impl Endpoint {
             ("ovswire-container", self.container_id.as_str()),
             ("ovswire-netns", &self.netns.display().to_string()),
             ("ovswire-mtu", &self.mtu.to_string()),
+            ("ovswire-network", &self.network),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -74,6 +78,7 @@ impl Endpoint {
             host_ifname: host_ifname.to_owned(),
             ofport,
             mtu: get("ovswire-mtu")?.parse().ok()?,
+            network: get("ovswire-network").unwrap_or_default(),
         })
     }
 }
@@ -758,6 +763,7 @@ mod tests {
             netns: format!("/run/netns/{container}").into(),
             ofport,
             mtu: 9000,
+            network: "ovswire".into(),
         }
     }
 
@@ -971,6 +977,11 @@ mod tests {
         let e = ep("r1", 32768, "c1");
         let back = Endpoint::from_external_ids(&e.host_ifname, e.ofport, &e.external_ids());
         assert_eq!(back, Some(e.clone()));
+        // A record made before networks were recorded belongs to every network.
+        let mut older = e.external_ids();
+        older.remove("ovswire-network");
+        let back = Endpoint::from_external_ids(&e.host_ifname, e.ofport, &older).unwrap();
+        assert_eq!(back.network, "");
         let mut foreign = e.external_ids();
         foreign.remove(OWNER_KEY);
         assert_eq!(

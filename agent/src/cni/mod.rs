@@ -193,6 +193,7 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
             netns: PathBuf::from(&req.netns),
             key,
             mtu: conf.mtu,
+            network: conf.name.clone(),
         };
         let attachment = self
             .attacher
@@ -299,7 +300,8 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         let keep = conf.valid_attachments()?;
         let mut failures = Vec::new();
         let mut stale = 0;
-        for (id, ifname) in self.attacher.attachments().await {
+        // Only this network's: the runtime lists the valid attachments of this network alone.
+        for (id, ifname) in self.attacher.attachments(&conf.name).await {
             if keep.contains(&(id.clone(), ifname.clone())) {
                 continue;
             }

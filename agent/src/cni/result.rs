@@ -89,6 +89,7 @@ mod tests {
             host_mac: [0x02, 0, 0, 0, 0, 0x0a],
             pod_mac: [0x02, 0xAB, 0, 0, 0, 0x0b],
             mtu: 9500,
+            network: "ovswire".into(),
         }
     }
 

@@ -46,6 +46,7 @@ impl Attacher for Fake {
             host_mac: [0x02, 0, 0, 0, n, 1],
             pod_mac: [0x02, 0, 0, 0, n, 2],
             mtu: req.mtu.unwrap_or(9500),
+            network: req.network.clone(),
         };
         let link = PodLink {
             mtu: a.mtu,
@@ -76,8 +77,13 @@ impl Attacher for Fake {
         self.records.lock().unwrap().get(&id).cloned()
     }
 
-    async fn attachments(&self) -> Vec<(String, String)> {
-        self.records.lock().unwrap().keys().cloned().collect()
+    async fn attachments(&self, network: &str) -> Vec<(String, String)> {
+        let records = self.records.lock().unwrap();
+        records
+            .iter()
+            .filter(|(_, a)| a.network == network)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     async fn ready(&self) -> Result<(), String> {
@@ -435,6 +441,14 @@ async fn gc_removes_what_is_not_listed() {
         };
         ok(&s, Command::Add, &req).await;
     }
+    // An attachment of another network, which this network's GC does not list.
+    let mut other = conf("1.1.0");
+    other["name"] = json!("other-net");
+    let req = proto::CniRequest {
+        container_id: "c7".into(),
+        ..request(other)
+    };
+    ok(&s, Command::Add, &req).await;
     let mut c = conf("1.1.0");
     c["cni.dev/valid-attachments"] = json!([
         {"containerID": "c2", "ifname": "eth1"},
@@ -446,7 +460,13 @@ async fn gc_removes_what_is_not_listed() {
     };
     ok(&s, Command::Gc, &gc).await;
     let left: Vec<_> = fake.records.lock().unwrap().keys().cloned().collect();
-    assert_eq!(left, [("c2".to_owned(), "eth1".to_owned())]);
+    assert_eq!(
+        left,
+        [
+            ("c2".to_owned(), "eth1".to_owned()),
+            ("c7".to_owned(), "eth1".to_owned())
+        ]
+    );
 
     c["cni.dev/valid-attachments"] = json!([]);
     *fake.detach_error.lock().unwrap() = Some(AttachError::Internal("OVSDB refused".into()));
@@ -456,6 +476,7 @@ async fn gc_removes_what_is_not_listed() {
         err.details.contains("c2") && err.details.contains("OVSDB refused"),
         "{err:?}"
     );
+    assert!(!err.details.contains("c7"), "{err:?}");
     assert_eq!(code(&s, Command::Gc, &request(conf("1.1.0"))).await, 7);
 }
 

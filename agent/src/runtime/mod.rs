@@ -632,8 +632,8 @@ impl Attacher for Agent {
         self.state().attachment(container_id, ifname)
     }
 
-    async fn attachments(&self) -> Vec<(String, String)> {
-        self.state().attachments()
+    async fn attachments(&self, network: &str) -> Vec<(String, String)> {
+        self.state().attachments(network)
     }
 
     async fn ready(&self) -> Result<(), String> {

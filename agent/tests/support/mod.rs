@@ -126,6 +126,7 @@ impl Lab {
             netns: netns.to_owned(),
             key: EndpointKey::new(lab, pod, ifname)?,
             mtu: None,
+            network: "ovswire".into(),
         };
         let agent = self.agent();
         Ok(self.on(async move { agent.attach(req).await })?)

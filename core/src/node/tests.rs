@@ -39,6 +39,7 @@ fn request(container: &str, pod: &str, ifname: &str, mtu: Option<u32>) -> Attach
         netns: PathBuf::from(format!("/run/netns/{container}")),
         key: end(pod, ifname),
         mtu,
+        network: "ovswire".into(),
     }
 }
 
@@ -106,7 +107,14 @@ fn a_failed_add_frees_its_port_and_a_repeated_add_returns_the_same_interface() {
     assert_eq!(att.netns, PathBuf::from("/run/netns/c1"));
     assert_eq!(st.reserve(&req), Ok(Reservation::Existing(att.clone())));
     assert_eq!(st.attachment("c1", "eth1"), Some(att));
-    assert_eq!(st.attachments(), vec![("c1".to_owned(), "eth1".to_owned())]);
+    assert_eq!(
+        st.attachments("ovswire"),
+        vec![("c1".to_owned(), "eth1".to_owned())]
+    );
+    assert!(
+        st.attachments("another").is_empty(),
+        "another network's GC sees none"
+    );
 }
 
 #[test]
