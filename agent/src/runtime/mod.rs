@@ -81,6 +81,8 @@ pub struct Agent {
     wake: Notify,
     /// Completed reconcile rounds, so callers can wait for their change to be applied.
     rounds: watch::Sender<u64>,
+    /// Observations of OVS taken in, so an ADD can wait for its port to be seen recorded.
+    observations: watch::Sender<u64>,
     requested: AtomicU64,
     /// Plans sent to OVS since start (each one OVSDB transaction and/or one bundle).
     applied: AtomicU64,
@@ -117,6 +119,7 @@ impl Agent {
             state: Mutex::new(state),
             wake: Notify::new(),
             rounds: watch::channel(0).0,
+            observations: watch::channel(0).0,
             requested: 0.into(),
             applied: 0.into(),
             events: broadcast::channel(1024).0,
@@ -135,14 +138,19 @@ impl Agent {
     /// ADD succeeds only then, so a `kill -9` right after it loses nothing. Concurrent ADDs
     /// share the round (and the transaction) that records them.
     async fn durable(&self, attachment: Attachment) -> Result<Attachment, AttachError> {
-        if self.state().persisted(&attachment.host_ifname) {
-            return Ok(attachment);
-        }
-        let n = self.kick();
-        if self.wait_round(n, DURABLE_WITHIN).await
-            && self.state().persisted(&attachment.host_ifname)
-        {
-            return Ok(attachment);
+        // Subscribed before the kick, so no observation after it is missed; the round that
+        // adds the port observes OVS right after, well before the wire is complete.
+        let mut seen = self.observations.subscribe();
+        self.kick();
+        let deadline = tokio::time::Instant::now() + DURABLE_WITHIN;
+        loop {
+            if self.state().persisted(&attachment.host_ifname) {
+                return Ok(attachment);
+            }
+            match tokio::time::timeout_at(deadline, seen.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
         }
         Err(AttachError::NotReady(format!(
             "{} is made but Open vSwitch has not recorded its port within {} s; the runtime \
@@ -543,6 +551,7 @@ impl Agent {
             }
         }
         let events = self.state().observe(observed, &gone);
+        self.observations.send_modify(|n| *n += 1);
         self.publish(events);
     }
 
