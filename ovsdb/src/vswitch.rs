@@ -831,18 +831,8 @@ impl Vswitch {
 
     /// `Bridge.external_ids` of bridge `bridge`.
     pub async fn bridge_external_ids(&self, bridge: &str) -> Result<BTreeMap<String, String>> {
-        let r = self
-            .client
-            .transact(DB)
-            .op(Operation::select_columns(
-                "Bridge",
-                vec![Condition::eq("name", bridge)],
-                ["external_ids"],
-            ))
-            .execute()
-            .await?;
-        match r[0].rows()?.first() {
-            Some(row) => row.get("external_ids")?.string_map(),
+        match self.bridge_ids(bridge).await? {
+            Some(ids) => Ok(ids.external_ids),
             None => Err(Error::NotFound {
                 table: "Bridge",
                 name: bridge.to_owned(),
