@@ -3,25 +3,15 @@
 //! exposition parser (Debian's python3-prometheus-client, which scripts/setup installs). Needs
 //! root.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use ovswire_integration::cluster::{Cluster, Stop};
+use ovswire_integration::wait_until;
 use ovswire_proto::v1::{
     AdminState, Endpoint, GetLinkRequest, LinkRef, LinkStats, OperState, SetLinkStateRequest,
 };
 use ovswire_testbed::Netns;
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        if Instant::now() > deadline {
-            bail!("timed out after {secs} s waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -5,8 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use ovswire_integration::cluster::{Cluster, Stop};
+use ovswire_integration::wait_until;
 use ovswire_proto::v1::{
     AdminState, Endpoint, Link, LinkRef, ListLinksRequest, NodeState, OperState,
     SetLinkStateRequest,
@@ -40,17 +41,6 @@ impl Drop for Slot {
         *SLOTS.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
         FREED.notify_one();
     }
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        if Instant::now() > deadline {
-            bail!("timed out after {secs} s waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 fn carrier(ns: &Netns, ifname: &str) -> bool {
