@@ -312,24 +312,6 @@ fn a_pod_that_dies_without_a_del_drops_its_peers_carrier_and_its_port() -> Resul
     Ok(())
 }
 
-/// Sends `count` raw frames of `len` bytes (a local experimental ethertype) out of `ifname`,
-/// paced (20 frames a millisecond): the userspace datapath reads a veth through a packet
-/// socket, and an unpaced burst of a thousand frames overflows that socket's buffer, where
-/// frames are lost before OVS (or its counters) sees them.
-fn send_frames(ns: &ovswire_testbed::Netns, ifname: &str, count: usize, len: usize) -> Result {
-    let script = format!(
-        "import socket, time\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-         s.bind(('{ifname}', 0))\n\
-         f = bytes.fromhex('ffffffffffff020000000001' '88b5') + bytes({len} - 14)\n\
-         for i in range({count}):\n\
-         \x20   s.send(f)\n\
-         \x20   if i % 20 == 19: time.sleep(0.001)\n"
-    );
-    ns.exec("python3", &["-c", &script])?;
-    Ok(())
-}
-
 /// A link of the lab whose counters this node reads now.
 fn counters(lab: &Lab) -> Result<ovswire_core::stats::LinkCounters> {
     let agent = lab.agent();
@@ -358,8 +340,8 @@ fn counters_match_the_frames_sent_flaps_are_counted_and_survive_a_restart() -> R
         lab.status(LINK) == Some(OperState::Up)
     })?;
     let before = counters(&lab)?;
-    send_frames(&r1, "eth1", 1000, 100)?;
-    send_frames(&r2, "eth1", 10, 60)?;
+    r1.send_raw_frames("eth1", 1000, 100, 20)?;
+    r2.send_raw_frames("eth1", 10, 60, 20)?;
     lab.wait_for("every frame counted", || {
         counters(&lab).is_ok_and(|c| {
             c.a_to_b.packets - before.a_to_b.packets >= 1000

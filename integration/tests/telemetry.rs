@@ -58,24 +58,6 @@ fn packets(s: &LinkStats) -> (u64, u64) {
     )
 }
 
-/// Sends `count` raw broadcast frames of `len` bytes out of a pod's `eth1`, at most `per_ms`
-/// a millisecond: the userspace datapath reads veths (and, across nodes, the underlay) through
-/// packet sockets, and a burst faster than it reads is lost there, before any counter sees it
-/// (a real loss, which the counters would show as a difference between the nodes).
-fn send_frames(pod: &Netns, count: usize, len: usize, per_ms: usize) -> Result<()> {
-    let script = format!(
-        "import socket, time\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-         s.bind(('eth1', 0))\n\
-         f = bytes.fromhex('ffffffffffff020000000001' '88b5') + bytes({len} - 14)\n\
-         for i in range({count}):\n\
-         \x20   s.send(f)\n\
-         \x20   if i % {per_ms} == {per_ms} - 1: time.sleep(0.001)\n"
-    );
-    pod.exec("python3", &["-c", &script])?;
-    Ok(())
-}
-
 fn quiet(pod: &Netns) -> Result<()> {
     pod.exec("sysctl", &["-qw", "net.ipv6.conf.eth1.disable_ipv6=1"])?;
     Ok(())
@@ -119,12 +101,12 @@ fn across_nodes_each_node_counts_its_half_exactly() -> Result<()> {
     let (cluster, r1, r2) = lab("tx2", 2, &[])?;
     // OVS resolves the far node's underlay address when the first frame enters the tunnel,
     // and drops what comes before the answer: warm the path up first.
-    send_frames(&r1, 5, 100, 1)?;
-    send_frames(&r2, 5, 100, 1)?;
+    r1.send_raw_frames("eth1", 5, 100, 1)?;
+    r2.send_raw_frames("eth1", 5, 100, 1)?;
     std::thread::sleep(Duration::from_millis(500));
     let before = [stats(&cluster, 0, "tx2")?.1, stats(&cluster, 1, "tx2")?.1];
-    send_frames(&r1, 500, 200, 2)?;
-    send_frames(&r2, 7, 100, 2)?;
+    r1.send_raw_frames("eth1", 500, 200, 2)?;
+    r2.send_raw_frames("eth1", 7, 100, 2)?;
     let delta = |i: usize| -> Result<(u64, u64)> {
         let (a, b) = packets(&stats(&cluster, i, "tx2")?.1);
         let (a0, b0) = packets(&before[i]);
@@ -216,7 +198,7 @@ fn metrics_parse_as_openmetrics_and_count_what_crossed() -> Result<()> {
     };
     let before = scrape(node, 9470)?;
     let start = value(&before, "ovswire_link_packets_total", "a->b").context("no packets")?;
-    send_frames(&r1, 300, 100, 20)?;
+    r1.send_raw_frames("eth1", 300, 100, 20)?;
     wait_until("the scrape to count 300 frames", 20, || {
         scrape(node, 9470).is_ok_and(|s| {
             value(&s, "ovswire_link_packets_total", "a->b").is_some_and(|v| v >= start + 300.0)

@@ -68,6 +68,31 @@ impl Netns {
         checked(program, args, out)
     }
 
+    /// Sends `count` raw broadcast frames of `len` bytes (EtherType 0x88b5, local experimental)
+    /// out of interface `ifname`, at most `per_ms` a millisecond: the userspace datapath reads a
+    /// veth through a packet socket, and a burst faster than it reads is lost there, before OVS
+    /// or its counters see it. Uses Python's packet sockets.
+    pub fn send_raw_frames(
+        &self,
+        ifname: &str,
+        count: usize,
+        len: usize,
+        per_ms: usize,
+    ) -> Result<()> {
+        let per_ms = per_ms.max(1);
+        let script = format!(
+            "import socket, time\n\
+             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+             s.bind(('{ifname}', 0))\n\
+             f = bytes.fromhex('ffffffffffff020000000001' '88b5') + bytes({len} - 14)\n\
+             for i in range({count}):\n\
+             \x20   s.send(f)\n\
+             \x20   if i % {per_ms} == {per_ms} - 1: time.sleep(0.001)\n"
+        );
+        self.exec("python3", &["-c", &script])?;
+        Ok(())
+    }
+
     /// Starts a program inside this namespace, its output discarded.
     pub fn spawn(&self, cmd: Command) -> Result<Child> {
         let mut cmd = cmd;
