@@ -14,6 +14,7 @@
 //! - [`node`]: [`node::NodeState`], what one node knows and decides, with the events each
 //!   change causes.
 //! - [`attach`]: the contract between the CNI layer and the node.
+//! - [`impair`]: link impairments, their validation and the per-frame [`impair::Shaper`].
 //!
 //! ```
 //! use ovswire_core::{EndpointKey, LinkKey, Topology};
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod attach;
+pub mod impair;
 pub mod model;
 pub mod naming;
 pub mod node;

@@ -256,6 +256,8 @@ pub struct LinkSpec {
     pub mtu: u32,
     /// Up or down.
     pub admin: AdminState,
+    /// What each direction does to its frames (nothing by default).
+    pub impair: crate::impair::LinkImpairment,
 }
 
 #[cfg(test)]

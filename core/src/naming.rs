@@ -73,6 +73,19 @@ pub fn tunnel_name(node: &str) -> String {
     format!("vx{h:013x}")
 }
 
+/// The two ends of the veth pair one direction of a link is impaired through: `oi` and 13
+/// hex digits (the port on the bridge), `oj` and the same digits (the end the agent's
+/// impairment stage reads and writes), derived from the link and the direction.
+pub fn impair_ifnames(link: &LinkKey, dir: crate::stats::Direction) -> (String, String) {
+    let (a, b) = (link.a(), link.b());
+    let d = match dir {
+        crate::stats::Direction::AtoB => "a->b",
+        crate::stats::Direction::BtoA => "b->a",
+    };
+    let h = fnv1a(&["impair", &a.lab, &a.pod, &a.ifname, &b.pod, &b.ifname, d]) >> 12;
+    (format!("oi{h:013x}"), format!("oj{h:013x}"))
+}
+
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_TUNNEL_KEY: u32 = 0x00ff_ffff;
 

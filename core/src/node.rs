@@ -9,14 +9,29 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::attach::{AttachError, AttachRequest, Attachment};
+use crate::impair::LinkImpairment;
 use crate::model::{AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec};
+use crate::naming::impair_ifnames;
 use crate::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
 use crate::peers::{self, Here, PeerView};
-use crate::plan::{Elsewhere, Endpoint, Observed, OfPort, OfportState, OperState, Plan, World};
+use crate::plan::{
+    Elsewhere, Endpoint, ImpairPort, ImpairPorts, Observed, OfPort, OfportState, OperState, Plan,
+    World,
+};
+use crate::stats::Direction;
 
 /// Bytes VXLAN over IPv4 adds to a frame's payload on the underlay: outer IPv4 (20), UDP (8),
 /// VXLAN (8) and the inner Ethernet header (14).
 pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// What the agent recorded in OVSDB about links, beyond their ports: kept across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persisted {
+    /// Links set administratively down, by [`LinkKey`]'s display name.
+    pub down: BTreeSet<String>,
+    /// Impairments set through the API, by [`LinkKey`]'s display name.
+    pub impair: BTreeMap<String, LinkImpairment>,
+}
 
 /// A change in a link's state, for watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +140,11 @@ pub struct NodeState {
     source_links: BTreeMap<LinkKey, LinkSpec>,
     /// Links recorded as administratively down in OVSDB when the agent started.
     persisted_down: BTreeSet<String>,
+    /// Impairments set through the API and recorded in OVSDB when the agent started, by
+    /// [`LinkKey`]'s display name.
+    persisted_impair: BTreeMap<String, LinkImpairment>,
+    /// The ports this node's impaired directions go through.
+    impairs: ImpairPorts,
 }
 
 impl NodeState {
@@ -136,7 +156,7 @@ impl NodeState {
     pub fn adopt(
         here: Here,
         links: BTreeMap<LinkKey, LinkSpec>,
-        persisted_down: BTreeSet<String>,
+        persisted: Persisted,
         configured_peers: &BTreeMap<String, String>,
         observed: Observed,
     ) -> Self {
@@ -146,11 +166,16 @@ impl NodeState {
             ..Self::default()
         };
         for link in st.links.values_mut() {
-            if persisted_down.contains(&link.key.to_string()) {
+            let name = link.key.to_string();
+            if persisted.down.contains(&name) {
                 link.admin = AdminState::Down;
             }
+            if let Some(imp) = persisted.impair.get(&name) {
+                link.impair = *imp;
+            }
         }
-        st.persisted_down = persisted_down;
+        st.persisted_down = persisted.down;
+        st.persisted_impair = persisted.impair;
         for port in observed.ports.values() {
             let Some(ofport) = port.ofport_request else {
                 continue;
@@ -173,7 +198,66 @@ impl NodeState {
     }
 
     fn world(&self) -> World<'_> {
-        World::new(&self.links, &self.endpoints, &self.elsewhere)
+        World::new(&self.links, &self.endpoints, &self.elsewhere).with_impairs(&self.impairs)
+    }
+
+    /// The ports this node's impaired directions go through, with the impairment each applies.
+    pub fn impair_ports(&self) -> Vec<(LinkKey, Direction, ImpairPort, crate::impair::Impairment)> {
+        self.impairs
+            .iter()
+            .filter_map(|((key, dir), port)| {
+                let imp = *self.links.get(key)?.impair.get(*dir);
+                Some((key.clone(), *dir, port.clone(), imp))
+            })
+            .collect()
+    }
+
+    /// Recomputes the impairment ports: one for each impaired direction whose sending end is
+    /// registered here, keeping the numbers of those that stay (or that OVS has from an earlier
+    /// run, found by their derived names); whether anything changed.
+    fn rebuild_impairs(&mut self) -> bool {
+        let mut wanted = Vec::new();
+        for link in self.links.values() {
+            for dir in Direction::BOTH {
+                let sender = match dir {
+                    Direction::AtoB => link.key.a(),
+                    Direction::BtoA => link.key.b(),
+                };
+                if !link.impair.get(dir).is_none() && self.endpoints.contains_key(sender) {
+                    wanted.push((link.key.clone(), dir, link.mtu));
+                }
+            }
+        }
+        let mut used = self.used_ofports();
+        let mut next = ImpairPorts::new();
+        for (key, dir, mtu) in wanted {
+            let (name, stage_end) = impair_ifnames(&key, dir);
+            let observed = self.observed.ports.get(&name);
+            let ofport = match self.impairs.get(&(key.clone(), dir)) {
+                Some(p) => Some(p.ofport),
+                None => observed.and_then(|p| p.ofport_request).or_else(|| {
+                    let p = (FIRST_OFPORT..=LAST_OFPORT).find(|p| !used.contains(p))?;
+                    used.insert(p);
+                    Some(p)
+                }),
+            };
+            let Some(ofport) = ofport else { continue };
+            let active = observed.is_some_and(|p| p.ofport == OfportState::Assigned(ofport))
+                && self.observed.of_ports.contains_key(&ofport);
+            next.insert(
+                (key, dir),
+                ImpairPort {
+                    name,
+                    stage_end,
+                    ofport,
+                    mtu,
+                    active,
+                },
+            );
+        }
+        let changed = next != self.impairs;
+        self.impairs = next;
+        changed
     }
 
     /// This node's name and underlay.
@@ -211,6 +295,7 @@ impl NodeState {
             .map(|e| e.ofport)
             .chain(self.reserved.values().map(|(_, p)| *p))
             .chain(self.elsewhere.tunnels.values().map(|t| t.ofport))
+            .chain(self.impairs.values().map(|p| p.ofport))
             .chain(
                 self.observed
                     .ports
@@ -246,7 +331,7 @@ impl NodeState {
         );
         let changed = next != self.elsewhere;
         self.elsewhere = next;
-        changed
+        self.rebuild_impairs() | changed
     }
 
     /// What this node reports to its peers, with generation 0 (the sender stamps it).
@@ -298,7 +383,8 @@ impl NodeState {
     /// Recomputes every link's status; returns the ones that changed.
     pub fn refresh_statuses(&mut self) -> Vec<LinkEvent> {
         self.rebuild_elsewhere();
-        let world = World::new(&self.links, &self.endpoints, &self.elsewhere);
+        let world =
+            World::new(&self.links, &self.endpoints, &self.elsewhere).with_impairs(&self.impairs);
         let mut events = Vec::new();
         let mut next = BTreeMap::new();
         for link in self.links.values() {
@@ -625,15 +711,24 @@ impl NodeState {
         let mut next = BTreeMap::new();
         for (key, spec) in &links {
             let mut spec = spec.clone();
+            let source = self.source_links.get(key);
             match self.links.get(key) {
-                Some(cur) if self.source_links.get(key).map(|p| p.admin) == Some(spec.admin) => {
-                    spec.admin = cur.admin;
+                Some(cur) => {
+                    if source.map(|p| p.admin) == Some(spec.admin) {
+                        spec.admin = cur.admin;
+                    }
+                    if source.map(|p| p.impair) == Some(spec.impair) {
+                        spec.impair = cur.impair;
+                    }
                 }
-                Some(_) => {}
-                None if self.persisted_down.contains(&key.to_string()) => {
-                    spec.admin = AdminState::Down;
+                None => {
+                    if self.persisted_down.contains(&key.to_string()) {
+                        spec.admin = AdminState::Down;
+                    }
+                    if let Some(imp) = self.persisted_impair.get(&key.to_string()) {
+                        spec.impair = *imp;
+                    }
                 }
-                None => {}
             }
             next.insert(key.clone(), spec);
         }
@@ -654,6 +749,16 @@ impl NodeState {
         self.links = next;
         events.extend(self.refresh_statuses());
         Some(events)
+    }
+
+    /// Sets a wanted link's impairments; the link as it is now, `None` when `key` is not
+    /// wanted. Only the path of the impaired directions changes: the link keeps carrier.
+    pub fn set_impair(&mut self, key: &LinkKey, impair: LinkImpairment) -> Option<LinkSpec> {
+        let link = self.links.get_mut(key)?;
+        link.impair = impair;
+        let link = link.clone();
+        self.rebuild_impairs();
+        Some(link)
     }
 
     /// Sets a wanted link's admin state; the link as it is now, `None` when `key` is not

@@ -221,6 +221,7 @@ mod tests {
             key,
             mtu: 9000,
             admin: AdminState::Up,
+            impair: Default::default(),
         }
     }
 

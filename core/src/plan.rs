@@ -178,6 +178,52 @@ impl Tunnel {
     }
 }
 
+/// `external_ids` key naming the link (`lab/a--b`) an impairment port serves.
+pub const IMPAIR_LINK_KEY: &str = "ovswire-impair-link";
+/// `external_ids` key naming the direction (`a->b`, `b->a`) an impairment port serves.
+pub const IMPAIR_DIR_KEY: &str = "ovswire-impair-direction";
+
+/// The port one impaired direction of a link goes through: frames from the sending end are
+/// output to it, cross the veth pair to the agent's impairment stage, and come back in
+/// through it to go on to the receiving end (or the tunnel). Only the node of the sending end
+/// has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpairPort {
+    /// The port on the bridge (the pair's OVS end).
+    pub name: String,
+    /// The pair's other end, which the stage reads and writes.
+    pub stage_end: String,
+    /// Requested OpenFlow port number.
+    pub ofport: u32,
+    /// The MTU of both ends (the link's).
+    pub mtu: u32,
+    /// OVS has the port with its number: the flows may use it.
+    pub active: bool,
+}
+
+impl ImpairPort {
+    /// The port as the agent wants it on the bridge.
+    pub fn want(&self, link: &LinkKey, dir: Direction) -> PortWant {
+        PortWant {
+            name: self.name.clone(),
+            ofport: self.ofport,
+            kind: None,
+            options: BTreeMap::new(),
+            external_ids: [
+                (OWNER_KEY, OWNER_VALUE),
+                (IMPAIR_LINK_KEY, link.to_string().as_str()),
+                (IMPAIR_DIR_KEY, &dir.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        }
+    }
+}
+
+/// Impairment ports by link and direction.
+pub type ImpairPorts = BTreeMap<(LinkKey, Direction), ImpairPort>;
+
 /// `external_ids` key naming the node a tunnel port leads to.
 pub const TUNNEL_KEY: &str = "ovswire-tunnel";
 
@@ -329,6 +375,7 @@ pub struct World<'a> {
     elsewhere: &'a Elsewhere,
     by_end: BTreeMap<&'a EndpointKey, &'a LinkSpec>,
     flows: BTreeMap<FlowKey, Flow>,
+    impairs: Option<&'a ImpairPorts>,
 }
 
 impl<'a> World<'a> {
@@ -349,9 +396,23 @@ impl<'a> World<'a> {
             elsewhere,
             by_end,
             flows: BTreeMap::new(),
+            impairs: None,
         };
         world.flows = world.compute_flows();
         world
+    }
+
+    /// The same world with impaired directions: their frames go through their
+    /// [`ImpairPort`]s once OVS has them.
+    pub fn with_impairs(mut self, impairs: &'a ImpairPorts) -> Self {
+        self.impairs = Some(impairs);
+        self.flows = self.compute_flows();
+        self
+    }
+
+    /// The active impairment port of `dir` of `link`, when frames go through one.
+    fn impair_port(&self, link: &LinkKey, dir: Direction) -> Option<&'a ImpairPort> {
+        self.impairs?.get(&(link.clone(), dir)).filter(|p| p.active)
     }
 
     fn ends(&self, link: &LinkSpec) -> Ends<'a> {
@@ -384,17 +445,41 @@ impl<'a> World<'a> {
         };
         for link in self.links.values() {
             let cookie = link_cookie(&link.key);
+            // `from → to` for direction `dir`, through its impairment port when it has one.
+            let mut hop =
+                |dir: Direction, from: u32, to: Flow| match self.impair_port(&link.key, dir) {
+                    Some(p) => {
+                        put(Flow::wire(cookie, from, p.ofport));
+                        put(Flow {
+                            in_port: p.ofport,
+                            ..to
+                        });
+                    }
+                    None => put(Flow {
+                        in_port: from,
+                        ..to
+                    }),
+                };
             match self.ends(link) {
                 Ends::Local(a, b) => {
-                    put(Flow::wire(cookie, a.ofport, b.ofport));
-                    put(Flow::wire(cookie, b.ofport, a.ofport));
+                    hop(Direction::AtoB, a.ofport, Flow::wire(cookie, 0, b.ofport));
+                    hop(Direction::BtoA, b.ofport, Flow::wire(cookie, 0, a.ofport));
                 }
                 Ends::Cross { local, end, .. } => {
                     if let Some((tunnel, key)) = self.tunnel_of(link, end) {
-                        put(Flow {
-                            set_tunnel: Some(key),
-                            ..Flow::wire(cookie, local.ofport, tunnel.ofport)
-                        });
+                        let out_dir = if local.key == *link.key.a() {
+                            Direction::AtoB
+                        } else {
+                            Direction::BtoA
+                        };
+                        hop(
+                            out_dir,
+                            local.ofport,
+                            Flow {
+                                set_tunnel: Some(key),
+                                ..Flow::wire(cookie, 0, tunnel.ofport)
+                            },
+                        );
                         put(Flow {
                             tun_match: Some(key),
                             ..Flow::wire(cookie, tunnel.ofport, local.ofport)
@@ -473,7 +558,7 @@ impl<'a> World<'a> {
     /// Whether this node's part of a link is complete in `observed`: its ports exist in
     /// OpenFlow and its flows are in.
     fn complete(&self, link: &LinkSpec, observed: &Observed) -> bool {
-        let ports = match self.ends(link) {
+        let mut ports = match self.ends(link) {
             Ends::Local(a, b) => vec![a.ofport, b.ofport],
             Ends::Cross { local, end, .. } => match self.tunnel_of(link, end) {
                 Some((tunnel, _)) => vec![local.ofport, tunnel.ofport],
@@ -481,8 +566,13 @@ impl<'a> World<'a> {
             },
             Ends::Missing => return false,
         };
+        ports.extend(
+            Direction::BOTH
+                .iter()
+                .filter_map(|d| self.impair_port(&link.key, *d).map(|p| p.ofport)),
+        );
         let flows = self.link_flows(link);
-        flows.len() == 2
+        flows.len() >= 2
             && ports.iter().all(|p| observed.of_ports.contains_key(p))
             && flows.iter().all(|(k, f)| observed.flows.get(k) == Some(*f))
     }
@@ -532,6 +622,12 @@ impl<'a> World<'a> {
                     options: BTreeMap::new(),
                     external_ids: ep.external_ids(),
                 });
+            }
+        }
+        for ((link, dir), port) in self.impairs.into_iter().flatten() {
+            wanted.insert(&port.name);
+            if !observed.ports.contains_key(&port.name) {
+                plan.add_ports.push(port.want(link, *dir));
             }
         }
         for (node, tunnel) in &self.elsewhere.tunnels {
@@ -777,6 +873,7 @@ mod tests {
             key,
             mtu: 9000,
             admin: AdminState::Up,
+            impair: Default::default(),
         }
     }
 

@@ -8,12 +8,16 @@
 //!   - endpoints: ["r1:eth1", "r2:eth1"]
 //!     mtu: 1500             # optional, overrides the default
 //!     state: down           # optional: up (default) or down
+//!     impair: {delay: 20ms, loss: 1%}   # optional, both directions; or per direction:
+//!   - endpoints: ["r2:eth2", "r3:eth1"]
+//!     impair: {a->b: {rate: 10mbit}, b->a: {delay: 5ms}}   # a: the first endpoint written
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use crate::impair::LinkImpairment;
 use crate::model::{
     AdminState, DEFAULT_MTU, EndpointKey, LinkKey, LinkSpec, NameError, check_mtu,
     check_object_name,
@@ -60,6 +64,8 @@ struct FileLink {
     mtu: Option<u32>,
     #[serde(default)]
     state: Option<String>,
+    #[serde(default)]
+    impair: Option<serde_yaml_ng::Value>,
 }
 
 /// A parsed, validated topology.
@@ -119,14 +125,30 @@ impl Topology {
                     return Err(at(format!("{e} is already used by link {prev}")));
                 }
             }
+            let written_first = x.clone();
             let key = LinkKey::new(x, y).map_err(|e| at(e.to_string()))?;
+            let mut impair = match &l.impair {
+                None => LinkImpairment::default(),
+                Some(v) => crate::impair::from_yaml(v).map_err(|e| at(e.to_string()))?,
+            };
+            if *key.a() != written_first {
+                impair = impair.swapped();
+            }
             let mtu = l.mtu.unwrap_or(default_mtu);
             check_mtu(mtu).map_err(|e| at(e.to_string()))?;
             let admin = match &l.state {
                 None => AdminState::Up,
                 Some(s) => s.parse().map_err(|e: NameError| at(e.to_string()))?,
             };
-            links.insert(key.clone(), LinkSpec { key, mtu, admin });
+            links.insert(
+                key.clone(),
+                LinkSpec {
+                    key,
+                    mtu,
+                    admin,
+                    impair,
+                },
+            );
         }
         Ok(Self {
             lab: file.lab,
@@ -194,5 +216,24 @@ mod tests {
             "{e}"
         );
         assert!(err("{{{").contains("t.yaml"));
+        let e =
+            err("lab: d\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    impair: {loss: 150%}\n");
+        assert!(
+            e.contains("link 1") && e.contains("impair.loss") && e.contains("100%"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn impairments_follow_the_endpoints_as_written() {
+        let t = Topology::parse(
+            "lab: d\nlinks:\n  - endpoints: [r2:eth1, r1:eth1]\n    impair: {a->b: {delay: 20ms}}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let l = t.links.values().next().unwrap();
+        // r1 sorts first, so the file's a->b (r2 to r1) is the link's b->a.
+        assert!(l.impair.a_to_b.is_none());
+        assert_eq!(l.impair.b_to_a.delay_us, 20_000);
     }
 }

@@ -70,6 +70,7 @@ impl TryFrom<&Wire> for LinkSpec {
         Ok(Self {
             key: LinkKey::new(end(&w.a)?, end(&w.b)?)?,
             mtu: w.mtu.unwrap_or(DEFAULT_MTU),
+            impair: Default::default(),
             admin: if w.down {
                 ovswire_core::AdminState::Down
             } else {

@@ -11,6 +11,7 @@ fn link(a: (&str, &str), b: (&str, &str), mtu: u32) -> LinkSpec {
         key: LinkKey::new(end(a.0, a.1), end(b.0, b.1)).unwrap(),
         mtu,
         admin: AdminState::Up,
+        impair: Default::default(),
     }
 }
 
@@ -27,7 +28,7 @@ fn node(name: &str, specs: &[LinkSpec]) -> NodeState {
     NodeState::adopt(
         here,
         links(specs),
-        BTreeSet::new(),
+        Persisted::default(),
         &BTreeMap::new(),
         Observed::default(),
     )
@@ -197,7 +198,10 @@ fn links_recorded_down_stay_down_at_start_and_when_added_later() {
     let mut st = NodeState::adopt(
         Here::default(),
         links(std::slice::from_ref(&l1)),
-        persisted,
+        Persisted {
+            down: persisted,
+            ..Persisted::default()
+        },
         &BTreeMap::new(),
         Observed::default(),
     );
@@ -303,4 +307,122 @@ fn a_number_another_port_of_the_bridge_holds_is_never_chosen() {
         panic!("not a new attachment");
     };
     assert_eq!(ofport, FIRST_OFPORT + 2);
+}
+
+/// What OVS would show once it applied `plan`: its ports with their numbers, its flows.
+fn apply(st: &mut NodeState, plan: &Plan) {
+    let mut observed = st.observed.clone();
+    for p in &plan.add_ports {
+        observed.ports.insert(
+            p.name.clone(),
+            crate::plan::ObservedPort {
+                name: p.name.clone(),
+                ofport_request: Some(p.ofport),
+                ofport: OfportState::Assigned(p.ofport),
+                external_ids: p.external_ids.clone(),
+            },
+        );
+        observed.of_ports.insert(
+            p.ofport,
+            OfPort {
+                mac: [2, 0, 0, 0, 0, 1],
+                down: true,
+                link_down: false,
+            },
+        );
+    }
+    for name in &plan.del_ports {
+        if let Some(p) = observed.ports.remove(name) {
+            observed.of_ports.remove(&p.ofport_request.unwrap_or(0));
+        }
+    }
+    st.observe(observed, &[]);
+    st.record(&Plan {
+        add_ports: vec![],
+        del_ports: vec![],
+        ..plan.clone()
+    });
+}
+
+fn converge(st: &mut NodeState) {
+    for _ in 0..5 {
+        let plan = st.plan();
+        if plan.is_empty() {
+            return;
+        }
+        apply(st, &plan);
+    }
+    panic!("no convergence: {:?}", st.plan());
+}
+
+#[test]
+fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    let a = attach(&mut st, &request("c1", "r1", "eth1", None));
+    let b = attach(&mut st, &request("c2", "r2", "eth1", None));
+    converge(&mut st);
+    let port_of = |st: &NodeState, e: &Attachment| st.endpoints[&e.key].ofport;
+    let (pa, pb) = (port_of(&st, &a), port_of(&st, &b));
+    assert_eq!(st.observed.flows[&(pa, None)].out_port, pb);
+    assert!(st.links()[0].1 == OperState::Up);
+
+    let imp: LinkImpairment = "a->b: delay=20ms; b->a: none".parse().unwrap();
+    st.set_impair(&l.key, imp).unwrap();
+    let ports = st.impair_ports();
+    assert_eq!(ports.len(), 1);
+    let (_, dir, port, applied) = &ports[0];
+    assert_eq!((*dir, applied.delay_us), (Direction::AtoB, 20_000));
+    // Until OVS has the port, frames keep the direct path.
+    let plan = st.plan();
+    assert_eq!(plan.add_ports.len(), 1);
+    assert!(plan.add_flows.is_empty() && plan.port_states.is_empty());
+    converge(&mut st);
+    assert_eq!(st.observed.flows[&(pa, None)].out_port, port.ofport);
+    assert_eq!(st.observed.flows[&(port.ofport, None)].out_port, pb);
+    assert_eq!(
+        st.observed.flows[&(pb, None)].out_port,
+        pa,
+        "b->a stays direct"
+    );
+    assert!(st.links()[0].1 == OperState::Up, "{:?}", st.links());
+
+    // A changed value keeps the port; clearing goes back to direct flows and drops it.
+    st.set_impair(&l.key, "loss=1%".parse().unwrap()).unwrap();
+    assert_eq!(st.impair_ports().len(), 2);
+    assert_eq!(st.impair_ports()[0].2.ofport, port.ofport);
+    converge(&mut st);
+    st.set_impair(&l.key, LinkImpairment::default()).unwrap();
+    let plan = st.plan();
+    assert_eq!(plan.del_ports.len(), 2);
+    converge(&mut st);
+    assert_eq!(st.observed.flows[&(pa, None)].out_port, pb);
+    assert_eq!(st.observed.flows.len(), 2);
+    assert!(st.links()[0].1 == OperState::Up);
+}
+
+#[test]
+fn impairments_set_through_the_api_outlive_a_restart_and_a_live_edit() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let imp: LinkImpairment = "delay=5ms".parse().unwrap();
+    let st = NodeState::adopt(
+        Here::default(),
+        links(std::slice::from_ref(&l)),
+        Persisted {
+            impair: [(l.key.to_string(), imp)].into(),
+            ..Persisted::default()
+        },
+        &BTreeMap::new(),
+        Observed::default(),
+    );
+    assert_eq!(st.links()[0].0.impair, imp);
+    let mut st = st;
+    // The source repeats what it said: the API's value stays.
+    st.set_links(links(std::slice::from_ref(&l)));
+    assert_eq!(st.links()[0].0.impair, imp);
+    // The source changes it: the source wins.
+    let mut edited = l.clone();
+    edited.impair = "loss=2%".parse().unwrap();
+    st.set_links(links(std::slice::from_ref(&edited)));
+    assert_eq!(st.links()[0].0.impair, edited.impair);
 }
