@@ -571,6 +571,7 @@ mod tests {
                     b: ep(bn, bi),
                     mtu: None,
                     down: *down,
+                    impair: Default::default(),
                 })
                 .collect(),
         }

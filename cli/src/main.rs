@@ -226,6 +226,14 @@ enum LinkCommand {
         #[command(flatten)]
         agent: AgentArgs,
     },
+    /// Impair the link with this endpoint: delay, jitter, loss, corruption, duplication,
+    /// reordering, rate. The parameters given replace the direction's impairment; the link
+    /// keeps carrier.
+    #[command(
+        after_help = "Examples:\n  ovswire link impair r1:eth1 --delay 20ms --jitter 2ms --loss 1%\n  \
+        ovswire link impair r1:eth1 --rate 10mbit --direction out\n  ovswire link impair r1:eth1 --clear"
+    )]
+    Impair(Box<ImpairArgs>),
     /// Take the link down and up again, COUNT times.
     Flap {
         /// An endpoint of the link, NODE:IFNAME.
@@ -239,6 +247,52 @@ enum LinkCommand {
         #[command(flatten)]
         agent: AgentArgs,
     },
+}
+
+/// `ovswire link impair`.
+#[derive(Debug, Args)]
+struct ImpairArgs {
+    /// An endpoint of the link, NODE:IFNAME.
+    endpoint: String,
+    /// Which direction: out (what the endpoint sends), in (what it receives), both, or
+    /// the link's own a->b / b->a.
+    #[arg(long, default_value = "both")]
+    direction: String,
+    /// One-way delay, like 20ms.
+    #[arg(long, allow_hyphen_values = true)]
+    delay: Option<String>,
+    /// Standard deviation of the delay, like 2ms (needs --delay).
+    #[arg(long, allow_hyphen_values = true)]
+    jitter: Option<String>,
+    /// How much each jitter sample follows the last, like 25%.
+    #[arg(long, allow_hyphen_values = true)]
+    jitter_correlation: Option<String>,
+    /// Frames dropped, like 1%.
+    #[arg(long, allow_hyphen_values = true)]
+    loss: Option<String>,
+    /// How much each loss decision repeats the last (losses in bursts), like 25%.
+    #[arg(long, allow_hyphen_values = true)]
+    loss_correlation: Option<String>,
+    /// Frames with one bit flipped, like 0.1%.
+    #[arg(long, allow_hyphen_values = true)]
+    corrupt: Option<String>,
+    /// Frames sent twice, like 1%.
+    #[arg(long, allow_hyphen_values = true)]
+    duplicate: Option<String>,
+    /// Frames sent at once, ahead of delayed ones, like 25% (needs --delay).
+    #[arg(long, allow_hyphen_values = true)]
+    reorder: Option<String>,
+    /// Bits per second at most, like 100mbit.
+    #[arg(long, allow_hyphen_values = true)]
+    rate: Option<String>,
+    /// Remove the direction's impairments.
+    #[arg(long, conflicts_with_all = ["delay", "jitter", "jitter_correlation", "loss", "loss_correlation", "corrupt", "duplicate", "reorder", "rate"])]
+    clear: bool,
+    /// Print the link as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 /// Which agent to talk to.
@@ -673,6 +727,36 @@ async fn topo(cmd: TopoCommand) -> Result<()> {
     Ok(())
 }
 
+/// The directions `--direction` names for the link with endpoint `endpoint`.
+fn link_directions(
+    link: &ovswire_proto::v1::Link,
+    endpoint: &str,
+    direction: &str,
+) -> Result<Vec<ovswire_core::stats::Direction>> {
+    use ovswire_core::stats::Direction;
+    let is_a = link
+        .r#ref
+        .as_ref()
+        .and_then(|r| r.a.as_ref())
+        .is_some_and(|a| format!("{}:{}", a.pod, a.ifname) == endpoint);
+    let out = if is_a {
+        Direction::AtoB
+    } else {
+        Direction::BtoA
+    };
+    Ok(match direction {
+        "both" => Direction::BOTH.to_vec(),
+        "out" => vec![out],
+        "in" => vec![out.reverse()],
+        "a->b" => vec![Direction::AtoB],
+        "b->a" => vec![Direction::BtoA],
+        other => bail!(
+            "--direction {other:?} is not a direction; use out (what {endpoint} sends), in (what \
+             it receives), both, a->b or b->a"
+        ),
+    })
+}
+
 async fn kube_client() -> Result<kube::Client> {
     kube::Client::try_default().await.context(
         "cannot reach a Kubernetes cluster: set KUBECONFIG or run inside a pod with a service \
@@ -684,6 +768,63 @@ async fn link(cmd: LinkCommand) -> Result<()> {
     match cmd {
         LinkCommand::Down { endpoint, agent } => set(&agent, &endpoint, false).await,
         LinkCommand::Up { endpoint, agent } => set(&agent, &endpoint, true).await,
+        LinkCommand::Impair(args) => {
+            let ImpairArgs {
+                endpoint,
+                direction,
+                delay,
+                jitter,
+                jitter_correlation,
+                loss,
+                loss_correlation,
+                corrupt,
+                duplicate,
+                reorder,
+                rate,
+                clear,
+                json,
+                agent,
+            } = *args;
+            let given = [
+                ("delay", delay),
+                ("jitter", jitter),
+                ("jitter-correlation", jitter_correlation),
+                ("loss", loss),
+                ("loss-correlation", loss_correlation),
+                ("corrupt", corrupt),
+                ("duplicate", duplicate),
+                ("reorder", reorder),
+                ("rate", rate),
+            ];
+            let mut imp = ovswire_core::impair::Impairment::default();
+            let mut any = false;
+            for (field, value) in given {
+                if let Some(v) = value {
+                    any = true;
+                    imp.set(field, &v, ovswire_core::impair::BareUnits::Required)
+                        .map_err(|e| anyhow::anyhow!("{e} (--{})", e.field))?;
+                }
+            }
+            if !any && !clear {
+                bail!(
+                    "say what to do to the link: one or more of --delay, --jitter, --loss, \
+                     --corrupt, --duplicate, --reorder, --rate, or --clear"
+                );
+            }
+            imp.validate()
+                .map_err(|e| anyhow::anyhow!("{e} (--{})", e.field))?;
+            let wires = Wires::connect(&agent.target()?).await?;
+            let lab = agent.lab();
+            let link = wires.find(&lab, &endpoint).await?;
+            let directions = link_directions(&link, &endpoint, &direction)?;
+            let l = wires.impair(&lab, &endpoint, &directions, imp).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&wires::json(&l))?);
+            } else {
+                println!("{}  {}", wires::link_name(&l), wires::impairment_word(&l));
+            }
+            Ok(())
+        }
         LinkCommand::Flap {
             endpoint,
             count,

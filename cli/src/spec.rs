@@ -135,6 +135,9 @@ pub struct LabLink {
     pub mtu: Option<u32>,
     /// Brought up administratively down (the cable unplugged).
     pub down: bool,
+    /// What each direction does to its frames; `a->b` is from [`Self::a`] to [`Self::b`] as
+    /// written.
+    pub impair: ovswire_core::impair::LinkImpairment,
 }
 
 impl LabLink {

@@ -190,6 +190,31 @@ impl Wires {
             .map_err(|s| self.error("set the link state", s))
     }
 
+    /// Changes the impairments of the link with endpoint `endpoint`: `directions` (in the
+    /// link's own a/b terms) get `imp`, the other direction keeps what it has; the link after.
+    pub async fn impair(
+        &self,
+        lab: &str,
+        endpoint: &str,
+        directions: &[ovswire_core::stats::Direction],
+        imp: ovswire_core::impair::Impairment,
+    ) -> Result<Link> {
+        let link = self.find(lab, endpoint).await?;
+        let mut now = impairment_of(&link);
+        for d in directions {
+            *now.get_mut(*d) = imp;
+        }
+        self.client
+            .clone()
+            .set_link_impairment(ovswire_proto::v1::SetLinkImpairmentRequest {
+                r#ref: link.r#ref,
+                impairment: Some((&now).into()),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error("set the link's impairments", s))
+    }
+
     /// The stream of link events of `lab` (all labs when empty), starting with one `initial`
     /// event per existing link; or, with `since`, with the events the agent remembers since
     /// then.
@@ -335,9 +360,28 @@ pub fn settled(link: &Link) -> bool {
     }
 }
 
+/// A link's impairments as the agent reports them (none when it reports none).
+pub fn impairment_of(link: &Link) -> ovswire_core::impair::LinkImpairment {
+    link.impairment
+        .as_ref()
+        .and_then(|i| ovswire_core::impair::LinkImpairment::try_from(i).ok())
+        .unwrap_or_default()
+}
+
+/// A link's impairments for a table: `-` for none, `delay=20ms` when both directions have the
+/// same, else `a->b: ...; b->a: ...`.
+pub fn impairment_word(link: &Link) -> String {
+    let imp = impairment_of(link);
+    if imp.is_none() {
+        "-".to_owned()
+    } else {
+        imp.to_string()
+    }
+}
+
 /// An aligned text table of links.
 pub fn table(links: &[Link]) -> String {
-    let rows: Vec<[String; 5]> = links
+    let rows: Vec<[String; 6]> = links
         .iter()
         .map(|l| {
             [
@@ -345,11 +389,15 @@ pub fn table(links: &[Link]) -> String {
                 link_name(l),
                 l.mtu.to_string(),
                 state_word(l).to_owned(),
+                impairment_word(l),
                 l.reason.clone(),
             ]
         })
         .collect();
-    crate::table::aligned(["LAB", "LINK", "MTU", "STATE", "REASON"], &rows)
+    crate::table::aligned(
+        ["LAB", "LINK", "MTU", "STATE", "IMPAIRMENT", "REASON"],
+        &rows,
+    )
 }
 
 /// The time of day (UTC, with milliseconds) of Unix milliseconds `ms`, or of now when it is 0:
@@ -442,6 +490,19 @@ pub fn json(link: &Link) -> serde_json::Value {
         "effective_mtu": link.effective_mtu,
         "tunnel_key": link.tunnel_key,
     });
+    let imp = impairment_of(link);
+    let direction = |i: &ovswire_core::impair::Impairment| {
+        serde_json::Value::Object(
+            i.fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                .collect(),
+        )
+    };
+    v["impairment"] = serde_json::json!({
+        "a_to_b": direction(&imp.a_to_b),
+        "b_to_a": direction(&imp.b_to_a),
+    });
     if let Some(s) = &link.stats {
         let direction = |d: &Option<DirectionStats>| {
             let d = d.unwrap_or_default();
@@ -490,6 +551,7 @@ pub(crate) fn test_link(a: &str, b: &str, admin: AdminState, oper: OperState) ->
         node_b: "n".into(),
         effective_mtu: 1500,
         tunnel_key: 0,
+        impairment: None,
         stats: None,
     }
 }
@@ -516,7 +578,14 @@ mod tests {
         assert!(!settled(&lost) && !settled(&pending));
         let t = table(&[up, down]);
         assert!(t.starts_with("LAB  LINK"));
-        assert!(t.contains("lab  r1:eth1--r2:eth1  1500  up"));
+        assert!(t.contains("lab  r1:eth1--r2:eth1  1500  up     -"), "{t}");
         assert!(t.contains("r1:eth2--r3:eth1  1500  down"));
+        let mut slow = link("r1:eth1", "r2:eth1", AdminState::Up, OperState::Up);
+        let imp: ovswire_core::impair::LinkImpairment =
+            "a->b: delay=20ms; b->a: none".parse().unwrap();
+        slow.impairment = Some((&imp).into());
+        assert!(table(&[slow.clone()]).contains("up     a->b: delay=20ms; b->a: none"));
+        assert_eq!(json(&slow)["impairment"]["a_to_b"]["delay"], "20ms");
+        assert_eq!(json(&slow)["impairment"]["b_to_a"], serde_json::json!({}));
     }
 }

@@ -558,6 +558,11 @@ impl<'a> World<'a> {
     /// Whether this node's part of a link is complete in `observed`: its ports exist in
     /// OpenFlow and its flows are in.
     fn complete(&self, link: &LinkSpec, observed: &Observed) -> bool {
+        self.complete_with(link, observed, &[])
+    }
+
+    /// [`Self::complete`] once the flows `adding` are in as well.
+    fn complete_with(&self, link: &LinkSpec, observed: &Observed, adding: &[Flow]) -> bool {
         let mut ports = match self.ends(link) {
             Ends::Local(a, b) => vec![a.ofport, b.ofport],
             Ends::Cross { local, end, .. } => match self.tunnel_of(link, end) {
@@ -574,7 +579,9 @@ impl<'a> World<'a> {
         let flows = self.link_flows(link);
         flows.len() >= 2
             && ports.iter().all(|p| observed.of_ports.contains_key(p))
-            && flows.iter().all(|(k, f)| observed.flows.get(k) == Some(*f))
+            && flows
+                .iter()
+                .all(|(k, f)| observed.flows.get(k) == Some(*f) || adding.contains(f))
     }
 
     /// Whether the half of a cross-node wire on this node is in place for the local endpoint
@@ -685,9 +692,12 @@ impl<'a> World<'a> {
             let Some(of) = observed.of_ports.get(&ep.ofport) else {
                 continue;
             };
+            // An end that is up stays up while its link's flows are replaced in this very plan
+            // (an impairment set or cleared): the flows go in before any port changes.
+            let adding: &[Flow] = if of.down { &[] } else { &plan.add_flows };
             let up = self.by_end.get(&ep.key).is_some_and(|link| {
                 link.admin == AdminState::Up
-                    && self.complete(link, observed)
+                    && self.complete_with(link, observed, adding)
                     && match self.ends(link) {
                         Ends::Cross { end, .. } => end.ready,
                         _ => true,

@@ -92,6 +92,14 @@ pub enum Error {
         message: String,
     },
     /// The ethtool ioctl failed.
+    /// A packet socket on an interface could not be opened.
+    #[error("cannot open a packet socket on {ifname}: {cause}")]
+    Packet {
+        /// The interface.
+        ifname: String,
+        /// Why.
+        cause: std::io::Error,
+    },
     #[error("ethtool: {what} on {ifname}: {cause}")]
     Ethtool {
         /// What was asked.
@@ -144,9 +152,10 @@ impl Error {
         match self {
             Self::Netlink { errno, .. } => *errno,
             Self::Sys { cause, .. } => Some(*cause as i32),
-            Self::Open { cause, .. } | Self::Io { cause, .. } | Self::Ethtool { cause, .. } => {
-                cause.raw_os_error()
-            }
+            Self::Open { cause, .. }
+            | Self::Io { cause, .. }
+            | Self::Ethtool { cause, .. }
+            | Self::Packet { cause, .. } => cause.raw_os_error(),
             _ => None,
         }
     }

@@ -1,6 +1,6 @@
 //! TX checksum offload through the `SIOCETHTOOL` ioctl, in the calling thread's namespace.
 //!
-//! This is the workspace's only unsafe code: the ioctl takes a pointer into a C struct, and no
+//! One of the workspace's two unsafe modules (with [`crate::packet`]): the ioctl takes a pointer into a C struct, and no
 //! safe wrapper for it exists (nix has none for `SIOCETHTOOL`; the ethtool netlink family
 //! needs generic netlink for two bits). The unsafe block is one call with both structs on this
 //! stack frame.

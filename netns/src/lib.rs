@@ -7,6 +7,7 @@
 //!   future with a netlink handle ([`block_on`], and [`spawn`] for async callers).
 //! - The rtnetlink requests on links and addresses ([`link`]) and the ethtool ioctl
 //!   ([`ethtool`]).
+//! - Raw Ethernet frames on an interface ([`packet`]).
 //! - A private Open vSwitch's database file, command lines and sockets ([`ovs`]).
 //!
 //! Everything here needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`).
@@ -35,6 +36,7 @@ pub mod ethtool;
 pub mod link;
 mod namespace;
 pub mod ovs;
+pub mod packet;
 
 pub use enter::{block_on, enter, run, spawn};
 pub use error::{Error, Result};

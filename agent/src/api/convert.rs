@@ -85,7 +85,19 @@ pub fn link(spec: &LinkSpec, status: &OperState, info: LinkInfo) -> pb::Link {
         effective_mtu: info.effective_mtu,
         tunnel_key: info.tunnel_key.unwrap_or(0),
         stats: None,
+        impairment: Some((&spec.impair).into()),
     }
+}
+
+/// A link's impairments from the API, validated.
+pub fn impairment(
+    p: Option<&pb::LinkImpairment>,
+) -> Result<ovswire_core::impair::LinkImpairment, tonic::Status> {
+    p.map_or(
+        Ok(Default::default()),
+        ovswire_core::impair::LinkImpairment::try_from,
+    )
+    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
 }
 
 /// Unix milliseconds of `t` (0 before 1970).

@@ -145,6 +145,18 @@ impl Peers for PeersService {
         self.agent.set_admin(&key, admin).await?;
         Ok(Response::new(pb::PeerLinkStateReply {}))
     }
+
+    async fn set_link_impairment(
+        &self,
+        request: Request<pb::PeerLinkImpairment>,
+    ) -> Result<Response<pb::PeerLinkStateReply>, Status> {
+        let req = request.into_inner();
+        let key = convert::link_key(req.link.as_ref())?;
+        let impair = convert::impairment(req.impairment.as_ref())?;
+        debug!(link = %key, %impair, from = req.from_node, "peer sets link impairment");
+        self.agent.set_impair(&key, impair).await?;
+        Ok(Response::new(pb::PeerLinkStateReply {}))
+    }
 }
 
 /// Clients to every peer: the [`PeerTransport`] of a running agent, and the call that sets the
@@ -244,6 +256,34 @@ impl PeerClients {
             .set_link_state(self.request(pb::PeerLinkState {
                 link: Some(convert::link_ref(key)),
                 admin: convert::admin_to_proto(admin),
+                from_node: from,
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| peer(format!("did not take the change: {}", s.message())))
+    }
+}
+
+impl PeerClients {
+    /// Asks `node` to impair its half of the cross-node link `key`.
+    pub async fn set_link_impairment(
+        &self,
+        node: &str,
+        ip: Option<&str>,
+        key: &LinkKey,
+        impair: &ovswire_core::impair::LinkImpairment,
+        from: String,
+    ) -> Result<(), Error> {
+        let peer = |message: String| Error::Peer {
+            node: node.to_owned(),
+            message,
+        };
+        let ip = ip.ok_or_else(|| peer("its address is not known".into()))?;
+        let mut client = self.client(node, ip)?;
+        client
+            .set_link_impairment(self.request(pb::PeerLinkImpairment {
+                link: Some(convert::link_ref(key)),
+                impairment: Some(impair.into()),
                 from_node: from,
             }))
             .await

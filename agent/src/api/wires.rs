@@ -172,6 +172,41 @@ impl Wires for WiresService {
         self.find(&key).map(Response::new)
     }
 
+    async fn set_link_impairment(
+        &self,
+        request: Request<pb::SetLinkImpairmentRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        let req = request.into_inner();
+        let key = convert::link_key(req.r#ref.as_ref())?;
+        let impair = convert::impairment(req.impairment.as_ref())?;
+        // A cross-node link's far node impairs what its end sends, at the same time.
+        let far = match (self.agent.far_node(&key), &self.peers) {
+            (Some(node), Some(peers)) => Some((node, peers)),
+            _ => None,
+        };
+        let remote = async {
+            match &far {
+                Some((node, peers)) => {
+                    let ip = self.agent.peers().get(node).cloned().flatten();
+                    let from = self.agent.here().node;
+                    peers
+                        .set_link_impairment(node, ip.as_deref(), &key, &impair, from)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (here, there) = tokio::join!(self.agent.set_impair(&key, impair), remote);
+        here?;
+        there.map_err(|e| {
+            Status::unavailable(format!(
+                "this end of {key} has its impairments, but {e}; try again once that node is \
+                 back"
+            ))
+        })?;
+        self.find(&key).map(Response::new)
+    }
+
     type WatchLinksStream = ReceiverStream<Result<pb::LinkEvent, Status>>;
 
     async fn watch_links(

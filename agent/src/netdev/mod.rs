@@ -146,6 +146,38 @@ impl Netdev {
         .map_err(failed(format!("set up {} in the pod", spec.ifname)))
     }
 
+    /// Creates a veth pair with both ends on the host, `mtu` on both, TX checksum offload off
+    /// and no IPv6 on either (neither end may put a frame of the host's into a wire); both
+    /// stay down. Nothing is left behind on failure.
+    pub async fn create_host_pair(&self, a: &str, b: &str, mtu: u32) -> Result<()> {
+        if let Err(e) =
+            link::add_veth(&self.handle, VethEnd::new(a), VethEnd::new(b), Some(mtu)).await
+        {
+            if e.errno() == Some(nix::errno::Errno::EEXIST as i32) {
+                return Err(NetdevError::Exists {
+                    ifname: a.to_owned(),
+                    where_: " on the host",
+                });
+            }
+            return Err(failed(format!("create veth {a}/{b}"))(e));
+        }
+        let tuned = async {
+            for end in [a, b] {
+                ethtool::disable_tx_checksum(end).map_err(failed(format!("tune {end}")))?;
+                link::disable_ipv6_addresses(&self.handle, end)
+                    .await
+                    .map_err(failed(format!("tune {end}")))?;
+                disable_ipv6(end)?;
+            }
+            Ok(())
+        }
+        .await;
+        if tuned.is_err() {
+            let _ = self.delete(a).await;
+        }
+        tuned
+    }
+
     /// The MTU of the interface that holds `addr` (the underlay address), if any does.
     pub async fn mtu_of_address(&self, addr: std::net::IpAddr) -> Result<Option<u32>> {
         let found = link::with_address(&self.handle, addr)
@@ -176,6 +208,22 @@ impl Netdev {
             link::set_down(&self.handle, name).await
         };
         done.map_err(failed(format!("set {name} up={up}")))
+    }
+}
+
+/// Turns IPv6 off on a host interface (`net.ipv6.conf.IF.disable_ipv6`), so the kernel sends
+/// no neighbour discovery or MLD from it; a kernel without IPv6 has nothing to turn off.
+fn disable_ipv6(ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| NetdevError::Link {
+            what: format!("turn off IPv6 on {ifname}"),
+            source: Box::new(ovswire_netns::Error::Io {
+                what: format!("write {path}"),
+                cause: e,
+            }),
+        }),
     }
 }
 

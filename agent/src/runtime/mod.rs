@@ -4,6 +4,7 @@
 //! planner's; this module only moves data between OVS, the kernel and them.
 
 pub mod args;
+pub mod impair;
 pub mod kube;
 pub mod ovs;
 pub mod peers;
@@ -15,8 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ovswire_core::attach::{AttachError, AttachRequest, Attacher, Attachment};
+use ovswire_core::impair::LinkImpairment;
 use ovswire_core::model::{AdminState, LinkKey, LinkSpec};
-use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Report, Reservation};
+use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Persisted, Report, Reservation};
 use ovswire_core::peers::{Here, PeerView};
 use ovswire_core::plan::{OfPort, OperState};
 use ovswire_core::stats::{FlowCount, LinkCounters, PortCount};
@@ -93,6 +95,8 @@ pub struct Agent {
     generation: AtomicU64,
     /// Counters, carrier changes, history and health.
     telemetry: telemetry::Telemetry,
+    /// The impairment stages of this node's impaired directions.
+    stages: impair::Stages,
 }
 
 impl Agent {
@@ -105,9 +109,12 @@ impl Agent {
     ) -> Result<(Arc<Self>, ovswire_openflow::conn::Events), Error> {
         let (ovs, events) = Ovs::connect(db, config.bridge).await?;
         let netdev = Netdev::new()?;
-        let persisted_down = ovs.admin_down_links().await?.into_iter().collect();
+        let persisted = Persisted {
+            down: ovs.admin_down_links().await?.into_iter().collect(),
+            impair: ovs.impaired_links().await?,
+        };
         let observed = ovs.observe().await?;
-        let state = NodeState::adopt(config.here, links, persisted_down, &config.peers, observed);
+        let state = NodeState::adopt(config.here, links, persisted, &config.peers, observed);
         info!(
             endpoints = state.endpoint_count(),
             links = state.links().len(),
@@ -126,6 +133,7 @@ impl Agent {
             peer_wake: Notify::new(),
             generation: 0.into(),
             telemetry: telemetry::Telemetry::new(config.history),
+            stages: impair::Stages::default(),
         });
         Ok((agent, events))
     }
@@ -360,6 +368,59 @@ impl Agent {
         Ok(spec)
     }
 
+    /// Sets a link's impairments (both directions; a default one clears), records them in
+    /// OVSDB, and waits until OVS and the stage have them. The link keeps carrier: only the
+    /// path of its impaired directions changes.
+    pub async fn set_impair(
+        &self,
+        key: &LinkKey,
+        impair: LinkImpairment,
+    ) -> Result<LinkSpec, Error> {
+        if !self.state().has_link(key) {
+            return Err(Error::NoSuchLink(Box::new(key.clone())));
+        }
+        self.ovs
+            .read()
+            .await
+            .set_impaired(&key.to_string(), &impair)
+            .await?;
+        let spec = self
+            .state()
+            .set_impair(key, impair)
+            .ok_or_else(|| Error::NoSuchLink(Box::new(key.clone())))?;
+        let round = self.kick();
+        if !self.wait_round(round, APPLY_TIMEOUT).await {
+            return Err(Error::NotApplied {
+                link: Box::new(key.clone()),
+                after: APPLY_TIMEOUT,
+            });
+        }
+        Ok(spec)
+    }
+
+    /// What the impairment stage of each impaired direction on this node has done: frames
+    /// received, sent, lost and dropped for a full queue.
+    pub fn impair_counters(&self) -> Vec<(LinkKey, ovswire_core::stats::Direction, [u64; 4])> {
+        let ports = self.state().impair_ports();
+        ports
+            .into_iter()
+            .filter_map(|(key, dir, port, _)| {
+                let c = self.stages.counters(&port.name)?;
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                Some((
+                    key,
+                    dir,
+                    [
+                        get(&c.received),
+                        get(&c.sent),
+                        get(&c.lost),
+                        get(&c.overflow),
+                    ],
+                ))
+            })
+            .collect()
+    }
+
     /// The reconcile loop: runs until the process ends, applying one plan per round and
     /// re-reading OVS after changes. `events` is the OpenFlow connection's async stream: a
     /// PORT_STATUS means the kernel or OVS changed a port, and the stream ending means the
@@ -492,7 +553,15 @@ impl Agent {
             self.absorb(observed).await;
         }
         let plan = self.state().plan();
+        let stages: Vec<_> = self
+            .state()
+            .impair_ports()
+            .into_iter()
+            .map(|(_, _, port, imp)| (port, imp))
+            .collect();
+        self.stages.start(&self.netdev, &stages).await;
         if plan.is_empty() {
+            self.stages.stop_unwanted(&self.netdev, &stages).await;
             self.report_changes();
             return Ok(Next::Done);
         }
@@ -506,6 +575,14 @@ impl Agent {
         );
         self.applied.fetch_add(1, Ordering::Relaxed);
         ovs.apply(&plan).await?;
+        // The flows no longer use the ports of directions that lost their impairment.
+        self.stages.stop_unwanted(&self.netdev, &stages).await;
+        for name in plan.del_ports.iter().filter(|n| n.starts_with("oi")) {
+            // A pair whose stage ran in an earlier run of the agent.
+            if let Err(e) = self.netdev.delete(name).await {
+                warn!(port = %name, error = %e, "cannot remove an impairment pair");
+            }
+        }
         if plan.touches_ovsdb() {
             // New ports got their OpenFlow numbers; read them back and plan again.
             return Ok(Next::Observe);

@@ -26,6 +26,8 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
 const MGMT_WAIT: Duration = Duration::from_secs(10);
 /// Prefix of the `Bridge.external_ids` keys that record links taken down through the API.
 pub(crate) const ADMIN_DOWN_PREFIX: &str = "ovswire-down:";
+/// `Bridge.external_ids` key prefix recording a link's impairments set through the API.
+pub(crate) const IMPAIR_PREFIX: &str = "ovswire-impair:";
 
 type Result<T, E = OvsError> = std::result::Result<T, E>;
 
@@ -280,6 +282,40 @@ impl Ovs {
             .filter(|(_, v)| v == "true")
             .filter_map(|(k, _)| k.strip_prefix(ADMIN_DOWN_PREFIX).map(str::to_owned))
             .collect())
+    }
+
+    /// The impairments recorded in `Bridge.external_ids` by link (values that no longer parse
+    /// are skipped with a warning).
+    pub async fn impaired_links(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, ovswire_core::impair::LinkImpairment>> {
+        let ids = self.db.bridge_external_ids(&self.bridge.name).await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let link = k.strip_prefix(IMPAIR_PREFIX)?.to_owned();
+                match v.parse() {
+                    Ok(imp) => Some((link, imp)),
+                    Err(e) => {
+                        tracing::warn!(%link, error = %e, "ignoring a recorded impairment");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Records a link's impairments, so restarts keep them.
+    pub async fn set_impaired(
+        &self,
+        link: &str,
+        impair: &ovswire_core::impair::LinkImpairment,
+    ) -> Result<()> {
+        let key = format!("{IMPAIR_PREFIX}{link}");
+        Ok(self
+            .db
+            .set_bridge_external_id(&self.bridge.name, &key, Some(&impair.to_string()))
+            .await?)
     }
 
     /// Records (or clears) a link as administratively down, so restarts keep it down.

@@ -212,6 +212,7 @@ mod tests {
                 key,
                 mtu: 1500,
                 admin: ovswire_core::model::AdminState::Up,
+                impair: Default::default(),
             },
             status,
             removed: false,

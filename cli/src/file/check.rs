@@ -159,6 +159,8 @@ pub(super) struct DraftLink {
     pub(super) mtu: Option<u32>,
     /// Administratively down.
     pub(super) down: bool,
+    /// Its impairments, `a->b` from the first endpoint written.
+    pub(super) impair: ovswire_core::impair::LinkImpairment,
     /// Where it is written.
     pub(super) at: Vec<Step>,
 }
@@ -350,6 +352,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             b,
             mtu: link.mtu,
             down: link.down,
+            impair: link.impair,
         });
     }
 

@@ -335,6 +335,7 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
         endpoints: specs,
         mtu: link.mtu,
         down: false,
+        impair: Default::default(),
         at,
     })
 }

@@ -88,6 +88,7 @@ pub(super) fn parse(doc: &Doc<'_>, origin: &str) -> Result<LabSpec, FileError> {
             endpoints,
             mtu: None,
             down: false,
+            impair: Default::default(),
             at,
         });
     }

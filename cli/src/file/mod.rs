@@ -185,6 +185,8 @@ pub fn agent_topology(spec: &LabSpec) -> String {
         mtu: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         state: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        impair: Option<String>,
     }
     // Links' nodes are listed too, in case `spec` was not built by `parse`: the agent requires
     // every endpoint's pod to be listed.
@@ -209,6 +211,7 @@ pub fn agent_topology(spec: &LabSpec) -> String {
                 endpoints: [l.a.to_string(), l.b.to_string()],
                 mtu: l.mtu,
                 state: l.down.then_some("down"),
+                impair: (!l.impair.is_none()).then(|| l.impair.to_string()),
             })
             .collect(),
     };

@@ -19,6 +19,7 @@
 //!     ips: [10.0.0.1/30, 10.0.0.2/30]   # optional, one per endpoint, in order
 //!     mtu: 1500                         # optional
 //!     state: down                       # optional: up (default) or down
+//!     impair: {delay: 20ms, loss: 1%}   # optional; or {a->b: {...}, b->a: {...}}
 //!   - endpoints: ["r1:eth2:2001:db8::1/64", "r2:eth2:2001:db8::2/64"]  # address inline
 //! ```
 //!
@@ -69,6 +70,8 @@ struct Link {
     state: Option<State>,
     #[serde(default)]
     ips: Option<Vec<String>>,
+    #[serde(default)]
+    impair: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,10 +144,15 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
                 endpoint.addrs.push(cidr);
             }
         }
+        let impair = match &link.impair {
+            None => Default::default(),
+            Some(v) => ovswire_core::impair::from_yaml(v).map_err(|e| fail(&e.to_string()))?,
+        };
         links.push(DraftLink {
             endpoints,
             mtu: link.mtu,
             down: link.state == Some(State::Down),
+            impair,
             at,
         });
     }

@@ -21,7 +21,13 @@ fn ep(endpoint: &str, addrs: &[&str]) -> EndpointSpec {
 }
 
 fn link(a: EndpointSpec, b: EndpointSpec, mtu: Option<u32>, down: bool) -> LabLink {
-    LabLink { a, b, mtu, down }
+    LabLink {
+        a,
+        b,
+        mtu,
+        down,
+        impair: Default::default(),
+    }
 }
 
 /// A link between two endpoints without addresses.

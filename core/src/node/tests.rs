@@ -377,6 +377,11 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     let plan = st.plan();
     assert_eq!(plan.add_ports.len(), 1);
     assert!(plan.add_flows.is_empty() && plan.port_states.is_empty());
+    apply(&mut st, &plan);
+    // Then the flows move to it, and the host ends keep carrier.
+    let plan = st.plan();
+    assert_eq!(plan.add_flows.len(), 2, "{plan:?}");
+    assert!(plan.port_states.is_empty(), "{plan:?}");
     converge(&mut st);
     assert_eq!(st.observed.flows[&(pa, None)].out_port, port.ofport);
     assert_eq!(st.observed.flows[&(port.ofport, None)].out_port, pb);
@@ -395,6 +400,7 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     st.set_impair(&l.key, LinkImpairment::default()).unwrap();
     let plan = st.plan();
     assert_eq!(plan.del_ports.len(), 2);
+    assert!(plan.port_states.is_empty(), "{plan:?}");
     converge(&mut st);
     assert_eq!(st.observed.flows[&(pa, None)].out_port, pb);
     assert_eq!(st.observed.flows.len(), 2);

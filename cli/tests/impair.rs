@@ -1,0 +1,380 @@
+//! Link impairments on real traffic in a local lab on a private Open vSwitch (userspace
+//! datapath): declared in the file, changed live, each parameter measured at the far end
+//! (ping, raw frames counted, TCP through iperf3, VLAN-tagged frames), carrier kept
+//! throughout, kept across an agent `kill -9`, cleared back to the direct path, bad input
+//! refused. Needs root.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ovswire_testbed::{Node, Testbed};
+use support::{Cli, lab_name, netns_exec, no_carrier, wait_until};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn write_lab(dir: &Path, lab: &str) -> PathBuf {
+    let file = dir.join(format!("{lab}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "lab: {lab}\nmtu: 1500\nlinks:\n\
+             - endpoints: [\"r1:eth1:10.0.0.1/30\", \"r2:eth1:10.0.0.2/30\"]\n\
+             \x20 impair: {{a->b: {{delay: 20ms}}}}\n\
+             - endpoints: [\"r1:eth2:10.0.1.1/30\", \"r2:eth2:10.0.1.2/30\"]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `(min, avg, max)` round-trip time in ms of `count` pings.
+fn rtt(ns: &str, addr: &str, count: u32) -> (f64, f64, f64) {
+    let out = netns_exec(
+        ns,
+        &[
+            "ping",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "2",
+            addr,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .unwrap_or_else(|| panic!("no replies from {addr}: {text}"));
+    let nums: Vec<f64> = line
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(" ms")
+        .split('/')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2])
+}
+
+/// What arrived of [`frames`].
+#[derive(Debug)]
+struct Arrived {
+    /// Frames.
+    count: usize,
+    /// Frames whose payload was changed.
+    altered: usize,
+    /// Frames carrying VLAN tag 100 (the kernel hands it over beside the frame).
+    tagged: usize,
+}
+
+/// Sends `count` zero-filled frames of ethertype 0x88b5 (tagged with VLAN 100 when `tagged`)
+/// out of `ifname` in `from`, paced, and counts what arrives at `ifname` in `to`. The receiver
+/// listens to every protocol: the kernel clears a VLAN tag no VLAN device claims before it
+/// hands a frame to sockets of one protocol.
+fn frames(from: &str, to: &str, ifname: &str, count: usize, tagged: bool) -> Arrived {
+    let receiver = format!(
+        "import socket, struct\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))\n\
+         s.setsockopt(263, 8, 1)\n\
+         s.bind(('{ifname}', 0))\n\
+         s.settimeout(1.5)\n\
+         print('ready', flush=True)\n\
+         n = bad = tag = 0\n\
+         while True:\n\
+         \x20   try: f, anc, _, _ = s.recvmsg(65535, 64)\n\
+         \x20   except socket.timeout: break\n\
+         \x20   if f[12:14] != b'\\x88\\xb5': continue\n\
+         \x20   n += 1\n\
+         \x20   if any(f[14:]): bad += 1\n\
+         \x20   for level, kind, data in anc:\n\
+         \x20       if level == 263 and kind == 8:\n\
+         \x20           st, _, _, _, _, tci, _ = struct.unpack('IIIHHHH', data[:20])\n\
+         \x20           if st & 0x10 and tci & 0xfff == 100: tag += 1\n\
+         print(n, bad, tag)\n"
+    );
+    let tag = if tagged { "'81000064' " } else { "" };
+    let mut rx = Command::new("ip")
+        .args(["netns", "exec", to, PYTHON, "-c", &receiver])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(rx.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let sender = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('{ifname}', 0))\n\
+         f = bytes.fromhex('ffffffffffff020000000001' {tag}'88b5') + bytes(100)\n\
+         for i in range({count}):\n\
+         \x20   s.send(f)\n\
+         \x20   if i % 5 == 4: time.sleep(0.001)\n"
+    );
+    assert!(
+        netns_exec(from, &[PYTHON, "-c", &sender]).status.success(),
+        "send frames"
+    );
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    rx.wait().unwrap();
+    let nums: Vec<usize> = line
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    Arrived {
+        count: nums[0],
+        altered: nums[1],
+        tagged: nums[2],
+    }
+}
+
+/// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s.
+fn tcp_mbits(from: &str, to: &str, addr: &str) -> f64 {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", to, "iperf3", "-s", "-1", "-B", addr])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = None;
+    for _ in 0..50 {
+        let o = netns_exec(from, &["iperf3", "-c", addr, "-t", "3", "-J"]);
+        if o.status.success() {
+            out = Some(o);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = out.expect("iperf3 ran");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap()
+        / 1e6
+}
+
+fn impair(cli: &Cli<'_>, lab: &str, args: &[&str]) -> String {
+    let mut all = vec!["link", "impair"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--lab", lab]);
+    cli.ok(&all)
+}
+
+fn stage_ends(node: &Node) -> Vec<String> {
+    node.netns()
+        .links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| (l.starts_with("oi") || l.starts_with("oj")) && l.len() == 15)
+        .collect()
+}
+
+fn link_json(cli: &Cli<'_>, lab: &str, name: &str) -> serde_json::Value {
+    let out = cli.ok(&["links", "--json", "--lab", lab]);
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no link {name}: {out}"))
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn impairments_act_on_real_traffic_live_and_across_restarts() {
+    let node = Testbed::node("imp").unwrap();
+    let lab = lab_name("i");
+    let cli = Cli::on(&node, &lab);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    let (r1, r2) = (format!("{lab}-r1"), format!("{lab}-r2"));
+    let l2 = "r1:eth2--r2:eth2";
+
+    // Declared: 20 ms from r1 to r2 on the first link, nothing on the second.
+    let v = link_json(&cli, &lab, "r1:eth1--r2:eth1");
+    assert_eq!(v["impairment"]["a_to_b"]["delay"], "20ms", "{v}");
+    assert_eq!(v["impairment"]["b_to_a"], serde_json::json!({}));
+    let (min, avg, _) = rtt(&r1, "10.0.0.2", 10);
+    assert!(min >= 19.5 && avg < 40.0, "delayed link: {min}/{avg}");
+    let (_, direct, _) = rtt(&r1, "10.0.1.2", 10);
+    assert!(direct < 10.0, "unimpaired link: {direct}");
+    assert_eq!(
+        stage_ends(&node).len(),
+        2,
+        "one pair for the one impaired direction"
+    );
+
+    // Live loss on what r1 sends: the share measured over real frames, the other way whole,
+    // and the link keeps carrier.
+    let out = impair(
+        &cli,
+        &lab,
+        &["r1:eth2", "--loss", "30%", "--direction", "out"],
+    );
+    assert!(out.contains("a->b: loss=30%; b->a: none"), "{out}");
+    assert!(!no_carrier(&r1, "eth2") && !no_carrier(&r2, "eth2"));
+    let arrived = frames(&r1, &r2, "eth2", 2000, false).count;
+    assert!(
+        (1240..=1560).contains(&arrived),
+        "30% loss: {arrived} of 2000 arrived"
+    );
+    let back = frames(&r2, &r1, "eth2", 2000, false).count;
+    assert!(
+        back >= 1980,
+        "the other direction loses nothing: {back} of 2000"
+    );
+
+    // Duplication and corruption, each alone (the parameters given replace the direction's).
+    impair(
+        &cli,
+        &lab,
+        &["r1:eth2", "--duplicate", "50%", "--direction", "out"],
+    );
+    let got = frames(&r1, &r2, "eth2", 2000, false);
+    assert!(
+        (2800..=3200).contains(&got.count),
+        "50% duplicated: {got:?} for 2000"
+    );
+    assert_eq!(got.altered, 0);
+    impair(
+        &cli,
+        &lab,
+        &["r1:eth2", "--corrupt", "50%", "--direction", "out"],
+    );
+    let got = frames(&r1, &r2, "eth2", 2000, false);
+    assert!(got.count >= 1980, "corrupted frames still arrive: {got:?}");
+    assert!(
+        (800..=1200).contains(&got.altered),
+        "50% corrupted: {got:?}"
+    );
+
+    // A rate limit holds TCP to it.
+    impair(
+        &cli,
+        &lab,
+        &["r1:eth2", "--rate", "10mbit", "--direction", "out"],
+    );
+    let mbits = tcp_mbits(&r1, &r2, "10.0.1.2");
+    assert!(
+        (7.0..=11.0).contains(&mbits),
+        "10 Mbit/s asked, {mbits:.2} measured"
+    );
+
+    // Delay and jitter both ways, combined with loss; 802.1Q-tagged frames keep their tag.
+    impair(
+        &cli,
+        &lab,
+        &[
+            "r2:eth2", "--delay", "5ms", "--jitter", "1ms", "--loss", "1%",
+        ],
+    );
+    let v = link_json(&cli, &lab, l2);
+    assert_eq!(v["impairment"]["a_to_b"]["delay"], "5ms", "{v}");
+    assert_eq!(v["impairment"]["b_to_a"]["jitter"], "1ms", "{v}");
+    assert_eq!(v["state"], "up");
+    let got = frames(&r1, &r2, "eth2", 1000, true);
+    assert!(got.count >= 950, "{got:?}");
+    assert_eq!(got.tagged, got.count, "every frame keeps its tag: {got:?}");
+    assert_eq!(got.altered, 0, "{got:?}");
+
+    // kill -9 of the agent: the next `up` adopts the impairments as they are.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap(),
+    )
+    .unwrap();
+    let agent = state["agent_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the agent to die", || {
+        let stat = std::fs::read_to_string(format!("/proc/{agent}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z")
+    });
+    cli.up(&file);
+    let v = link_json(&cli, &lab, l2);
+    assert_eq!(v["impairment"]["a_to_b"]["loss"], "1%", "{v}");
+    wait_until("the delay back after the restart", || {
+        rtt(&r1, "10.0.1.2", 5).0 >= 6.0
+    });
+    let v = link_json(&cli, &lab, "r1:eth1--r2:eth1");
+    assert_eq!(v["impairment"]["a_to_b"]["delay"], "20ms", "declared: {v}");
+
+    // Clear: the direct path again, and no pair is left.
+    impair(&cli, &lab, &["r1:eth2", "--clear"]);
+    impair(&cli, &lab, &["r1:eth1", "--clear"]);
+    wait_until("the pairs removed", || stage_ends(&node).is_empty());
+    let (_, avg, _) = rtt(&r1, "10.0.1.2", 10);
+    assert!(avg < 10.0, "cleared: {avg}");
+    let flows = node.ofctl(&["-O", "OpenFlow13", "dump-flows", &format!("ow-{lab}")]).unwrap();
+    assert_eq!(
+        flows.matches("cookie=0xf57").count(),
+        4,
+        "direct flows only: {flows}"
+    );
+    assert!(!no_carrier(&r1, "eth1") && !no_carrier(&r1, "eth2"));
+
+    cli.ok(&["lab", "down", &lab]);
+    assert!(stage_ends(&node).is_empty());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn bad_impairments_are_refused_with_the_field_the_value_and_the_range() {
+    let node = Testbed::node("imp").unwrap();
+    let lab = lab_name("j");
+    let cli = Cli::on(&node, &lab);
+    let file = write_lab(node.dir(), &lab);
+    cli.up(&file);
+    for (args, expect) in [
+        (vec!["--delay", "-5ms"], "must not be negative"),
+        (vec!["--loss", "101%"], "0% to 100%"),
+        (vec!["--jitter", "2ms"], "needs a delay"),
+        (vec!["--reorder", "25%"], "needs a delay"),
+        (vec!["--rate", "100furlongs"], "bit, kbit, mbit or gbit"),
+        (vec!["--rate", "0mbit"], "must not be zero"),
+        (vec!["--delay", "20"], "us, ms or s"),
+        (
+            vec!["--delay", "1ms", "--direction", "up"],
+            "not a direction",
+        ),
+        (vec![], "say what to do"),
+    ] {
+        let mut all = vec!["link", "impair", "r1:eth2", "--lab", &lab];
+        all.extend(args.iter().copied());
+        let out = cli.run(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    assert_eq!(stage_ends(&node).len(), 2, "only the declared pair");
+
+    let bad = node.dir().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "lab: {lab}x\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n    impair: {{loss: 120}}\n"
+        ),
+    )
+    .unwrap();
+    let out = cli.run(&["lab", "up", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("line 3") && err.contains("impair.loss") && err.contains("100%"),
+        "{err}"
+    );
+}
