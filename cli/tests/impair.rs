@@ -316,7 +316,9 @@ fn impairments_act_on_real_traffic_live_and_across_restarts() {
     wait_until("the pairs removed", || stage_ends(&node).is_empty());
     let (_, avg, _) = rtt(&r1, "10.0.1.2", 10);
     assert!(avg < 10.0, "cleared: {avg}");
-    let flows = node.ofctl(&["-O", "OpenFlow13", "dump-flows", &format!("ow-{lab}")]).unwrap();
+    let flows = node
+        .ofctl(&["-O", "OpenFlow13", "dump-flows", &format!("ow-{lab}")])
+        .unwrap();
     assert_eq!(
         flows.matches("cookie=0xf57").count(),
         4,

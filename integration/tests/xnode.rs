@@ -575,3 +575,92 @@ fn the_peers_server_caps_connections_and_closes_silent_ones() -> Result<()> {
     );
     Ok(())
 }
+
+/// The smallest round-trip time in ms of ten pings.
+fn min_rtt(ns: &Netns, addr: &str) -> Result<f64> {
+    let out = ns.output("ping", &["-q", "-c", "10", "-i", "0.05", "-W", "2", addr])?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .with_context(|| format!("no replies: {text}"))?;
+    let min = line
+        .split('=')
+        .nth(1)
+        .and_then(|v| v.trim().split('/').next())
+        .context("rtt line")?;
+    Ok(min.parse()?)
+}
+
+fn set_impairment(cluster: &Cluster, node: usize, r: LinkRef, text: &str) -> Result<Link> {
+    let imp: ovswire_core::impair::LinkImpairment = text.parse()?;
+    rt().block_on(async {
+        Ok(cluster
+            .wires(node)
+            .await?
+            .set_link_impairment(ovswire_proto::v1::SetLinkImpairmentRequest {
+                r#ref: Some(r),
+                impairment: Some((&imp).into()),
+            })
+            .await?
+            .into_inner())
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_cross_node_wire_is_impaired_on_both_nodes_from_either_and_keeps_it_across_restarts()
+-> Result<()> {
+    let _slot = Slot::take();
+    let mut p = pair("xi", 1500, 1500)?;
+    p.wait_carrier(true)?;
+    wait_until("a first ping", 15, || ping(&p.r1, "10.0.0.2", &[]))?;
+    let direct = min_rtt(&p.r1, "10.0.0.2")?;
+
+    // Set from node0: node0 delays what r1 sends, node1 what r2 sends.
+    let r = link_ref("xi", ("r1", "eth1"), ("r2", "eth1"));
+    let link = set_impairment(
+        &p.cluster,
+        0,
+        r.clone(),
+        "a->b: delay=10ms; b->a: delay=5ms",
+    )?;
+    let imp = link.impairment.context("impairment in the reply")?;
+    ensure!(imp.a_to_b.map(|i| i.delay_us) == Some(10_000), "{imp:?}");
+    let far = links(&p.cluster, 1, "xi")?;
+    let far_imp = far[0].impairment.context("far impairment")?;
+    ensure!(
+        far_imp.b_to_a.map(|i| i.delay_us) == Some(5_000),
+        "{far_imp:?}"
+    );
+    ensure!(
+        carrier(&p.r1, "eth1") && carrier(&p.r2, "eth1"),
+        "carrier kept"
+    );
+    let rtt = min_rtt(&p.r1, "10.0.0.2")?;
+    ensure!(
+        (15.0..25.0).contains(&rtt),
+        "10 ms + 5 ms asked, {rtt:.2} ms measured (direct {direct:.2} ms)"
+    );
+
+    // node1's vswitchd and node0's agent restart: the delays stay.
+    p.cluster.restart_vswitchd(1)?;
+    p.cluster.restart_agent(0, Stop::Kill)?;
+    wait_until("the delays back after the restarts", 30, || {
+        min_rtt(&p.r1, "10.0.0.2").is_ok_and(|t| t >= 15.0)
+    })?;
+
+    // Cleared from node1: both halves go back to the direct path.
+    set_impairment(&p.cluster, 1, r, "none")?;
+    wait_until("the direct path again", 20, || {
+        min_rtt(&p.r1, "10.0.0.2").is_ok_and(|t| t < 10.0)
+    })?;
+    ensure!(
+        carrier(&p.r1, "eth1") && carrier(&p.r2, "eth1"),
+        "carrier kept"
+    );
+    Ok(())
+}
