@@ -18,6 +18,28 @@ pub const MANAGER: &str = "ovswire-cli";
 /// Label on every object the CLI makes, so `delete` removes exactly those.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ovswire");
 
+/// A link's impairments as the Topology CRD writes them: the parameters when both directions
+/// have the same, else `aToB`/`bToA`.
+fn impair_json(imp: &ovswire_core::impair::LinkImpairment) -> Value {
+    let params = |i: &ovswire_core::impair::Impairment| {
+        let mut m = serde_json::Map::new();
+        for (k, v) in i.fields() {
+            let key = match k {
+                "jitter-correlation" => "jitterCorrelation",
+                "loss-correlation" => "lossCorrelation",
+                other => other,
+            };
+            m.insert(key.to_owned(), Value::String(v));
+        }
+        Value::Object(m)
+    };
+    if imp.a_to_b == imp.b_to_a {
+        params(&imp.a_to_b)
+    } else {
+        json!({"aToB": params(&imp.a_to_b), "bToA": params(&imp.b_to_a)})
+    }
+}
+
 /// Pod settings for `render`/`create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodTemplate {
@@ -65,6 +87,9 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
             }
             if l.down {
                 v["state"] = "down".into();
+            }
+            if !l.impair.is_none() {
+                v["impair"] = impair_json(&l.impair);
             }
             v
         })
@@ -237,7 +262,7 @@ mod tests {
 
     fn lab() -> LabSpec {
         crate::file::parse(
-            "lab: ring\nmtu: 9000\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n  - endpoints: [\"r2:eth2\", \"r3:eth1\"]\n    state: down\n  - endpoints: [\"r3:eth2\", \"r1:eth2\"]\n    mtu: 1500\n",
+            "lab: ring\nmtu: 9000\nlinks:\n  - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n  - endpoints: [\"r2:eth2\", \"r3:eth1\"]\n    state: down\n  - endpoints: [\"r3:eth2\", \"r1:eth2\"]\n    mtu: 1500\n    impair: {a->b: {delay: 20ms, loss: 1%}}\n",
             "ring.yaml",
             crate::file::Format::Native,
         )
@@ -332,6 +357,18 @@ mod tests {
             .map(|(n, m, d)| (n, m.or(Some(9000)), d))
             .collect();
         assert_eq!(resolved, expected);
+        // Impairments too, the direction as written (r3 sends with the delay).
+        let w = wires
+            .iter()
+            .find(|w| w.name() == "r1:eth2--r3:eth2")
+            .unwrap();
+        assert_eq!(w.impair.to_string(), "a->b: none; b->a: delay=20ms loss=1%");
+        let l = agent
+            .links
+            .values()
+            .find(|l| l.key.name() == w.name())
+            .unwrap();
+        assert_eq!(l.impair, w.impair);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl ImpairError {
 }
 
 /// What one direction of a link does to its frames. The default does nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Impairment {
     /// Fixed one-way delay, microseconds.
     pub delay_us: u64,
@@ -251,7 +251,7 @@ impl FromStr for Impairment {
 }
 
 /// A link's impairments, one per direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkImpairment {
     /// Frames `a` sends.
     pub a_to_b: Impairment,

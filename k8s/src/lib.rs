@@ -39,6 +39,7 @@
 //!             node_b: None,
 //!             tunnel_key: None,
 //!             effective_mtu: w.mtu,
+//!             impairment: None,
 //!         })
 //!         .collect();
 //!     reporter.report(reports);

@@ -57,6 +57,8 @@ pub struct LinkReport {
     pub tunnel_key: Option<u32>,
     /// The MTU both ends got.
     pub effective_mtu: Option<u32>,
+    /// The impairments applied, in their text form; `None` without any.
+    pub impairment: Option<String>,
 }
 
 /// How often the writer patches, and how long it pauses at most when the API server pushes
@@ -433,6 +435,7 @@ fn object_status(
                     node_b: r.node_b.clone().or_else(|| node_b.map(str::to_owned)),
                     tunnel_key: r.tunnel_key,
                     effective_mtu: r.effective_mtu,
+                    impairment: r.impairment.clone(),
                 },
             );
         }

@@ -35,6 +35,8 @@ pub struct Wire {
     pub mtu: Option<u32>,
     /// Whether the link is to be down (no carrier on either end).
     pub down: bool,
+    /// What each direction does to its frames (`a->b` from [`Self::a`]).
+    pub impair: ovswire_core::impair::LinkImpairment,
 }
 
 impl Wire {
@@ -52,6 +54,7 @@ impl Wire {
             b,
             mtu,
             down,
+            impair: Default::default(),
         }
     }
 
@@ -70,7 +73,7 @@ impl TryFrom<&Wire> for LinkSpec {
         Ok(Self {
             key: LinkKey::new(end(&w.a)?, end(&w.b)?)?,
             mtu: w.mtu.unwrap_or(DEFAULT_MTU),
-            impair: Default::default(),
+            impair: w.impair,
             admin: if w.down {
                 ovswire_core::AdminState::Down
             } else {
@@ -271,6 +274,23 @@ pub(crate) fn parse_ovswire(namespace: &str, topology: &Topology) -> Parsed {
         if wire.a == wire.b {
             pending_rejects.push((n, Some(name), "a link needs two different endpoints".into()));
             continue;
+        }
+        let mut wire = wire;
+        if let Some(imp) = &link.impair {
+            match imp.to_core() {
+                // `a->b` as written is from the first endpoint; the wire's `a` sorts first.
+                Ok(i)
+                    if parse_endpoint(namespace, &link.endpoints[0]).ok()
+                        == Some(wire.a.clone()) =>
+                {
+                    wire.impair = i;
+                }
+                Ok(i) => wire.impair = i.swapped(),
+                Err(why) => {
+                    pending_rejects.push((n, Some(name), why));
+                    continue;
+                }
+            }
         }
         if let Some(Err(e)) = link.mtu.map(check_mtu) {
             pending_rejects.push((n, Some(name), format!("{e}; fix the link's mtu")));

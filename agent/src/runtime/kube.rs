@@ -60,6 +60,7 @@ fn reports(agent: &Agent) -> Vec<LinkReport> {
                 node_b: some(info.node_b),
                 tunnel_key: info.tunnel_key,
                 effective_mtu: Some(info.effective_mtu),
+                impairment: (!spec.impair.is_none()).then(|| spec.impair.to_string()),
             }
         })
         .collect()

@@ -15,6 +15,8 @@
 //!     - endpoints: ["r2:eth2", "r3:eth1"]
 //!       mtu: 1500                      # optional, this link only
 //!       state: down                    # optional: up (default) or down
+//!       impair: {delay: 20ms, loss: 1%}  # optional, both directions; or per direction,
+//!                                        # {aToB: {...}, bToA: {...}} (a: the first endpoint)
 //! ```
 //!
 //! The agents write `status`: one entry per link (a list keyed by `name`, so that the agents of
@@ -84,6 +86,119 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "admin_state_schema")]
     pub state: Option<AdminState>,
+    /// What the link does to its frames: delay, jitter, loss, corruption, duplication,
+    /// reordering, rate, for both directions, or per direction under `aToB` (frames the first
+    /// endpoint sends) and `bToA`. Changing it never flaps the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Impair>,
+}
+
+/// A link's impairments: the parameters for both directions, or `aToB` and `bToA`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Impair {
+    /// Both directions.
+    #[serde(flatten)]
+    pub both: ImpairParams,
+    /// Frames the first endpoint sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_to_b: Option<ImpairParams>,
+    /// Frames the second endpoint sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b_to_a: Option<ImpairParams>,
+}
+
+/// What one direction does to its frames; each value with its unit (`20ms`, `1%`,
+/// `100mbit`), as in `ovswire link impair`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImpairParams {
+    /// One-way delay, like `20ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Standard deviation of the delay, like `2ms` (needs `delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
+    /// How much each jitter sample follows the last, like `25%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_correlation: Option<String>,
+    /// Frames dropped, like `1%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+    /// How much each loss decision repeats the last, like `25%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_correlation: Option<String>,
+    /// Frames with one bit flipped, like `0.1%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
+    /// Frames sent twice, like `1%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
+    /// Frames sent at once, ahead of delayed ones, like `25%` (needs `delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<String>,
+    /// Bits per second at most, like `100mbit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+}
+
+impl ImpairParams {
+    /// Whether no parameter is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The validated impairment; errors name the field under `at`.
+    pub fn to_core(&self, at: &str) -> Result<ovswire_core::impair::Impairment, String> {
+        use ovswire_core::impair::{BareUnits, Impairment};
+        let mut imp = Impairment::default();
+        let fields = [
+            ("delay", &self.delay),
+            ("jitter", &self.jitter),
+            ("jitter-correlation", &self.jitter_correlation),
+            ("loss", &self.loss),
+            ("loss-correlation", &self.loss_correlation),
+            ("corrupt", &self.corrupt),
+            ("duplicate", &self.duplicate),
+            ("reorder", &self.reorder),
+            ("rate", &self.rate),
+        ];
+        let named = |mut e: ovswire_core::impair::ImpairError| {
+            e.field = format!("{at}.{}", e.field);
+            e.to_string()
+        };
+        for (field, value) in fields {
+            if let Some(v) = value {
+                imp.set(field, v, BareUnits::Required).map_err(named)?;
+            }
+        }
+        imp.validate().map_err(named)?;
+        Ok(imp)
+    }
+}
+
+impl Impair {
+    /// The link's impairments with `a` the first endpoint as written.
+    pub fn to_core(&self) -> Result<ovswire_core::impair::LinkImpairment, String> {
+        use ovswire_core::impair::LinkImpairment;
+        if !self.both.is_empty() {
+            if self.a_to_b.is_some() || self.b_to_a.is_some() {
+                return Err(
+                    "impair: give parameters for both directions or aToB/bToA, not \
+                            both forms"
+                        .into(),
+                );
+            }
+            return Ok(LinkImpairment::both(self.both.to_core("impair")?));
+        }
+        let dir = |p: &Option<ImpairParams>, at: &str| {
+            p.as_ref().map_or(Ok(Default::default()), |p| p.to_core(at))
+        };
+        Ok(LinkImpairment {
+            a_to_b: dir(&self.a_to_b, "impair.aToB")?,
+            b_to_a: dir(&self.b_to_a, "impair.bToA")?,
+        })
+    }
 }
 
 /// `state` as a plain optional string enum: the schema schemars derives for an optional enum
@@ -176,6 +291,9 @@ pub struct LinkStatus {
     /// The MTU both ends got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_mtu: Option<u32>,
+    /// The impairments applied, `a->b: delay=20ms; b->a: none` (a: the end that sorts first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<String>,
 }
 
 /// Where a link stands.

@@ -63,6 +63,7 @@ fn report(lab: &str, link: &str, state: LinkState) -> LinkReport {
         node_b: None,
         tunnel_key: None,
         effective_mtu: Some(9500),
+        impairment: None,
     }
 }
 

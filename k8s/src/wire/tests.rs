@@ -43,6 +43,7 @@ fn ovswire_links_become_sorted_wires() {
                 b: ("r2".into(), "eth1".into()),
                 mtu: Some(9000),
                 down: false,
+                impair: Default::default(),
             },
             Wire {
                 lab: "lab1".into(),
@@ -50,6 +51,7 @@ fn ovswire_links_become_sorted_wires() {
                 b: ("r3".into(), "eth1".into()),
                 mtu: Some(1500),
                 down: true,
+                impair: Default::default(),
             },
             Wire {
                 lab: "lab1".into(),
@@ -57,10 +59,56 @@ fn ovswire_links_become_sorted_wires() {
                 b: ("r3".into(), "eth2".into()),
                 mtu: Some(9000),
                 down: false,
+                impair: Default::default(),
             },
         ]
     );
     assert_eq!(wires[0].name(), "r1:eth1--r2:eth1");
+}
+
+#[test]
+fn impairments_follow_the_endpoints_as_written_and_bad_ones_are_reported() {
+    let t = ovswire(
+        "
+apiVersion: ovswire.io/v1alpha1
+kind: Topology
+metadata: {name: imp, namespace: lab1}
+spec:
+  links:
+    - endpoints: [r2:eth1, r1:eth1]
+      impair: {aToB: {delay: 20ms}}
+    - endpoints: [r1:eth2, r2:eth2]
+      impair: {loss: 1%, rate: 10mbit}
+",
+    );
+    let wires = wires_from_ovswire("lab1", &t).unwrap();
+    // r1 sorts first: the written a->b (from r2) is the wire's b->a.
+    assert_eq!(wires[0].impair.to_string(), "a->b: none; b->a: delay=20ms");
+    assert_eq!(wires[1].impair.to_string(), "loss=1% rate=10mbit");
+    let spec = LinkSpec::try_from(&wires[1]).unwrap();
+    assert_eq!(spec.impair, wires[1].impair);
+    let bad = ovswire(
+        "
+apiVersion: ovswire.io/v1alpha1
+kind: Topology
+metadata: {name: imp, namespace: lab1}
+spec:
+  links:
+    - endpoints: [r1:eth1, r2:eth1]
+      impair: {aToB: {loss: 120%}}
+    - endpoints: [r1:eth2, r2:eth2]
+      impair: {jitter: 2ms}
+",
+    );
+    let e = wires_from_ovswire("lab1", &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("impair.aToB.loss") && e.contains("0% to 100%"),
+        "{e}"
+    );
+    assert!(
+        e.contains("impair.jitter") && e.contains("needs a delay"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -351,6 +399,7 @@ fn wires_become_links_with_defaults() {
         b: ("r2".into(), "eth1".into()),
         mtu: None,
         down: true,
+        impair: Default::default(),
     };
     let l = LinkSpec::try_from(&w).unwrap();
     assert_eq!(l.key.to_string(), "lab/r1:eth1--r2:eth1");
