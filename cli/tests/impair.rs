@@ -9,10 +9,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ovswire_testbed::{Node, Testbed};
+use ovswire_testbed::{Node, Testbed, frames};
 use support::{Cli, lab_name, netns_exec, no_carrier, wait_until};
-
-const PYTHON: &str = "/usr/bin/python3";
 
 fn write_lab(dir: &Path, lab: &str) -> PathBuf {
     let file = dir.join(format!("{lab}.yaml"));
@@ -62,77 +60,13 @@ fn rtt(ns: &str, addr: &str, count: u32) -> (f64, f64, f64) {
     (nums[0], nums[1], nums[2])
 }
 
-/// What arrived of [`frames`].
-#[derive(Debug)]
-struct Arrived {
-    /// Frames.
-    count: usize,
-    /// Frames whose payload was changed.
-    altered: usize,
-    /// Frames carrying VLAN tag 100 (the kernel hands it over beside the frame).
-    tagged: usize,
-}
-
-/// Sends `count` zero-filled frames of ethertype 0x88b5 (tagged with VLAN 100 when `tagged`)
-/// out of `ifname` in `from`, paced, and counts what arrives at `ifname` in `to`. The receiver
-/// listens to every protocol: the kernel clears a VLAN tag no VLAN device claims before it
-/// hands a frame to sockets of one protocol.
-fn frames(from: &str, to: &str, ifname: &str, count: usize, tagged: bool) -> Arrived {
-    let receiver = format!(
-        "import socket, struct\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))\n\
-         s.setsockopt(263, 8, 1)\n\
-         s.bind(('{ifname}', 0))\n\
-         s.settimeout(1.5)\n\
-         print('ready', flush=True)\n\
-         n = bad = tag = 0\n\
-         while True:\n\
-         \x20   try: f, anc, _, _ = s.recvmsg(65535, 64)\n\
-         \x20   except socket.timeout: break\n\
-         \x20   if f[12:14] != b'\\x88\\xb5': continue\n\
-         \x20   n += 1\n\
-         \x20   if any(f[14:]): bad += 1\n\
-         \x20   for level, kind, data in anc:\n\
-         \x20       if level == 263 and kind == 8:\n\
-         \x20           st, _, _, _, _, tci, _ = struct.unpack('IIIHHHH', data[:20])\n\
-         \x20           if st & 0x10 and tci & 0xfff == 100: tag += 1\n\
-         print(n, bad, tag)\n"
-    );
-    let tag = if tagged { "'81000064' " } else { "" };
-    let mut rx = Command::new("ip")
-        .args(["netns", "exec", to, PYTHON, "-c", &receiver])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(rx.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let sender = format!(
-        "import socket, time\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-         s.bind(('{ifname}', 0))\n\
-         f = bytes.fromhex('ffffffffffff020000000001' {tag}'88b5') + bytes(100)\n\
-         for i in range({count}):\n\
-         \x20   s.send(f)\n\
-         \x20   if i % 5 == 4: time.sleep(0.001)\n"
-    );
-    assert!(
-        netns_exec(from, &[PYTHON, "-c", &sender]).status.success(),
-        "send frames"
-    );
-    line.clear();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    rx.wait().unwrap();
-    let nums: Vec<usize> = line
-        .split_whitespace()
-        .map(|v| v.parse().unwrap())
-        .collect();
-    Arrived {
-        count: nums[0],
-        altered: nums[1],
-        tagged: nums[2],
-    }
+/// [`frames::send_and_count`] on `ifname` from `from` to `to`.
+fn frames(from: &str, to: &str, ifname: &str, count: usize, tagged: bool) -> frames::Arrived {
+    let what = frames::Send {
+        vlan: tagged.then_some(100),
+        ..frames::Send::frames(count)
+    };
+    frames::send_and_count(from, ifname, to, ifname, what).unwrap()
 }
 
 /// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s.
@@ -256,6 +190,24 @@ fn impairments_act_on_real_traffic_live_and_across_restarts() {
         (800..=1200).contains(&got.altered),
         "50% corrupted: {got:?}"
     );
+
+    // Reordering: a share of the frames goes at once, ahead of the delayed ones.
+    impair(
+        &cli,
+        &lab,
+        &[
+            "r1:eth2",
+            "--delay",
+            "10ms",
+            "--reorder",
+            "25%",
+            "--direction",
+            "out",
+        ],
+    );
+    let got = frames(&r1, &r2, "eth2", 2000, false);
+    assert!(got.count >= 1980 && got.altered == 0, "{got:?}");
+    assert!(got.reordered >= 200, "25% sent ahead: {got:?}");
 
     // A rate limit holds TCP to it.
     impair(

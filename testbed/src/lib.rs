@@ -31,6 +31,7 @@
 //! parallel without collisions, and leftovers of a test process that was killed are reaped by the
 //! next one. [`leftovers`] lists anything still present; the test suite ends by checking it.
 
+pub mod frames;
 mod leaks;
 mod netns;
 mod node;
