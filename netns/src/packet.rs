@@ -201,6 +201,57 @@ impl PacketSocket {
     }
 }
 
+/// A one-shot monotonic timer with microsecond precision (`timerfd`), for waits a runtime's
+/// millisecond timer would round up: a frame held for 20 ms leaves after 20 ms, not 21.
+#[derive(Debug)]
+pub struct Timer {
+    fd: nix::sys::timerfd::TimerFd,
+}
+
+impl Timer {
+    /// A disarmed timer.
+    pub fn new() -> io::Result<Self> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        Ok(Self { fd })
+    }
+
+    /// Fires once, `after` from now (at least a microsecond: zero would disarm it).
+    pub fn arm(&self, after: std::time::Duration) -> io::Result<()> {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timer::{Expiration, TimerSetTimeFlags};
+        let after = after.max(std::time::Duration::from_micros(1));
+        self.fd
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(after)),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(io::Error::from)
+    }
+
+    /// Takes the expiry in, so the timer reads as not ready until it fires again.
+    pub fn clear(&self) {
+        // EAGAIN when it had not fired: nothing to take.
+        let _ = self.fd.wait();
+    }
+
+    /// The timer registered with the current tokio runtime.
+    pub fn into_async(self) -> io::Result<tokio::io::unix::AsyncFd<Self>> {
+        // SAFETY: the descriptor is the `TimerFd` this timer owns; it stays open and the same
+        // until the `AsyncFd`, which owns the timer, drops it.
+        unsafe { tokio::io::unix::AsyncFd::register(self) }.map_err(|e| e.into_parts().1)
+    }
+}
+
+impl AsRawFd for Timer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_fd().as_raw_fd()
+    }
+}
+
 impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

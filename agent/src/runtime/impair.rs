@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ovswire_core::impair::{Impairment, QUEUE_LIMIT, Shaper};
 use ovswire_core::plan::ImpairPort;
-use ovswire_netns::packet::{HEADROOM, PacketSocket};
+use ovswire_netns::packet::{HEADROOM, PacketSocket, Timer};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -215,6 +215,9 @@ async fn run(
     largest: usize,
 ) -> std::io::Result<()> {
     let socket = socket.into_async()?;
+    // Frames leave on a timerfd: the runtime's own timer rounds every wait up to the next
+    // millisecond, which would add ~1 ms to every delay.
+    let timer = Timer::new()?.into_async()?;
     let epoch = Instant::now();
     let now_ns = || epoch.elapsed().as_nanos() as u64;
     let mut shaper = Shaper::new(*settings.borrow_and_update(), seed);
@@ -222,9 +225,12 @@ async fn run(
     let mut seq = 0u64;
     let mut buf = vec![0u8; largest.max(1600) + HEADROOM];
     loop {
-        let next = queue
-            .peek()
-            .map(|Reverse(h)| epoch + Duration::from_nanos(h.at_ns));
+        let next = queue.peek().map(|Reverse(h)| h.at_ns);
+        if let Some(at) = next {
+            timer
+                .get_ref()
+                .arm(Duration::from_nanos(at.saturating_sub(now_ns())))?;
+        }
         tokio::select! {
             ready = socket.readable() => {
                 let mut guard = ready?;
@@ -255,7 +261,11 @@ async fn run(
                     }
                 }
             }
-            () = sleep_until(next) => {}
+            ready = timer.readable(), if next.is_some() => {
+                let mut guard = ready?;
+                guard.get_inner().clear();
+                guard.clear_ready();
+            }
             changed = settings.changed() => {
                 if changed.is_err() {
                     return Ok(());
@@ -282,13 +292,5 @@ async fn run(
                 Err(e) => return Err(e),
             }
         }
-    }
-}
-
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

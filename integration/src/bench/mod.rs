@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod cni;
 pub mod flap;
 pub mod flows;
+pub mod impair;
 pub mod lab;
 pub mod latency;
 pub mod ovsdb_ports;

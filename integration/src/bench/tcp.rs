@@ -24,7 +24,7 @@ fn topology() -> String {
 }
 
 /// Waits until the agent behind `wires` reports every link up.
-async fn wait_up(wires: &mut WiresClient<Channel>) -> Result<()> {
+pub(crate) async fn wait_up(wires: &mut WiresClient<Channel>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let links = wires
@@ -42,6 +42,12 @@ async fn wait_up(wires: &mut WiresClient<Channel>) -> Result<()> {
 
 /// Runs iperf3 from `client` to `server` (10.0.0.2) for `secs` seconds; Gbit/s received.
 pub fn iperf(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
+    Ok((iperf_bps(client, server, secs)? / 1e9 * 100.0).round() / 100.0)
+}
+
+/// Runs iperf3 from `client` to `server` (10.0.0.2) for `secs` seconds; bits per second
+/// received.
+pub fn iperf_bps(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
     let mut cmd = Command::new("iperf3");
     cmd.args(["-s", "-1", "-B", "10.0.0.2"])
         .stdout(Stdio::null());
@@ -51,10 +57,9 @@ pub fn iperf(client: &Netns, server: &Netns, secs: u32) -> Result<f64> {
     let _ = srv.kill();
     let _ = srv.wait();
     let report: serde_json::Value = serde_json::from_str(&out?)?;
-    let bps = report["end"]["sum_received"]["bits_per_second"]
+    report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .context("iperf3 reported no throughput")?;
-    Ok((bps / 1e9 * 100.0).round() / 100.0)
+        .context("iperf3 reported no throughput")
 }
 
 async fn ovswire(secs: u32) -> Result<f64> {

@@ -98,6 +98,9 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         links: usize,
     },
+    /// Each impairment parameter asked and measured over real traffic on one wire, next to the
+    /// same wire unimpaired; the impairment path's TCP throughput and CPU.
+    Impair,
     /// iperf3 single-flow throughput over a wire the agent built, vs the same path by hand.
     Tcp {
         /// Seconds each iperf3 run lasts.
@@ -125,6 +128,7 @@ async fn main() -> Result<()> {
         Scenario::Cni { pods, ifaces } => print(bench::cni::run(pods, ifaces).await?),
         Scenario::Tcp { seconds, nodes } => print(bench::tcp::run(seconds, nodes).await?),
         Scenario::Stats { links } => print(bench::stats::run(links).await?),
+        Scenario::Impair => print(bench::impair::run().await?),
         Scenario::Lab {
             nodes,
             links,
