@@ -42,6 +42,8 @@ pub struct LinkEvent {
     pub status: OperState,
     /// The link left the topology.
     pub removed: bool,
+    /// What happened beyond the state, when something did (a changed impairment).
+    pub note: Option<String>,
 }
 
 /// What this node tells a peer: its endpoints with the readiness of their cross-node half, and
@@ -394,6 +396,7 @@ impl NodeState {
                     link: link.clone(),
                     status: status.clone(),
                     removed: false,
+                    note: None,
                 });
             }
             next.insert(link.key.clone(), status);
@@ -740,25 +743,47 @@ impl NodeState {
                 link: l.clone(),
                 status: OperState::Pending("removed from the topology".into()),
                 removed: true,
+                note: None,
             })
             .collect();
         self.source_links = links;
         if next == self.links && events.is_empty() {
             return None;
         }
+        let impaired: Vec<LinkSpec> = next
+            .values()
+            .filter(|l| self.links.get(&l.key).is_some_and(|c| c.impair != l.impair))
+            .cloned()
+            .collect();
         self.links = next;
         events.extend(self.refresh_statuses());
+        events.extend(impaired.into_iter().map(|l| self.impair_event(l)));
         Some(events)
     }
 
-    /// Sets a wanted link's impairments; the link as it is now, `None` when `key` is not
-    /// wanted. Only the path of the impaired directions changes: the link keeps carrier.
-    pub fn set_impair(&mut self, key: &LinkKey, impair: LinkImpairment) -> Option<LinkSpec> {
+    /// Sets a wanted link's impairments; the event it makes (the link's state, noted with the
+    /// new impairments), `None` when `key` is not wanted. Only the path of the impaired
+    /// directions changes: the link keeps carrier.
+    pub fn set_impair(&mut self, key: &LinkKey, impair: LinkImpairment) -> Option<LinkEvent> {
         let link = self.links.get_mut(key)?;
         link.impair = impair;
         let link = link.clone();
         self.rebuild_impairs();
-        Some(link)
+        Some(self.impair_event(link))
+    }
+
+    fn impair_event(&self, link: LinkSpec) -> LinkEvent {
+        let status = self
+            .statuses
+            .get(&link.key)
+            .cloned()
+            .unwrap_or_else(|| OperState::Pending("not planned yet".into()));
+        LinkEvent {
+            note: Some(format!("impairment: {}", link.impair)),
+            link,
+            status,
+            removed: false,
+        }
     }
 
     /// Sets a wanted link's admin state; the link as it is now, `None` when `key` is not

@@ -213,6 +213,55 @@ fn metrics_parse_as_openmetrics_and_count_what_crossed() -> Result<()> {
         .iter()
         .find(|(n, l, _)| n == "ovswire_link_up" && l["lab"] == "tx1" && l["node"] == "node0");
     ensure!(up.is_some_and(|(_, _, v)| *v == 1.0), "{up:?}");
+    // An impaired direction: its parameters, and what its stage did to the frames.
+    let imp: ovswire_core::impair::LinkImpairment =
+        "a->b: delay=2ms loss=50%; b->a: none".parse()?;
+    rt().block_on(async {
+        cluster
+            .wires(0)
+            .await?
+            .set_link_impairment(ovswire_proto::v1::SetLinkImpairmentRequest {
+                r#ref: Some(link_ref("tx1")),
+                impairment: Some((&imp).into()),
+            })
+            .await?;
+        anyhow::Ok(())
+    })?;
+    r1.send_raw_frames("eth1", 400, 100, 5)?;
+    let fate = |s: &[(String, serde_json::Value, f64)], fate: &str| {
+        s.iter()
+            .find(|(n, l, _)| {
+                n == "ovswire_link_impairment_frames_total"
+                    && l["fate"] == fate
+                    && l["direction"] == "a->b"
+            })
+            .map(|(_, _, v)| *v)
+    };
+    wait_until("the stage's counters in a scrape", 20, || {
+        scrape(node, 9470).is_ok_and(|s| fate(&s, "received").is_some_and(|v| v >= 400.0))
+    })?;
+    let samples = scrape(node, 9470)?;
+    let (received, sent, lost) = (
+        fate(&samples, "received").unwrap_or(0.0),
+        fate(&samples, "sent").unwrap_or(0.0),
+        fate(&samples, "lost").unwrap_or(0.0),
+    );
+    ensure!(
+        received == sent + lost && lost > 100.0 && sent > 100.0,
+        "{received} {sent} {lost}"
+    );
+    let param = |p: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == "ovswire_link_impairment" && l["parameter"] == p && l["direction"] == "a->b"
+            })
+            .map(|(_, _, v)| *v)
+    };
+    ensure!(
+        param("delay_seconds") == Some(0.002) && param("loss_ratio") == Some(0.5),
+        "{samples:?}"
+    );
     // Every metric the docs and the dashboard name (a lone agent has no peer to report).
     for name in ovswire_agent::api::metrics::METRICS
         .into_iter()

@@ -640,6 +640,34 @@ fn a_cross_node_wire_is_impaired_on_both_nodes_from_either_and_keeps_it_across_r
         carrier(&p.r1, "eth1") && carrier(&p.r2, "eth1"),
         "carrier kept"
     );
+    // The change is in both nodes' history, noted; the state never left up.
+    for node in 0..2 {
+        let events = rt().block_on(async {
+            anyhow::Ok(
+                p.cluster
+                    .wires(node)
+                    .await?
+                    .link_history(ovswire_proto::v1::LinkHistoryRequest {
+                        lab: "xi".into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner()
+                    .events,
+            )
+        })?;
+        ensure!(
+            events
+                .iter()
+                .any(|e| e.note == "impairment: a->b: delay=10ms; b->a: delay=5ms"),
+            "node{node}: {events:?}"
+        );
+        let last = events
+            .last()
+            .and_then(|e| e.link.as_ref())
+            .context("an event")?;
+        ensure!(last.oper == OperState::Up as i32, "node{node}: {last:?}");
+    }
     let rtt = min_rtt(&p.r1, "10.0.0.2")?;
     ensure!(
         (15.0..25.0).contains(&rtt),

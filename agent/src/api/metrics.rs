@@ -10,6 +10,12 @@
 //! `ovswire_agent_openflow_reconnects_total`, `ovswire_agent_ovsdb_reconnects_total`,
 //! `ovswire_agent_links`, `ovswire_agent_links_pending`, `ovswire_agent_peer_up` (label
 //! `peer`), `ovswire_agent_start_time_seconds`, `ovswire_agent_stats_errors_total`.
+//!
+//! Impaired links also have [`IMPAIRMENT_METRICS`]: `ovswire_link_impairment` (label
+//! `parameter`: `delay_seconds`, `jitter_seconds`, `loss_ratio`, ..., `rate_bits_per_second`;
+//! only the parameters set) and, on the node whose stage carries a direction,
+//! `ovswire_link_impairment_frames_total` (label `fate`: `received`, `sent`, `lost`,
+//! `overflow`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -67,6 +73,49 @@ struct DirectionLabels {
     link: String,
     node: String,
     direction: String,
+}
+
+/// The metrics only impaired links have.
+pub const IMPAIRMENT_METRICS: [&str; 2] = [
+    "ovswire_link_impairment",
+    "ovswire_link_impairment_frames_total",
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ImpairLabels {
+    lab: String,
+    link: String,
+    node: String,
+    direction: String,
+    parameter: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FateLabels {
+    lab: String,
+    link: String,
+    node: String,
+    direction: String,
+    fate: String,
+}
+
+/// An impairment's parameters in base units, by metric label.
+fn impairment_values(i: &ovswire_core::impair::Impairment) -> Vec<(&'static str, f64)> {
+    let ratio = |ppm: u32| f64::from(ppm) / f64::from(ovswire_core::impair::ALL);
+    [
+        ("delay_seconds", i.delay_us as f64 / 1e6),
+        ("jitter_seconds", i.jitter_us as f64 / 1e6),
+        ("jitter_correlation_ratio", ratio(i.jitter_correlation)),
+        ("loss_ratio", ratio(i.loss)),
+        ("loss_correlation_ratio", ratio(i.loss_correlation)),
+        ("corrupt_ratio", ratio(i.corrupt)),
+        ("duplicate_ratio", ratio(i.duplicate)),
+        ("reorder_ratio", ratio(i.reorder)),
+        ("rate_bits_per_second", i.rate as f64),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v != 0.0)
+    .collect()
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,6 +199,35 @@ pub async fn render(agent: &Agent) -> String {
         "link_last_change_timestamp_seconds",
         "When the link last changed state (0: not since the agent started)",
     );
+    let impairment = gauges::<ImpairLabels>(
+        &mut r,
+        "link_impairment",
+        "A parameter of a direction's impairment, in base units (seconds, ratio, bits/s)",
+    );
+    let fates = counters::<FateLabels>(
+        &mut r,
+        "link_impairment_frames",
+        "Frames of an impaired direction this node's stage took in, sent on, lost, and dropped \
+         for a full queue",
+    );
+    for (key, dir, [received, sent, lost, overflow]) in agent.impair_counters() {
+        for (fate, v) in [
+            ("received", received),
+            ("sent", sent),
+            ("lost", lost),
+            ("overflow", overflow),
+        ] {
+            fates
+                .get_or_create(&FateLabels {
+                    lab: key.lab().to_owned(),
+                    link: key.name(),
+                    node: node.clone(),
+                    direction: dir.to_string(),
+                    fate: fate.to_owned(),
+                })
+                .inc_by(v);
+        }
+    }
     let mut pending = 0.0;
     let links = agent.links();
     for (spec, status) in &links {
@@ -170,6 +248,19 @@ pub async fn render(agent: &Agent) -> String {
         last_change
             .get_or_create(&labels)
             .set(carrier.last_change.map_or(0.0, unix_seconds));
+        for d in Direction::BOTH {
+            for (parameter, v) in impairment_values(spec.impair.get(d)) {
+                impairment
+                    .get_or_create(&ImpairLabels {
+                        lab: labels.lab.clone(),
+                        link: labels.link.clone(),
+                        node: node.clone(),
+                        direction: d.to_string(),
+                        parameter: parameter.to_owned(),
+                    })
+                    .set(v);
+            }
+        }
         if let Some(c) = counters_read.as_ref().and_then(|c| c.get(key)) {
             for d in Direction::BOTH {
                 let l = DirectionLabels {

@@ -266,7 +266,7 @@ impl Wires for WiresService {
                 if !lab.is_empty() && ev.link.key.lab() != lab {
                     continue;
                 }
-                let out = this.event(&ev, SystemTime::now(), false, None);
+                let out = this.event(&ev, SystemTime::now(), false, ev.note.clone());
                 if tx.send(Ok(out)).await.is_err() {
                     return;
                 }

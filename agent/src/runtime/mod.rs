@@ -384,10 +384,13 @@ impl Agent {
             .await
             .set_impaired(&key.to_string(), &impair)
             .await?;
-        let spec = self
+        let event = self
             .state()
             .set_impair(key, impair)
             .ok_or_else(|| Error::NoSuchLink(Box::new(key.clone())))?;
+        let spec = event.link.clone();
+        info!(link = %key, %impair, "impairment set");
+        self.publish(vec![event]);
         let round = self.kick();
         if !self.wait_round(round, APPLY_TIMEOUT).await {
             return Err(Error::NotApplied {

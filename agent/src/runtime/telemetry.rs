@@ -121,7 +121,7 @@ impl Telemetry {
                         c.last_change = Some(now);
                         c.last_reason = reason;
                     }
-                    None
+                    ev.note.clone()
                 }
             };
             if ev.removed {
@@ -216,6 +216,7 @@ mod tests {
             },
             status,
             removed: false,
+            note: None,
         }
     }
 

@@ -150,6 +150,7 @@ fn detach_makes_the_link_pending_and_a_repeat_still_names_the_interface() {
                 "waiting for r1:eth1 to register and the port of r2:eth1".into(),
             ),
             removed: false,
+            note: None,
         }]
     );
     assert_eq!(st.detach("c1", "eth1"), (host, Vec::new()));
@@ -368,7 +369,12 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     assert!(st.links()[0].1 == OperState::Up);
 
     let imp: LinkImpairment = "a->b: delay=20ms; b->a: none".parse().unwrap();
-    st.set_impair(&l.key, imp).unwrap();
+    let ev = st.set_impair(&l.key, imp).unwrap();
+    assert_eq!(
+        ev.note.as_deref(),
+        Some("impairment: a->b: delay=20ms; b->a: none")
+    );
+    assert_eq!(ev.status, OperState::Up);
     let ports = st.impair_ports();
     assert_eq!(ports.len(), 1);
     let (_, dir, port, applied) = &ports[0];
@@ -429,6 +435,12 @@ fn impairments_set_through_the_api_outlive_a_restart_and_a_live_edit() {
     // The source changes it: the source wins.
     let mut edited = l.clone();
     edited.impair = "loss=2%".parse().unwrap();
-    st.set_links(links(std::slice::from_ref(&edited)));
+    let events = st.set_links(links(std::slice::from_ref(&edited))).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.note.as_deref() == Some("impairment: loss=2%")),
+        "{events:?}"
+    );
     assert_eq!(st.links()[0].0.impair, edited.impair);
 }
