@@ -2,7 +2,8 @@
 //! agent built, with the same wire unimpaired in the same run as the baseline: delay (ping),
 //! jitter (standard deviation of ping), loss, duplication and corruption (numbered raw frames
 //! counted at the far end), reordering, rate (iperf3 TCP); and what the impairment path costs:
-//! TCP through a `delay=1ms` direction next to the direct path, and the stage's CPU.
+//! TCP through a `delay=1ms` direction next to the direct path, and the stage's CPU; how long
+//! a change takes to apply; and a second, never impaired wire's TCP before and next to it.
 
 use std::time::Duration;
 
@@ -39,8 +40,10 @@ fn link_ref() -> LinkRef {
     }
 }
 
-async fn set(wires: &mut WiresClient<Channel>, text: &str) -> Result<()> {
+/// Sets the wire's impairments; how long the call took (it returns once they apply), in ms.
+async fn set(wires: &mut WiresClient<Channel>, text: &str) -> Result<f64> {
     let imp: LinkImpairment = text.parse()?;
+    let began = std::time::Instant::now();
     wires
         .set_link_impairment(SetLinkImpairmentRequest {
             r#ref: Some(link_ref()),
@@ -48,7 +51,7 @@ async fn set(wires: &mut WiresClient<Channel>, text: &str) -> Result<()> {
         })
         .await
         .with_context(|| format!("set {text}"))?;
-    Ok(())
+    Ok(began.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Round-trip times in ms of `count` pings `interval` s apart.
@@ -149,20 +152,28 @@ fn count(r1: &Netns, r2: &Netns) -> Result<Arrived> {
 pub async fn run() -> Result<Report> {
     let node = Testbed::node("bench-impair")?;
     let (r1, r2) = (node.pod("r1")?, node.pod("r2")?);
-    let topology =
-        format!("lab: {LAB}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 1500\n");
+    let (r3, r4) = (node.pod("r3")?, node.pod("r4")?);
+    let topology = format!(
+        "lab: {LAB}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 1500\n  \
+         - endpoints: [r3:eth1, r4:eth1]\n    mtu: 1500\n"
+    );
     let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology))?;
     let mut cni = cni_client(agent.cni_socket()).await?;
-    for (pod, ns) in [("r1", &r1), ("r2", &r2)] {
+    for (pod, ns) in [("r1", &r1), ("r2", &r2), ("r3", &r3), ("r4", &r4)] {
         grpc_add(&mut cni, LAB, pod, ns.path(), "eth1").await?;
     }
     let mut wires = WiresClient::new(
         ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
     );
     wait_up(&mut wires).await?;
-    r1.add_address("eth1", "10.0.0.1/30")?;
-    r2.add_address("eth1", "10.0.0.2/30")?;
+    // The second wire is never impaired: its throughput next to an impaired one is measured.
+    for (a, b) in [(&r1, &r2), (&r3, &r4)] {
+        a.add_address("eth1", "10.0.0.1/30")?;
+        b.add_address("eth1", "10.0.0.2/30")?;
+    }
     pings(&r1, 5, "0.2")?;
+    pings(&r3, 5, "0.2")?;
+    let mut applied = Vec::new();
 
     let mut report = Report::new("impair");
     report.set("frames_per_share", FRAMES);
@@ -170,17 +181,18 @@ pub async fn run() -> Result<Report> {
     progress("baseline: the unimpaired wire (ping, TCP)");
     let direct = pings(&r1, 200, "0.01")?;
     let direct_bps = iperf_bps(&r1, &r2, SECS)?;
+    let other_before = iperf_bps(&r3, &r4, SECS)?;
     report.set("baseline_rtt_ms", round(mean(&direct), 3));
     report.set("baseline_rtt_sd_ms", round(std_dev(&direct), 3));
 
     progress("delay 20ms one way (ping round trip less the baseline's)");
-    set(&mut wires, "a->b: delay=20ms; b->a: none").await?;
+    applied.push(set(&mut wires, "a->b: delay=20ms; b->a: none").await?);
     let delayed = pings(&r1, 200, "0.01")?;
     let one_way = mean(&delayed) - mean(&direct);
     report.set("delay", row(20.0, one_way, "ms", (20.0 * 0.05f64).max(1.0)));
 
     progress("jitter 5ms on a 20ms delay (standard deviation of 500 pings)");
-    set(&mut wires, "a->b: delay=20ms jitter=5ms; b->a: none").await?;
+    applied.push(set(&mut wires, "a->b: delay=20ms jitter=5ms; b->a: none").await?);
     let jittered = pings(&r1, 500, "0.02")?;
     report.set("jitter", row(5.0, std_dev(&jittered), "ms", 5.0 * 0.25));
 
@@ -192,7 +204,7 @@ pub async fn run() -> Result<Report> {
         progress(&format!(
             "{param}: {FRAMES} numbered frames counted at the far end"
         ));
-        set(&mut wires, text).await?;
+        applied.push(set(&mut wires, text).await?);
         let got = count(&r1, &r2)?;
         let (asked, measured) = match param {
             "loss" => (10.0, 100.0 - percent(got.count, FRAMES)),
@@ -203,7 +215,7 @@ pub async fn run() -> Result<Report> {
     }
 
     progress("reorder 25% on a 10ms delay: frames arriving after a later one");
-    set(&mut wires, "a->b: delay=10ms reorder=25%; b->a: none").await?;
+    applied.push(set(&mut wires, "a->b: delay=10ms reorder=25%; b->a: none").await?);
     let got = count(&r1, &r2)?;
     report.set(
         "reorder",
@@ -217,7 +229,7 @@ pub async fn run() -> Result<Report> {
 
     for mbit in [100.0, 10.0] {
         progress(&format!("rate {mbit} Mbit/s: iperf3 TCP for {SECS} s"));
-        set(&mut wires, &format!("a->b: rate={mbit}mbit; b->a: none")).await?;
+        applied.push(set(&mut wires, &format!("a->b: rate={mbit}mbit; b->a: none")).await?);
         let got = iperf_bps(&r1, &r2, SECS)? / 1e6;
         report.set(
             &format!("rate_{mbit}mbit"),
@@ -226,10 +238,16 @@ pub async fn run() -> Result<Report> {
     }
 
     progress("the impairment path's cost: TCP through delay=1ms, and the stage's CPU");
-    set(&mut wires, "a->b: delay=1ms; b->a: none").await?;
+    applied.push(set(&mut wires, "a->b: delay=1ms; b->a: none").await?);
     let cpu0 = stage_cpu(agent.pid());
     let through = iperf_bps(&r1, &r2, SECS)?;
     let cpu = stage_cpu(agent.pid()) - cpu0;
+    let other_next_to = iperf_bps(&r3, &r4, SECS)?;
+    report.set("tcp_other_wire_before_gbps", round(other_before / 1e9, 3));
+    report.set(
+        "tcp_other_wire_next_to_impaired_gbps",
+        round(other_next_to / 1e9, 3),
+    );
     let gbps = through / 1e9;
     report.set("tcp_direct_gbps", round(direct_bps / 1e9, 3));
     report.set("tcp_delay_1ms_gbps", round(gbps, 3));
@@ -242,7 +260,16 @@ pub async fn run() -> Result<Report> {
             0.0
         },
     );
-    set(&mut wires, "none").await?;
+    applied.push(set(&mut wires, "none").await?);
+    let applied = crate::measure::sorted(&applied);
+    report.set(
+        "apply_ms_p50",
+        round(crate::measure::percentile(&applied, 50), 2),
+    );
+    report.set(
+        "apply_ms_max",
+        round(applied.last().copied().unwrap_or(0.0), 2),
+    );
     agent.stop()?;
     Ok(report)
 }
