@@ -147,6 +147,26 @@ fn impairments_act_on_real_traffic_live_and_across_restarts() {
         "one pair for the one impaired direction"
     );
 
+    // An edit of the file that only changes the impairment: applied, and the link never flaps.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("delay: 20ms", "delay: 30ms"),
+    )
+    .unwrap();
+    cli.up(&file);
+    let v = link_json(&cli, &lab, "r1:eth1--r2:eth1");
+    assert_eq!(v["impairment"]["a_to_b"]["delay"], "30ms", "{v}");
+    let (min, _, _) = rtt(&r1, "10.0.0.2", 10);
+    assert!(min >= 29.5, "edited delay: {min}");
+    let out = cli.ok(&["links", "--stats", "--json", "--lab", &lab]);
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["stats"]["flaps"], 0, "{v}");
+        assert_eq!(v["state"], "up", "{v}");
+    }
+
     // Live loss on what r1 sends: the share measured over real frames, the other way whole,
     // and the link keeps carrier.
     let out = impair(
@@ -260,7 +280,7 @@ fn impairments_act_on_real_traffic_live_and_across_restarts() {
         rtt(&r1, "10.0.1.2", 5).0 >= 6.0
     });
     let v = link_json(&cli, &lab, "r1:eth1--r2:eth1");
-    assert_eq!(v["impairment"]["a_to_b"]["delay"], "20ms", "declared: {v}");
+    assert_eq!(v["impairment"]["a_to_b"]["delay"], "30ms", "declared: {v}");
 
     // Clear: the direct path again, and no pair is left.
     impair(&cli, &lab, &["r1:eth2", "--clear"]);
