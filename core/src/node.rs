@@ -147,6 +147,8 @@ pub struct NodeState {
     persisted_impair: BTreeMap<String, LinkImpairment>,
     /// The ports this node's impaired directions go through.
     impairs: ImpairPorts,
+    /// Ports committed to OVSDB since the last observation.
+    committed: BTreeSet<String>,
 }
 
 impl NodeState {
@@ -472,6 +474,7 @@ impl NodeState {
             self.remove_endpoint(key);
         }
         self.observed = observed;
+        self.committed.clear();
         self.refresh_statuses()
     }
 
@@ -578,10 +581,18 @@ impl NodeState {
             .values()
             .find(|e| e.host_ifname == host_ifname)
             .map(|e| e.ofport);
-        self.observed
+        let observed = self
+            .observed
             .ports
             .get(host_ifname)
-            .is_some_and(|p| p.ofport_request.is_some() && p.ofport_request == wanted)
+            .is_some_and(|p| p.ofport_request.is_some() && p.ofport_request == wanted);
+        observed || (wanted.is_some() && self.committed.contains(host_ifname))
+    }
+
+    /// Ports the agent's OVSDB transaction just committed (with the numbers the planner asked
+    /// for), until the next observation shows them.
+    pub fn committed(&mut self, names: impl IntoIterator<Item = String>) {
+        self.committed.extend(names);
     }
 
     /// Every registered (container id, interface name).

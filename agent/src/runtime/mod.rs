@@ -577,7 +577,14 @@ impl Agent {
             "applying plan"
         );
         self.applied.fetch_add(1, Ordering::Relaxed);
-        ovs.apply(&plan).await?;
+        let added: Vec<String> = plan.add_ports.iter().map(|p| p.name.clone()).collect();
+        ovs.apply(&plan, || {
+            // ADDs waiting for their port to be recorded go on now, not after ovs-vswitchd has
+            // digested the batch (seconds, on a bridge with thousands of ports).
+            self.state().committed(added);
+            self.observations.send_modify(|n| *n += 1);
+        })
+        .await?;
         // The flows no longer use the ports of directions that lost their impairment.
         self.stages.stop_unwanted(&self.netdev, &stages).await;
         for name in plan.del_ports.iter().filter(|n| n.starts_with("oi")) {

@@ -228,7 +228,8 @@ impl Ovs {
     /// Applies a plan: the port changes as one OVSDB transaction while the flows and host-end
     /// states go in as one atomic OpenFlow bundle; then waits until ovs-vswitchd has applied the
     /// ports. Flows may name ports that do not exist yet: the agent chose their numbers.
-    pub async fn apply(&self, plan: &Plan) -> Result<()> {
+    /// `committed` runs once the transaction is committed, before ovs-vswitchd applies it.
+    pub async fn apply(&self, plan: &Plan, committed: impl FnOnce() + Send) -> Result<()> {
         let ports = async {
             if !plan.touches_ovsdb() {
                 return Ok(());
@@ -250,6 +251,8 @@ impl Ovs {
                 let specs: Vec<_> = plan.add_ports.iter().map(port_spec).collect();
                 next_cfg = self.db.add_ports(&self.bridge.name, &specs).await?.next_cfg;
             }
+            // The ports are in the database, which outlives the agent: what an ADD waits for.
+            committed();
             self.db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;
             Ok::<_, OvsError>(())
         };

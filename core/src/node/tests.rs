@@ -444,3 +444,26 @@ fn impairments_set_through_the_api_outlive_a_restart_and_a_live_edit() {
     );
     assert_eq!(st.links()[0].0.impair, edited.impair);
 }
+
+#[test]
+fn an_add_is_durable_once_its_port_is_committed_or_observed() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    let a = attach(&mut st, &request("c1", "r1", "eth1", None));
+    assert!(!st.persisted(&a.host_ifname));
+    let plan = st.plan();
+    let names: Vec<String> = plan.add_ports.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(names, vec![a.host_ifname.clone()]);
+    // The transaction committed: durable before ovs-vswitchd applied it.
+    st.committed(names);
+    assert!(st.persisted(&a.host_ifname));
+    assert!(!st.persisted("ow-unknown"), "only registered endpoints");
+    // The next observation is the record from then on.
+    st.observe(Observed::default(), &[]);
+    assert!(
+        !st.persisted(&a.host_ifname),
+        "an observation without it wins"
+    );
+    apply(&mut st, &plan);
+    assert!(st.persisted(&a.host_ifname));
+}

@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod cni;
 pub mod flap;
+pub mod floor;
 pub mod flows;
 pub mod impair;
 pub mod lab;
