@@ -1,7 +1,7 @@
 //! Link impairments on real traffic in a local lab on a private Open vSwitch (userspace
 //! datapath): declared in the file, changed live, each parameter measured at the far end
 //! (ping, raw frames counted, TCP through iperf3, VLAN-tagged frames), carrier kept
-//! throughout, kept across an agent `kill -9`, cleared back to the direct path, bad input
+//! throughout, kept across a second `lab up`, cleared back to the direct path, bad input
 //! refused. Needs root.
 
 mod support;
@@ -69,30 +69,37 @@ fn frames(from: &str, to: &str, ifname: &str, count: usize, tagged: bool) -> fra
     frames::send_and_count(from, ifname, to, ifname, what).unwrap()
 }
 
-/// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s.
+/// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s. A run that
+/// reports no throughput (iperf3 gives up on a control message stuck behind a full queue) is
+/// run again, three times at most.
 fn tcp_mbits(from: &str, to: &str, addr: &str) -> f64 {
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", to, "iperf3", "-s", "-1", "-B", addr])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = None;
-    for _ in 0..50 {
-        let o = netns_exec(from, &["iperf3", "-c", addr, "-t", "3", "-J"]);
-        if o.status.success() {
-            out = Some(o);
-            break;
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", to, "iperf3", "-s", "-1", "-B", addr])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = None;
+        for _ in 0..50 {
+            let o = netns_exec(from, &["iperf3", "-c", addr, "-t", "3", "-J"]);
+            if o.status.success() {
+                out = Some(o);
+                break;
+            }
+            last = String::from_utf8_lossy(&o.stdout).into_owned();
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = server.kill();
+        let _ = server.wait();
+        let Some(out) = out else { continue };
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(bps) = v["end"]["sum_received"]["bits_per_second"].as_f64() {
+            return bps / 1e6;
+        }
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
     }
-    let _ = server.kill();
-    let _ = server.wait();
-    let out = out.expect("iperf3 ran");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap()
-        / 1e6
+    panic!("iperf3 measured nothing: {last}");
 }
 
 fn impair(cli: &Cli<'_>, lab: &str, args: &[&str]) -> String {
@@ -258,27 +265,11 @@ fn impairments_act_on_real_traffic_live_and_across_restarts() {
     assert_eq!(got.tagged, got.count, "every frame keeps its tag: {got:?}");
     assert_eq!(got.altered, 0, "{got:?}");
 
-    // kill -9 of the agent: the next `up` adopts the impairments as they are.
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap(),
-    )
-    .unwrap();
-    let agent = state["agent_pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_until("the agent to die", || {
-        let stat = std::fs::read_to_string(format!("/proc/{agent}/stat")).unwrap_or_default();
-        stat.is_empty() || stat.contains(") Z")
-    });
+    // A second `up` with the same file keeps the live impairments (an agent's kill -9 with
+    // impairments in place is tested across nodes, in integration/tests/xnode.rs).
     cli.up(&file);
     let v = link_json(&cli, &lab, l2);
     assert_eq!(v["impairment"]["a_to_b"]["loss"], "1%", "{v}");
-    wait_until("the delay back after the restart", || {
-        rtt(&r1, "10.0.1.2", 5).0 >= 6.0
-    });
     let v = link_json(&cli, &lab, "r1:eth1--r2:eth1");
     assert_eq!(v["impairment"]["a_to_b"]["delay"], "30ms", "declared: {v}");
 

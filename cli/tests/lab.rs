@@ -413,20 +413,7 @@ fn a_stopped_agent_is_named_with_the_way_back_and_non_root_users_are_told_to_be_
     let cli = Cli::on(&node, &lab);
     let file = write_lab(node.dir(), &lab);
     cli.up(&file);
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(cli.state.join("labs").join(&lab).join("lab.json")).unwrap(),
-    )
-    .unwrap();
-    let agent = state["agent_pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_until("the agent to die", || {
-        let stat = std::fs::read_to_string(format!("/proc/{agent}/stat")).unwrap_or_default();
-        stat.is_empty() || stat.contains(") Z")
-    });
+    cli.kill_agent();
     for args in [
         vec!["links", "--lab", &lab],
         vec!["link", "down", "r1:eth1", "--lab", &lab],

@@ -127,33 +127,35 @@ impl Impairment {
                 "is out of range (use 8kbit to 100gbit)",
             ));
         }
-        if self.jitter_us > 0 && self.delay_us == 0 {
-            return Err(ImpairError::new(
+        // A parameter that only means something with another one.
+        let needs = [
+            (
+                self.jitter_us > 0 && self.delay_us == 0,
                 "jitter",
                 fmt_duration(self.jitter_us),
                 "needs a delay: jitter varies the delay (add delay=...)",
-            ));
-        }
-        if self.reorder > 0 && self.delay_us == 0 {
-            return Err(ImpairError::new(
+            ),
+            (
+                self.reorder > 0 && self.delay_us == 0,
                 "reorder",
                 fmt_ppm(self.reorder),
                 "needs a delay: reordered frames are the ones sent without it (add delay=...)",
-            ));
-        }
-        if self.jitter_correlation > 0 && self.jitter_us == 0 {
-            return Err(ImpairError::new(
+            ),
+            (
+                self.jitter_correlation > 0 && self.jitter_us == 0,
                 "jitter-correlation",
                 fmt_ppm(self.jitter_correlation),
                 "needs a jitter (add jitter=...)",
-            ));
-        }
-        if self.loss_correlation > 0 && self.loss == 0 {
-            return Err(ImpairError::new(
+            ),
+            (
+                self.loss_correlation > 0 && self.loss == 0,
                 "loss-correlation",
                 fmt_ppm(self.loss_correlation),
                 "needs a loss (add loss=...)",
-            ));
+            ),
+        ];
+        if let Some((_, field, value, why)) = needs.into_iter().find(|n| n.0) {
+            return Err(ImpairError::new(field, value, why));
         }
         Ok(())
     }

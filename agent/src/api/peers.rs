@@ -246,25 +246,15 @@ impl PeerClients {
         admin: AdminState,
         from: String,
     ) -> Result<(), Error> {
-        let peer = |message: String| Error::Peer {
-            node: node.to_owned(),
-            message,
-        };
-        let ip = ip.ok_or_else(|| peer("its address is not known".into()))?;
-        let mut client = self.client(node, ip)?;
-        client
-            .set_link_state(self.request(pb::PeerLinkState {
-                link: Some(convert::link_ref(key)),
-                admin: convert::admin_to_proto(admin),
-                from_node: from,
-            }))
+        let req = self.request(pb::PeerLinkState {
+            link: Some(convert::link_ref(key)),
+            admin: convert::admin_to_proto(admin),
+            from_node: from,
+        });
+        self.ask(node, ip, |mut c| async move { c.set_link_state(req).await })
             .await
-            .map(drop)
-            .map_err(|s| peer(format!("did not take the change: {}", s.message())))
     }
-}
 
-impl PeerClients {
     /// Asks `node` to impair its half of the cross-node link `key`.
     pub async fn set_link_impairment(
         &self,
@@ -274,18 +264,34 @@ impl PeerClients {
         impair: &ovswire_core::impair::LinkImpairment,
         from: String,
     ) -> Result<(), Error> {
+        let req = self.request(pb::PeerLinkImpairment {
+            link: Some(convert::link_ref(key)),
+            impairment: Some(impair.into()),
+            from_node: from,
+        });
+        self.ask(
+            node,
+            ip,
+            |mut c| async move { c.set_link_impairment(req).await },
+        )
+        .await
+    }
+
+    /// Makes one change call to `node` at `ip` with its client.
+    async fn ask<F, Fut>(&self, node: &str, ip: Option<&str>, call: F) -> Result<(), Error>
+    where
+        F: FnOnce(PeersClient<Channel>) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<tonic::Response<pb::PeerLinkStateReply>, tonic::Status>,
+            >,
+    {
         let peer = |message: String| Error::Peer {
             node: node.to_owned(),
             message,
         };
         let ip = ip.ok_or_else(|| peer("its address is not known".into()))?;
-        let mut client = self.client(node, ip)?;
-        client
-            .set_link_impairment(self.request(pb::PeerLinkImpairment {
-                link: Some(convert::link_ref(key)),
-                impairment: Some(impair.into()),
-                from_node: from,
-            }))
+        let client = self.client(node, ip)?;
+        call(client)
             .await
             .map(drop)
             .map_err(|s| peer(format!("did not take the change: {}", s.message())))

@@ -78,6 +78,43 @@ impl WiresService {
         Ok((links, counters))
     }
 
+    /// Applies a change to link `key`: `here` on this node and, for a cross-node link, `there`
+    /// on the far end's node at the same time (given the peer clients, that node, its address
+    /// and this node's name); the link after. `done` says what this end has when the far node
+    /// cannot be reached.
+    async fn both_ends<T>(
+        &self,
+        key: &LinkKey,
+        done: &str,
+        here: impl std::future::Future<Output = Result<LinkSpec, Error>>,
+        there: impl FnOnce(Arc<PeerClients>, String, Option<String>, String) -> T,
+    ) -> Result<Response<pb::Link>, Status>
+    where
+        T: std::future::Future<Output = Result<(), Error>>,
+    {
+        let remote = match (self.agent.far_node(key), &self.peers) {
+            (Some(node), Some(peers)) => {
+                let ip = self.agent.peers().get(&node).cloned().flatten();
+                Some(there(peers.clone(), node, ip, self.agent.here().node))
+            }
+            _ => None,
+        };
+        let remote = async {
+            match remote {
+                Some(call) => call.await,
+                None => Ok(()),
+            }
+        };
+        let (here, there) = tokio::join!(here, remote);
+        here?;
+        there.map_err(|e| {
+            Status::unavailable(format!(
+                "this end of {key} {done}, but {e}; try again once that node is back"
+            ))
+        })?;
+        self.find(key).map(Response::new)
+    }
+
     /// A published link event as the API gives it.
     fn event(
         &self,
@@ -145,31 +182,18 @@ impl Wires for WiresService {
         let req = request.into_inner();
         let key = convert::link_key(req.r#ref.as_ref())?;
         let admin = convert::admin_from_proto(req.admin)?;
-        // A cross-node link's far end is set by its node's agent, at the same time.
-        let far = match (self.agent.far_node(&key), &self.peers) {
-            (Some(node), Some(peers)) => Some((node, peers)),
-            _ => None,
-        };
-        let remote = async {
-            match &far {
-                Some((node, peers)) => {
-                    let ip = self.agent.peers().get(node).cloned().flatten();
-                    let from = self.agent.here().node;
-                    peers
-                        .set_link_state(node, ip.as_deref(), &key, admin, from)
-                        .await
-                }
-                None => Ok(()),
-            }
-        };
-        let (here, there) = tokio::join!(self.agent.set_admin(&key, admin), remote);
-        here?;
-        there.map_err(|e| {
-            Status::unavailable(format!(
-                "this end of {key} is {admin}, but {e}; try again once that node is back"
-            ))
-        })?;
-        self.find(&key).map(Response::new)
+        let far_key = key.clone();
+        self.both_ends(
+            &key,
+            &format!("is {admin}"),
+            self.agent.set_admin(&key, admin),
+            |peers, node, ip, from| async move {
+                peers
+                    .set_link_state(&node, ip.as_deref(), &far_key, admin, from)
+                    .await
+            },
+        )
+        .await
     }
 
     async fn set_link_impairment(
@@ -179,32 +203,19 @@ impl Wires for WiresService {
         let req = request.into_inner();
         let key = convert::link_key(req.r#ref.as_ref())?;
         let impair = convert::impairment(req.impairment.as_ref())?;
-        // A cross-node link's far node impairs what its end sends, at the same time.
-        let far = match (self.agent.far_node(&key), &self.peers) {
-            (Some(node), Some(peers)) => Some((node, peers)),
-            _ => None,
-        };
-        let remote = async {
-            match &far {
-                Some((node, peers)) => {
-                    let ip = self.agent.peers().get(node).cloned().flatten();
-                    let from = self.agent.here().node;
-                    peers
-                        .set_link_impairment(node, ip.as_deref(), &key, &impair, from)
-                        .await
-                }
-                None => Ok(()),
-            }
-        };
-        let (here, there) = tokio::join!(self.agent.set_impair(&key, impair), remote);
-        here?;
-        there.map_err(|e| {
-            Status::unavailable(format!(
-                "this end of {key} has its impairments, but {e}; try again once that node is \
-                 back"
-            ))
-        })?;
-        self.find(&key).map(Response::new)
+        let far_key = key.clone();
+        // The far node impairs what its end sends.
+        self.both_ends(
+            &key,
+            "has its impairments",
+            self.agent.set_impair(&key, impair),
+            |peers, node, ip, from| async move {
+                peers
+                    .set_link_impairment(&node, ip.as_deref(), &far_key, &impair, from)
+                    .await
+            },
+        )
+        .await
     }
 
     type WatchLinksStream = ReceiverStream<Result<pb::LinkEvent, Status>>;

@@ -358,14 +358,21 @@ impl Agent {
             .state()
             .set_admin(key, admin)
             .ok_or_else(|| Error::NoSuchLink(Box::new(key.clone())))?;
+        self.applied_to(key).await?;
+        Ok(spec)
+    }
+
+    /// Asks for a round and waits until OVS has it: the change to `key` just made is applied.
+    async fn applied_to(&self, key: &LinkKey) -> Result<(), Error> {
         let round = self.kick();
-        if !self.wait_round(round, APPLY_TIMEOUT).await {
-            return Err(Error::NotApplied {
+        if self.wait_round(round, APPLY_TIMEOUT).await {
+            Ok(())
+        } else {
+            Err(Error::NotApplied {
                 link: Box::new(key.clone()),
                 after: APPLY_TIMEOUT,
-            });
+            })
         }
-        Ok(spec)
     }
 
     /// Sets a link's impairments (both directions; a default one clears), records them in
@@ -391,13 +398,7 @@ impl Agent {
         let spec = event.link.clone();
         info!(link = %key, %impair, "impairment set");
         self.publish(vec![event]);
-        let round = self.kick();
-        if !self.wait_round(round, APPLY_TIMEOUT).await {
-            return Err(Error::NotApplied {
-                link: Box::new(key.clone()),
-                after: APPLY_TIMEOUT,
-            });
-        }
+        self.applied_to(key).await?;
         Ok(spec)
     }
 

@@ -87,6 +87,25 @@ impl<'a> Cli<'a> {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Kills the lab's agent with SIGKILL and waits until it is gone.
+    pub fn kill_agent(&self) {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.state.join("labs").join(&self.lab).join("lab.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let agent = state["agent_pid"].as_i64().unwrap() as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_until("the agent to die", || {
+            let stat = std::fs::read_to_string(format!("/proc/{agent}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.contains(") Z")
+        });
+    }
+
     pub fn up(&self, file: &Path) -> String {
         let mut args = vec!["lab", "up", file.to_str().unwrap()];
         args.extend(self.ovs.iter().map(String::as_str));
