@@ -231,7 +231,14 @@ fn container_nodes_are_wired_reachable_and_removed_with_nothing_else() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(typed.stdin.as_mut().unwrap(), b"hello\n").unwrap();
+    // The typed line, with the terminal left open (an end of input right behind the line can
+    // end the session before the command answers); closed after 10 s in any case.
+    let mut keys = typed.stdin.take().unwrap();
+    std::io::Write::write_all(&mut keys, b"hello\n").unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        drop(keys);
+    });
     let out = typed.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
