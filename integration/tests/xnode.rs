@@ -517,6 +517,15 @@ fn the_peers_server_caps_connections_and_closes_silent_ones() -> Result<()> {
     cluster.set_extra_args(0, &[&format!("--peer-max-connections={max}")]);
     cluster.restart_agent(0, Stop::Graceful)?;
     let addr = std::net::SocketAddr::from((cluster.underlay().ip(0), 7471));
+    // The restarted agent serves its peers a moment after it answers locally.
+    wait_until("the peers port to listen", 15, || {
+        cluster
+            .node(1)
+            .and_then(|n| Ok(n.netns().run(move || std::net::TcpStream::connect(addr))?))
+            .is_ok_and(|c| c.is_ok())
+    })?;
+    // The probe's slot is freed once the server reads its end.
+    std::thread::sleep(Duration::from_millis(300));
     // Connections that never say anything, more than the cap.
     let conns = cluster.node(1)?.netns().run(move || {
         (0..max + 3)
