@@ -1,6 +1,6 @@
 //! The `ovswire` command: local labs on one machine, link control and watch against any agent,
 //! graphs of a topology, and the topology file formats it reads (ovswire's own, containerlab's
-//! `.clab.yml` and k8s-topo's).
+//! `.clab.yml`, KNE's and k8s-topo's).
 
 pub mod engine;
 pub mod file;

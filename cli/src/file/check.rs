@@ -37,7 +37,8 @@ impl Doc<'_> {
         serde_yaml_ng::from_str(self.text).map_err(|e| self.syntax(&e))
     }
 
-    fn syntax(&self, e: &serde_yaml_ng::Error) -> FileError {
+    /// A [`FileError::Syntax`] for a YAML error, with a hint.
+    pub(super) fn syntax(&self, e: &serde_yaml_ng::Error) -> FileError {
         let location = e.location();
         let mut message = e.to_string();
         // The position goes into the error's own fields, which print it once, up front.
@@ -45,7 +46,7 @@ impl Doc<'_> {
             let at = format!(" at line {} column {}", l.line(), l.column());
             message = message.replacen(&at, "", 1);
         }
-        let hint = if message.contains("unknown field") {
+        let hint = if message.contains("unknown field") || message.contains("unrecognized field") {
             "remove it or correct its spelling"
         } else if message.contains("missing field") {
             "add it"
@@ -69,7 +70,10 @@ impl Doc<'_> {
     pub(super) fn invalid(&self, at: &[Step], message: String) -> FileError {
         FileError::Invalid {
             path: self.origin.to_owned(),
-            line: line_of(self.text, at),
+            line: match self.format {
+                Format::KneText => super::kne::text_line_of(self.text, at),
+                _ => line_of(self.text, at),
+            },
             message,
         }
     }

@@ -1,5 +1,5 @@
-//! Topology files: ovswire's own format, containerlab's `.clab.yml` and k8s-topo's YAML, each
-//! read into a [`LabSpec`]; and the agent's topology text for a lab.
+//! Topology files: ovswire's own format, containerlab's `.clab.yml`, KNE's (textproto or YAML)
+//! and k8s-topo's YAML, each read into a [`LabSpec`]; and the agent's topology text for a lab.
 //!
 //! Every format gets the same checks (names as Kubernetes and the kernel accept them, two
 //! endpoints per link, each interface in one link only, MTUs from 68 to 65535), and every error
@@ -19,6 +19,7 @@
 mod check;
 mod clab;
 mod k8s_topo;
+mod kne;
 mod locate;
 mod native;
 mod node;
@@ -42,6 +43,10 @@ pub enum Format {
     /// networkop/k8s-topo's: `links` of `host:intf[:ip/len]` endpoints; the lab is named after
     /// the file.
     K8sTopo,
+    /// KNE's `topo.Topology` in protobuf text format (`*.pb.txt`): `name`, `nodes`, `links`.
+    KneText,
+    /// KNE's `topo.Topology` in YAML.
+    KneYaml,
 }
 
 impl fmt::Display for Format {
@@ -50,6 +55,8 @@ impl fmt::Display for Format {
             Self::Native => "ovswire",
             Self::Containerlab => "containerlab",
             Self::K8sTopo => "k8s-topo",
+            Self::KneText => "KNE textproto",
+            Self::KneYaml => "KNE YAML",
         })
     }
 }
@@ -131,27 +138,39 @@ pub fn parse(text: &str, origin: &str, format: Format) -> Result<LabSpec, FileEr
         Format::Native => native::parse(&doc),
         Format::Containerlab => clab::parse(&doc),
         Format::K8sTopo => k8s_topo::parse(&doc, origin),
+        Format::KneText => kne::parse_text(&doc),
+        Format::KneYaml => kne::parse_yaml(&doc),
     }
 }
 
 /// Tells the format of a topology file from its name and content:
-/// `*.clab.yml`/`*.clab.yaml` or a top-level `topology:` key is containerlab's; a top-level
-/// `lab:` key is ovswire's; top-level `links:` whose endpoints read `host:intf[:ip]` (or one of
-/// k8s-topo's own keys such as `etcd_port`) is k8s-topo's. Anything else is taken as ovswire's,
-/// whose parser then says what is missing.
+/// `*.clab.yml`/`*.clab.yaml` or a top-level `topology:` key is containerlab's; `*.pb.txt`,
+/// `*.pbtxt`, `*.textproto`, or text that is not YAML but has top-level `nodes {` or `links {`,
+/// is KNE's textproto; a top-level `lab:` key is ovswire's; a top-level `nodes:` list, or links
+/// with `a_node`, is KNE's YAML; top-level `links:` whose endpoints read `host:intf[:ip]` (or one
+/// of k8s-topo's own keys such as `etcd_port`) is k8s-topo's. Anything else is taken as
+/// ovswire's, whose parser then says what is missing.
 pub fn detect(path: &Path, text: &str) -> Format {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.ends_with(".clab.yml") || name.ends_with(".clab.yaml") {
         return Format::Containerlab;
     }
-    let Ok(Value::Mapping(top)) = serde_yaml_ng::from_str::<Value>(text) else {
-        return Format::Native;
+    if kne::TEXT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        return Format::KneText;
+    }
+    let top = match serde_yaml_ng::from_str::<Value>(text) {
+        Ok(Value::Mapping(top)) => top,
+        Err(_) if kne::looks_like_text(text) => return Format::KneText,
+        _ => return Format::Native,
     };
     if top.contains_key("topology") {
         return Format::Containerlab;
     }
     if top.contains_key("lab") {
         return Format::Native;
+    }
+    if kne::looks_like_yaml(&top) {
+        return Format::KneYaml;
     }
     if k8s_topo::OWN_KEYS.iter().any(|k| top.contains_key(*k)) {
         return Format::K8sTopo;

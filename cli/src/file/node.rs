@@ -169,17 +169,17 @@ node_settings! {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Settings {
     pub(super) kind: Option<String>,
-    image: Option<String>,
-    cmd: Option<String>,
-    entrypoint: Option<String>,
-    env: Vec<(String, String)>,
-    binds: Vec<String>,
-    user: Option<String>,
-    exec: Vec<String>,
-    labels: Vec<(String, String)>,
-    startup_config: Option<String>,
-    mgmt_ipv4: Option<String>,
-    restart_policy: Option<String>,
+    pub(super) image: Option<String>,
+    pub(super) cmd: Option<String>,
+    pub(super) entrypoint: Option<String>,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) binds: Vec<String>,
+    pub(super) user: Option<String>,
+    pub(super) exec: Vec<String>,
+    pub(super) labels: Vec<(String, String)>,
+    pub(super) startup_config: Option<String>,
+    pub(super) mgmt_ipv4: Option<String>,
+    pub(super) restart_policy: Option<String>,
 }
 
 /// containerlab's restart policies, which are the container engine's.

@@ -294,7 +294,23 @@ fn formats_are_detected_from_name_and_content() {
     assert_eq!(detect(p("x.yml"), "links: []\n"), Format::Native);
     assert_eq!(detect(p("x.yml"), "{{{"), Format::Native);
     assert_eq!(detect(p("x.yml"), "- a\n"), Format::Native);
-    for f in ["clos.clab.yml", "ring.k8s-topo.yml", "native.yaml"] {
+    assert_eq!(detect(p("x.pb.txt"), ""), Format::KneText);
+    assert_eq!(detect(p("x.textproto"), "lab: x"), Format::KneText);
+    assert_eq!(
+        detect(p("x.txt"), "name: \"x\"\nnodes {\n  name: \"r1\"\n}\n"),
+        Format::KneText
+    );
+    assert_eq!(
+        detect(p("x.yaml"), "name: x\nnodes:\n  - name: r1\n"),
+        Format::KneYaml
+    );
+    for f in [
+        "clos.clab.yml",
+        "ring.k8s-topo.yml",
+        "native.yaml",
+        "kne-ring.pb.txt",
+        "kne-pair.yaml",
+    ] {
         let text = std::fs::read_to_string(fixture(f)).unwrap();
         // Renamed, the content alone still tells.
         let by_content = detect(p("renamed.yaml"), &text);
@@ -316,7 +332,13 @@ fn k8s_topo_lab_names_come_from_the_file_name() {
 
 #[test]
 fn agent_topology_round_trips_through_the_agents_parser() {
-    for f in ["clos.clab.yml", "ring.k8s-topo.yml", "native.yaml"] {
+    for f in [
+        "clos.clab.yml",
+        "ring.k8s-topo.yml",
+        "native.yaml",
+        "kne-ring.pb.txt",
+        "kne-pair.yaml",
+    ] {
         let spec = load(&fixture(f)).unwrap();
         let text = agent_topology(&spec);
         let topo =
@@ -722,9 +744,22 @@ fn bad_input_never_panics() {
         "a: *nope\n",
         "\u{feff}lab: x\n",
         "lab: x\nlinks:\n  - endpoints: [a:e1, b:e1]\n  - endpoints: [a:e1, b:e2]\n    <<: {mtu: 1}\n",
+        "nodes {",
+        "nodes { name: \"é\" interfaces { key: \"\" value { mtu: 4294967295 } } }",
+        "links { a_node: \"a\" a_int: \"\\xff\" z_node: \"b\" z_int: \"e1\" }",
+        "nodes { config { data: \"\\x00\" image: \"x\" command: \"\\x00\" } }",
+        "nodes: [{services: {x: {}}}]",
+        "nodes: [{vendor: 99}]",
+        "links: [{a_node: [1]}]",
     ];
     for input in inputs {
-        for format in [Format::Native, Format::Containerlab, Format::K8sTopo] {
+        for format in [
+            Format::Native,
+            Format::Containerlab,
+            Format::K8sTopo,
+            Format::KneText,
+            Format::KneYaml,
+        ] {
             if let Err(e) = parse(input, "weird.yml", format) {
                 let m = e.to_string();
                 assert!(m.starts_with("topology file weird.yml"), "{format}: {m}");
@@ -913,4 +948,138 @@ topology:
     );
     let m = load(&file).unwrap_err().to_string();
     assert!(m.contains("has startup-config but no image"), "{m}");
+}
+
+#[test]
+fn kne_ring_in_text_format() {
+    let spec = load(&fixture("kne-ring.pb.txt")).unwrap();
+    assert_eq!(spec.name, "kne-ring");
+    assert_eq!(
+        spec.links,
+        vec![
+            plain("r1:eth1", "r2:eth1"),
+            plain("r2:eth2", "r3:eth1"),
+            plain("r3:eth2", "r4:eth1"),
+            plain("r4:eth2", "r1:eth2"),
+        ]
+    );
+    let names: Vec<&str> = spec
+        .nodes_in_file_order()
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(names, ["r1", "r2", "r3", "r4"]);
+    let r1 = &spec.nodes["r1"];
+    assert_eq!((r1.kind(), r1.is_container()), ("linux", false));
+    assert_eq!(r1.labels.get("ring").map(String::as_str), Some("north"));
+}
+
+#[test]
+fn kne_multivendor_kinds_and_interface_mtus() {
+    let spec = load(&fixture("kne-multivendor.pb.txt")).unwrap();
+    assert_eq!(spec.name, "multivendor");
+    let kinds: Vec<(&str, &str)> = spec
+        .nodes
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ceos", "ceos"),
+            ("cptx", "juniper_cjunosevolved"),
+            ("otg", "keysight_ixia-c-one"),
+            ("srl", "srl"),
+            ("xrd", "xrd"),
+        ]
+    );
+    // No image: bare namespaces, whose vendor configuration is not used.
+    assert!(spec.nodes.values().all(|n| !n.is_container()));
+    assert!(spec.nodes.values().all(|n| n.startup_config.is_none()));
+    let mtus: Vec<(String, Option<u32>)> = spec.links.iter().map(|l| (l.name(), l.mtu)).collect();
+    assert_eq!(
+        mtus[..3],
+        [
+            ("ceos:eth1--srl:eth1".to_owned(), Some(9000)),
+            ("ceos:eth2--xrd:eth1".to_owned(), Some(1500)),
+            ("xrd:eth2--cptx:eth4".to_owned(), None),
+        ]
+    );
+    assert_eq!(spec.links.len(), 7);
+}
+
+#[test]
+fn kne_yaml_with_a_container_node() {
+    let spec = load(&fixture("kne-pair.yaml")).unwrap();
+    assert_eq!(spec.name, "kne-pair");
+    assert_eq!(spec.nodes["otg"].kind(), "keysight_ixia-c-one");
+    let frr = &spec.nodes["frr"];
+    assert_eq!(frr.image.as_deref(), Some("localhost/ovswire/frr:latest"));
+    assert_eq!(frr.entrypoint.as_deref(), Some("/usr/lib/frr/docker-start"));
+    assert_eq!(frr.cmd, None);
+    assert_eq!(frr.env.get("TZ").map(String::as_str), Some("UTC"));
+    let binds: Vec<String> = frr.binds.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        binds,
+        [format!(
+            "{}:/etc/frr/frr.conf:ro",
+            fixture("configs/leaf1.cfg")
+                .canonicalize()
+                .unwrap()
+                .display()
+        )]
+    );
+    assert_eq!(
+        spec.links,
+        vec![
+            link(ep("otg:eth1", &[]), ep("frr:eth1", &[]), Some(9000), false),
+            plain("otg:eth2", "frr:eth2"),
+        ]
+    );
+}
+
+#[test]
+fn kne_errors_name_the_line_and_what_to_do() {
+    let text = |t: &str| error(t, "t.pb.txt", Format::KneText);
+    let (m, line) = text("name: \"x\"\nnodes {\n  name: \"r1\"\n  colour: \"red\"\n}\n");
+    assert_eq!(line, Some(4), "{m}");
+    assert!(m.contains("colour") && m.contains("remove it"), "{m}");
+    let (m, line) = text("nodes {\n  vendor: ACME\n}\n");
+    assert_eq!(line, Some(2), "{m}");
+    assert!(m.contains("ACME"), "{m}");
+    let (m, line) = text("nodes {\n  name: \"r1\"\n");
+    assert!(m.contains("t.pb.txt"), "{m} {line:?}");
+
+    let two = "nodes { name: \"a\" interfaces { key: \"eth1\" value { mtu: 9000 } } }\n\
+               nodes { name: \"b\" interfaces { key: \"eth1\" value { mtu: 1500 } } }\n\
+               links { a_node: \"a\" a_int: \"eth1\" z_node: \"b\" z_int: \"eth1\" }\n";
+    let (m, line) = text(two);
+    assert_eq!(line, Some(3), "{m}");
+    assert!(
+        m.contains("a:eth1 has mtu 9000 and b:eth1 has mtu 1500"),
+        "{m}"
+    );
+    let (m, line) =
+        text("nodes { name: \"a\" }\nlinks { a_node: \"a\" a_int: \"eth1\" z_node: \"b\" }\n");
+    assert_eq!(line, Some(2), "{m}");
+    assert!(m.contains("link 1: z_int is not set"), "{m}");
+    let (m, line) = text("nodes { name: \"a\" }\nnodes { name: \"a\" }\n");
+    assert_eq!(line, Some(2), "{m}");
+    assert!(m.contains("node a is defined twice (nodes 1 and 2)"), "{m}");
+    let (m, line) = text(
+        "nodes { name: \"a\" }\n\nlinks { a_node: \"a\" a_int: \"eth1\" z_node: \"c\" z_int: \"eth1\" }\n",
+    );
+    assert_eq!(line, Some(3), "{m}");
+    assert!(m.contains("node c is not defined under nodes"), "{m}");
+    let (m, _) = text("nodes { name: \"a\" config { image: \"x\" data: \"hostname a\" } }\n");
+    assert!(m.contains("config data is inline"), "{m}");
+
+    let (m, line) = error(
+        "name: x\nnodes:\n  - name: a\n    vendr: HOST\n",
+        "t.yaml",
+        Format::KneYaml,
+    );
+    // The node the field is in.
+    assert_eq!(line, Some(3), "{m}");
+    assert!(m.contains("vendr") && m.contains("remove it"), "{m}");
 }
