@@ -89,13 +89,21 @@ pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String
         .collect();
     let mut out = String::from("graph LR\n");
     // Comments end at the line's end: the name cannot escape one.
-    let _ = writeln!(out, "  %% ovswire lab {}", one_line(&spec.name));
+    let _ = writeln!(
+        out,
+        "  %% ovswire lab {}",
+        one_line(spec.names.lab(&spec.name))
+    );
     for (name, id) in &ids {
-        let _ = writeln!(out, "  {id}[\"{}\"]", mermaid_text(name));
+        let _ = writeln!(out, "  {id}[\"{}\"]", mermaid_text(spec.names.node(name)));
     }
     let states: Vec<DrawnState> = spec.links.iter().map(state).collect();
     for link in &spec.links {
-        let label = format!("{} — {}", link.a.ifname, link.b.ifname);
+        let label = format!(
+            "{} — {}",
+            spec.names.ifname(&link.a.node, &link.a.ifname),
+            spec.names.ifname(&link.b.node, &link.b.ifname)
+        );
         let _ = writeln!(
             out,
             "  {} ---|\"{}\"| {}",
@@ -152,14 +160,24 @@ fn one_line(s: &str) -> String {
 /// names as `taillabel`/`headlabel` and are coloured by state, down ones dashed.
 pub fn dot(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     let mut out = String::new();
-    let name = dot_text(&spec.name);
+    let name = dot_text(spec.names.lab(&spec.name));
     let _ = writeln!(out, "graph \"{name}\" {{");
     let _ = writeln!(out, "  label=\"{name}\";");
     out.push_str("  labelloc=t;\n");
     out.push_str("  node [shape=box, style=rounded];\n");
     out.push_str("  edge [fontsize=10, labeldistance=2];\n");
     for node in node_names(spec) {
-        let _ = writeln!(out, "  \"{}\";", dot_text(node));
+        let shown = spec.names.node(node);
+        if shown == node {
+            let _ = writeln!(out, "  \"{}\";", dot_text(node));
+        } else {
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{}\"];",
+                dot_text(node),
+                dot_text(shown)
+            );
+        }
     }
     for link in &spec.links {
         let s = state(link);
@@ -174,9 +192,9 @@ pub fn dot(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
             "  \"{}\" -- \"{}\" [taillabel=\"{}\", headlabel=\"{}\", tooltip=\"{} ({s})\"{look}];",
             dot_text(&link.a.node),
             dot_text(&link.b.node),
-            dot_text(&link.a.ifname),
-            dot_text(&link.b.ifname),
-            dot_text(&link.name()),
+            dot_text(spec.names.ifname(&link.a.node, &link.a.ifname)),
+            dot_text(spec.names.ifname(&link.b.node, &link.b.ifname)),
+            dot_text(&shown_name(spec, link)),
         );
     }
     out.push_str("}\n");
@@ -307,7 +325,7 @@ pub fn page(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState, extra: &str)
         *x += shift;
     }
     let height = layout.height + LEGEND_HEIGHT;
-    let title = xml(&spec.name);
+    let title = xml(spec.names.lab(&spec.name));
     let states: Vec<DrawnState> = spec.links.iter().map(state).collect();
 
     let mut out = String::new();
@@ -348,10 +366,11 @@ pub fn page(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState, extra: &str)
         *k += 1;
         let a = layout.at[link.a.node.as_str()];
         let b = layout.at[link.b.node.as_str()];
-        svg_link(&mut out, link, *s, a, b, offset);
+        svg_link(&mut out, spec, link, *s, (a, b), offset);
     }
     out.push_str("</g>\n<g class=\"nodes\">\n");
     for (name, (x, y)) in &layout.at {
+        let name = spec.names.node(name);
         let w = node_width(name);
         let _ = writeln!(
             out,
@@ -374,6 +393,15 @@ pub fn page(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState, extra: &str)
     out
 }
 
+/// A link's name as the file writes it: `PC1:ethernet-1/1--r2:eth1`.
+fn shown_name(spec: &LabSpec, link: &LabLink) -> String {
+    format!(
+        "{}--{}",
+        spec.names.endpoint(&link.a.node, &link.a.ifname),
+        spec.names.endpoint(&link.b.node, &link.b.ifname)
+    )
+}
+
 /// The two nodes of a link, in order, so parallel links share a key.
 fn pair(link: &LabLink) -> (&str, &str) {
     let (a, b) = (link.a.node.as_str(), link.b.node.as_str());
@@ -389,10 +417,10 @@ fn node_width(name: &str) -> f64 {
 /// with each interface name near its end.
 fn svg_link(
     out: &mut String,
+    spec: &LabSpec,
     link: &LabLink,
     state: DrawnState,
-    a: (f64, f64),
-    b: (f64, f64),
+    (a, b): ((f64, f64), (f64, f64)),
     offset: f64,
 ) {
     let (color, dash) = state.svg_stroke();
@@ -445,15 +473,16 @@ fn svg_link(
     };
     let _ = writeln!(
         out,
-        "<g class=\"link {state}\" data-link=\"{name}\"><title>{name} ({state})</title>\
+        "<g class=\"link {state}\" data-link=\"{name}\"><title>{shown} ({state})</title>\
          <path d=\"{path}\" stroke=\"{color}\"{dash}/>{}{}<text class=\"rate\" x=\"{:.1}\" \
          y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#1565c0\" \
          stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\"></text></g>",
-        svg_label(label_a, &link.a.ifname),
-        svg_label(label_b, &link.b.ifname),
+        svg_label(label_a, spec.names.ifname(&link.a.node, &link.a.ifname)),
+        svg_label(label_b, spec.names.ifname(&link.b.node, &link.b.ifname)),
         middle.0,
         middle.1 - 6.0,
         name = xml(&link.agent_name()),
+        shown = xml(&shown_name(spec, link)),
     );
 }
 
@@ -516,8 +545,8 @@ fn links_table(out: &mut String, spec: &LabSpec, states: &[DrawnState]) {
              <td class=\"state\" style=\"color:{color}\">{state}</td></tr>",
             xml(&link.agent_name()),
             i + 1,
-            xml(&link.a.to_string()),
-            xml(&link.b.to_string()),
+            xml(&spec.names.endpoint(&link.a.node, &link.a.ifname)),
+            xml(&spec.names.endpoint(&link.b.node, &link.b.ifname)),
         );
     }
     out.push_str("</table>\n");
@@ -574,6 +603,7 @@ mod tests {
                     impair: Default::default(),
                 })
                 .collect(),
+            names: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod kinds;
 pub mod lab;
 pub mod live;
+pub mod names;
 pub mod ovs;
 pub mod paths;
 pub mod process;

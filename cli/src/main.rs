@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ovswire_cli::engine::Runtime;
 use ovswire_cli::graph::{self, DrawnState};
+use ovswire_cli::names::Names;
 use ovswire_cli::spec::LabSpec;
 use ovswire_cli::wires::{self, Target, Wires};
 use ovswire_cli::{file, lab, ovs};
@@ -326,16 +327,43 @@ impl AgentArgs {
         lab::target(self.lab.as_deref())
     }
 
-    /// The lab links are named in: the one given, else none (every lab the agent has).
+    /// The lab links are named in (as the agent knows it): the one given, else none (every lab
+    /// the agent has).
     fn lab(&self) -> String {
-        self.lab.clone().unwrap_or_else(|| {
-            if self.socket.is_none() && self.server.is_none() {
-                lab::names().into_iter().next().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        self.lab
+            .as_deref()
+            .map(lab::system_name)
+            .unwrap_or_else(|| {
+                if self.socket.is_none() && self.server.is_none() {
+                    lab::names().into_iter().next().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
     }
+}
+
+impl AgentArgs {
+    /// The names the lab's file writes, to show links by and to read endpoints in (a local
+    /// lab's; an agent reached by socket or server shows its own).
+    fn names(&self) -> Names {
+        if self.socket.is_some() || self.server.is_some() {
+            return Names::default();
+        }
+        lab::LabState::load(&self.lab())
+            .ok()
+            .flatten()
+            .map(|st| st.names)
+            .unwrap_or_default()
+    }
+}
+
+/// `links` with their names as the file writes them.
+fn shown(names: &Names, mut links: Vec<ovswire_proto::v1::Link>) -> Vec<ovswire_proto::v1::Link> {
+    for l in &mut links {
+        names.show(l);
+    }
+    links
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -415,12 +443,12 @@ async fn run(command: Command) -> Result<ExitCode> {
                 runtime,
             };
             let summary = lab::up(&spec, &file, &opts).await?;
-            print!("{}", wires::table(&summary.links));
+            print!("{}", wires::table(&shown(&spec.names, summary.links)));
             if !summary.settled {
                 eprintln!(
                     "ovswire: lab {} is up, but not every link is as the file asks (see above); \
                      `ovswire lab up {}` again repairs what it can",
-                    spec.name,
+                    spec.names.lab(&spec.name),
                     file.display()
                 );
                 return Ok(ExitCode::FAILURE);
@@ -444,6 +472,7 @@ async fn run(command: Command) -> Result<ExitCode> {
         }) => {
             need_root()?;
             let name = lab::the_lab(which.as_deref())?;
+            let node = lab::state(&name)?.names.node_system(&node);
             let code = lab::inspect::exec(&name, &node, &command).await?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
@@ -480,13 +509,13 @@ async fn run(command: Command) -> Result<ExitCode> {
             let name = if Path::new(&which).is_file() {
                 file::load(Path::new(&which))?.name
             } else {
-                which
+                lab::system_name(&which)
             };
             lab::down(&name).await?;
         }
         Command::Lab(LabCommand::Status { lab: which, json }) => {
             let names = match which {
-                Some(n) => vec![n],
+                Some(n) => vec![lab::system_name(&n)],
                 None => lab::names(),
             };
             if names.is_empty() {
@@ -498,13 +527,15 @@ async fn run(command: Command) -> Result<ExitCode> {
                     .await?
                     .links(&name)
                     .await?;
+                let links = shown(&state.names, links);
                 if json {
                     for l in &links {
                         println!("{}", wires::json(l));
                     }
                 } else {
                     println!(
-                        "lab {name}: {} nodes, {} links, from {}",
+                        "lab {}: {} nodes, {} links, from {}",
+                        state.names.lab(&name),
                         state.nodes.len(),
                         links.len(),
                         state.file.display()
@@ -520,6 +551,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             } else {
                 wires.links(&agent.lab()).await?
             };
+            let links = shown(&agent.names(), links);
             if json {
                 for l in &links {
                     println!("{}", wires::json(l));
@@ -540,13 +572,14 @@ async fn run(command: Command) -> Result<ExitCode> {
             interval_ms,
         } => {
             let wires = Wires::connect(&agent.target()?).await?;
+            let names = agent.names();
             if stats {
                 let mut updates = wires
                     .watch_stats(&agent.lab(), Duration::from_millis(interval_ms))
                     .await?;
                 while let Some(update) = updates.message().await? {
                     let time = wires::time_of_day(update.time_unix_ms);
-                    for l in &update.links {
+                    for l in &shown(&names, update.links) {
                         if json {
                             let mut v = wires::json(l);
                             v["time"] = time.clone().into();
@@ -583,7 +616,8 @@ async fn run(command: Command) -> Result<ExitCode> {
             };
             let mut events = wires.watch(&agent.lab(), since).await?;
             while let Some(ev) = events.message().await? {
-                let Some(l) = ev.link else { continue };
+                let Some(mut l) = ev.link else { continue };
+                names.show(&mut l);
                 let time = wires::time_of_day(ev.time_unix_ms);
                 if json {
                     let mut v = wires::json(&l);
@@ -815,9 +849,12 @@ async fn link(cmd: LinkCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e} (--{})", e.field))?;
             let wires = Wires::connect(&agent.target()?).await?;
             let lab = agent.lab();
+            let names = agent.names();
+            let endpoint = names.to_system(&endpoint);
             let link = wires.find(&lab, &endpoint).await?;
             let directions = link_directions(&link, &endpoint, &direction)?;
-            let l = wires.impair(&lab, &endpoint, &directions, imp).await?;
+            let mut l = wires.impair(&lab, &endpoint, &directions, imp).await?;
+            names.show(&mut l);
             if json {
                 println!("{}", serde_json::to_string_pretty(&wires::json(&l))?);
             } else {
@@ -836,16 +873,20 @@ async fn link(cmd: LinkCommand) -> Result<()> {
             }
             let wires = Wires::connect(&agent.target()?).await?;
             let lab = agent.lab();
+            let names = agent.names();
+            let endpoint = names.to_system(&endpoint);
             let pause = Duration::from_millis(interval_ms);
             for i in 1..=count {
-                let l = wires.set(&lab, &endpoint, false).await?;
+                let mut l = wires.set(&lab, &endpoint, false).await?;
+                names.show(&mut l);
                 println!(
                     "{}  {}  down ({i}/{count})",
                     wires::time_of_day(0),
                     wires::link_name(&l)
                 );
                 tokio::time::sleep(pause).await;
-                let l = wires.set(&lab, &endpoint, true).await?;
+                let mut l = wires.set(&lab, &endpoint, true).await?;
+                names.show(&mut l);
                 println!(
                     "{}  {}  up ({i}/{count})",
                     wires::time_of_day(0),
@@ -861,10 +902,12 @@ async fn link(cmd: LinkCommand) -> Result<()> {
 }
 
 async fn set(agent: &AgentArgs, endpoint: &str, up: bool) -> Result<()> {
-    let l = Wires::connect(&agent.target()?)
+    let names = agent.names();
+    let mut l = Wires::connect(&agent.target()?)
         .await?
-        .set(&agent.lab(), endpoint, up)
+        .set(&agent.lab(), &names.to_system(endpoint), up)
         .await?;
+    names.show(&mut l);
     println!("{}  {}", wires::link_name(&l), wires::state_word(&l));
     Ok(())
 }

@@ -10,16 +10,20 @@ use std::str::FromStr;
 /// A lab: its name, management network, nodes and links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSpec {
-    /// The lab's name (a Kubernetes object name: lower-case letters, digits, `-`, `.`).
+    /// The lab's name as systems take it (a Kubernetes object name: lower-case letters, digits,
+    /// `-`, `.`); as written, in [`Self::names`].
     pub name: String,
     /// Default MTU of the links, when the file sets one.
     pub mtu: Option<u32>,
     /// The management network of its container nodes.
     pub mgmt: MgmtSpec,
-    /// Every node, by name, including nodes that only appear in links.
+    /// Every node, by (system) name, including nodes that only appear in links.
     pub nodes: BTreeMap<String, NodeSpec>,
     /// The links, in file order.
     pub links: Vec<LabLink>,
+    /// The names as the file writes them, where they differ from the system names every other
+    /// field carries (see [`crate::names`]).
+    pub names: crate::names::Names,
 }
 
 impl LabSpec {

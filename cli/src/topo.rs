@@ -58,6 +58,14 @@ impl Default for PodTemplate {
     }
 }
 
+/// Annotation of a pod whose node the file names otherwise: the name as written.
+pub const NODE_NAME: &str = "ovswire.io/node-name";
+/// Annotation of a pod whose interfaces the file names otherwise: a JSON object, Linux name →
+/// the name as written.
+pub const INTERFACE_NAMES: &str = "ovswire.io/interface-names";
+/// Annotation of a namespace whose lab the file names otherwise: the name as written.
+pub const LAB_NAME: &str = "ovswire.io/lab-name";
+
 /// The objects for lab `spec`, in the order they must be created.
 pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
     let ns = spec.name.as_str();
@@ -67,6 +75,9 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
         "kind": "Namespace",
         "metadata": { "name": ns, "labels": labels },
     })];
+    if let Some(written) = &spec.names.lab {
+        objects[0]["metadata"]["annotations"] = json!({ LAB_NAME: written });
+    }
     let mut config = json!({ "cniVersion": "1.0.0", "name": "ovswire", "type": "ovswire-cni" });
     if let Some(mtu) = spec.mtu {
         config["mtu"] = mtu.into();
@@ -154,6 +165,21 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
                 }
             }
         }
+        let mut annotations = json!({
+            "k8s.v1.cni.cncf.io/networks": Value::Array(networks).to_string(),
+        });
+        // The names the file writes, where Kubernetes or Linux needed others.
+        if spec.names.node(node) != node {
+            annotations[NODE_NAME] = spec.names.node(node).into();
+        }
+        let renamed: BTreeMap<&str, &str> = names
+            .iter()
+            .map(|i| (*i, spec.names.ifname(node, i)))
+            .filter(|(i, w)| i != w)
+            .collect();
+        if !renamed.is_empty() {
+            annotations[INTERFACE_NAMES] = json!(renamed).to_string().into();
+        }
         objects.push(json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -161,9 +187,7 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
                 "name": node,
                 "namespace": ns,
                 "labels": labels,
-                "annotations": {
-                    "k8s.v1.cni.cncf.io/networks": Value::Array(networks).to_string(),
-                },
+                "annotations": annotations,
             },
             "spec": { "containers": [container], "terminationGracePeriodSeconds": 1 },
         }));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ovswire_testbed::Testbed;
 use ovswire_testbed::frames::{Send, send_and_count};
-use support::{Cli, lab_name, netns_exec};
+use support::{Cli, lab_name, netns_exec, no_carrier, wait_until};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
@@ -52,7 +52,7 @@ fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
 
     let graph = cli.ok(&["graph", file.to_str().unwrap()]);
     for name in spec.nodes.keys() {
-        assert!(graph.contains(name.as_str()), "{graph}");
+        assert!(graph.contains(spec.names.node(name)), "{graph}");
     }
     let objects = cli.ok(&["topo", "render", file.to_str().unwrap()]);
     assert_eq!(
@@ -120,4 +120,167 @@ fn kne_ring_in_text_format_comes_up() {
 )]
 fn kne_multivendor_comes_up_with_its_interface_mtus() {
     up_check_down("kne-multivendor.pb.txt", "multivendor", "km");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn containerlab_srlinux_ceos_and_sros_port_names_come_up() {
+    up_check_down("srl-ceos.clab.yml", "srlceos01", "sc");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn containerlab_upper_case_node_names_come_up() {
+    up_check_down("frr-caps.clab.yml", "frr_lab", "fc");
+}
+
+/// What `ovswire ARGS` (a command that runs until stopped) prints in its first two seconds.
+fn watch_for_a_while(cli: &Cli<'_>, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ovswire"));
+    cmd.args(args)
+        .env("OVSWIRE_STATE_DIR", &cli.state)
+        .stdout(std::process::Stdio::piped());
+    let mut child = cli.ns.spawn(cmd).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap()
+}
+
+/// Whether a line of `text` has every one of `words`.
+fn has_line(text: &str, words: &[&str]) -> bool {
+    text.lines().any(|l| words.iter().all(|w| l.contains(w)))
+}
+
+/// Names as containerlab allows them (a lab and nodes that are not Kubernetes names, two nodes
+/// that map to one name, SR Linux and SR OS ports): every command takes and shows them as
+/// written, while namespaces and interfaces carry the mapped names.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn names_as_written_are_taken_and_shown_by_every_command() {
+    let node = Testbed::node("nm").unwrap();
+    let system = lab_name("nm");
+    let written = format!("{}_Lab", system.to_uppercase());
+    let lab = format!("{system}-lab");
+    let cli = Cli::on(&node, &lab);
+    let file = node.dir().join("names.clab.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: {written}\ntopology:\n  defaults: {{kind: nokia_srlinux}}\n  nodes:\n    \
+             Spine1: {{}}\n    Leaf_1: {{}}\n    leaf-1: {{}}\n  links:\n    \
+             - endpoints: [\"Spine1:ethernet-1/1\", \"Leaf_1:ethernet-1/49\"]\n    \
+             - endpoints: [\"Spine1:ethernet-1/2\", \"leaf-1:ethernet-1/49\"]\n    \
+             - endpoints: [\"Leaf_1:1/1/c1/1\", \"leaf-1:1/1/c1/1\"]\n"
+        ),
+    )
+    .unwrap();
+    let spec = ovswire_cli::file::load(&file).unwrap();
+    assert_eq!(spec.name, lab);
+    let leaf = spec.names.node_system("Leaf_1");
+    assert!(leaf.starts_with("leaf-1-"), "{leaf}");
+
+    let table = cli.up(&file);
+    assert!(
+        has_line(
+            &table,
+            &[
+                &written,
+                "Spine1:ethernet-1/1",
+                "Leaf_1:ethernet-1/49",
+                "up"
+            ]
+        ),
+        "{table}"
+    );
+    assert!(
+        has_line(&table, &["Leaf_1:1/1/c1/1", "leaf-1:1/1/c1/1", "up"]),
+        "{table}"
+    );
+    let links = cli.ok(&["links", "--lab", &written]);
+    assert!(
+        has_line(
+            &links,
+            &[&written, "Spine1:ethernet-1/2", "leaf-1:ethernet-1/49"]
+        ),
+        "{links}"
+    );
+
+    // The written names work in commands; the kernel has the mapped ones.
+    let leaf_ns = ovswire_cli::lab::netns_name(&lab, &leaf);
+    let out = cli.ok(&["link", "down", "Leaf_1:ethernet-1/49", "--lab", &written]);
+    assert!(
+        has_line(
+            &out,
+            &["Spine1:ethernet-1/1", "Leaf_1:ethernet-1/49", "down"]
+        ),
+        "{out}"
+    );
+    wait_until("Leaf_1:ethernet-1/49 NO-CARRIER", || {
+        no_carrier(&leaf_ns, "e1-49")
+    });
+    let events = watch_for_a_while(&cli, &["watch", "--since", "1h", "--lab", &written]);
+    assert!(events.contains("Leaf_1:ethernet-1/49"), "{events}");
+    cli.ok(&["link", "up", "Leaf_1:ethernet-1/49", "--lab", &written]);
+    wait_until("Leaf_1:ethernet-1/49 carrier", || {
+        !no_carrier(&leaf_ns, "e1-49")
+    });
+    let out = cli.ok(&[
+        "link",
+        "impair",
+        "leaf-1:1/1/c1/1",
+        "--delay",
+        "1ms",
+        "--lab",
+        &written,
+    ]);
+    assert!(
+        has_line(&out, &["Leaf_1:1/1/c1/1", "leaf-1:1/1/c1/1", "delay=1ms"]),
+        "{out}"
+    );
+    let inspect = cli.ok(&["lab", "inspect", &written]);
+    assert!(
+        inspect.contains("Leaf_1") && inspect.contains("ethernet-1/49:up"),
+        "{inspect}"
+    );
+    let dot = cli.ok(&["graph", "--lab", &written, "--format", "dot"]);
+    assert!(
+        dot.contains("label=\"Leaf_1\"") && dot.contains("ethernet-1/49"),
+        "{dot}"
+    );
+
+    for link in &spec.links {
+        let (a, b) = (&link.a, &link.b);
+        let arrived = send_and_count(
+            &ovswire_cli::lab::netns_name(&lab, &a.node),
+            &a.ifname,
+            &ovswire_cli::lab::netns_name(&lab, &b.node),
+            &b.ifname,
+            Send::frames(20),
+        )
+        .unwrap();
+        assert_eq!(arrived.count, 20, "{}", link.name());
+    }
+
+    cli.ok(&["lab", "down", &written]);
+    assert!(
+        !ovswire_cli::lab::dir(&lab).exists() || !cli.state.join("labs").join(&lab).exists(),
+        "the lab's state is gone"
+    );
+    assert!(!Path::new("/run/netns").join(&leaf_ns).exists());
 }

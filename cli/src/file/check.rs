@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use ovswire_core::model::{MAX_IFNAME, check_ifname, check_mtu, check_object_name};
+use ovswire_core::model::check_mtu;
 use serde::de::DeserializeOwned;
 
 use super::locate::{Step, line_of};
 use super::node::Settings;
 use super::{FileError, Format};
+use crate::names::{self, Names};
 use crate::spec::{Cidr, EndpointSpec, Ipv4Net, LabLink, LabSpec, MgmtSpec, NodeSpec};
 
 /// The file being read: its name, text and format.
@@ -70,10 +71,7 @@ impl Doc<'_> {
     pub(super) fn invalid(&self, at: &[Step], message: String) -> FileError {
         FileError::Invalid {
             path: self.origin.to_owned(),
-            line: match self.format {
-                Format::KneText => super::kne::text_line_of(self.text, at),
-                _ => line_of(self.text, at),
-            },
+            line: line_of_step(self, at),
             message,
         }
     }
@@ -222,66 +220,78 @@ pub(super) fn endpoints_with_addrs(written: &[String]) -> Result<Vec<EndpointSpe
         .collect()
 }
 
-/// What to do about a node name Kubernetes would refuse.
-const RENAME_NODE: &str = "rename it here and in its links";
-
-/// What to do about an interface name the kernel would refuse.
-fn ifname_advice(format: Format, ifname: &str) -> String {
-    if ifname.contains('/') {
-        if format == Format::Containerlab {
-            return match clab_alias(ifname) {
-                Some(alias) => format!(
-                    "use containerlab's short alias {alias} instead (it names the same port)"
-                ),
-                None => "use containerlab's short interface alias instead (like e1-1 for \
-                         ethernet-1/1)"
-                    .to_owned(),
-            };
-        }
-        return format!("rename it, e.g. {}", ifname.replace('/', "-"));
-    }
-    if ifname.len() > MAX_IFNAME {
-        return format!("shorten it to at most {MAX_IFNAME} characters");
-    }
-    "rename it".to_owned()
-}
-
-/// containerlab's short alias of an SR Linux-style port name: `ethernet-1/1` → `e1-1`,
-/// `ethernet-1/3/1` → `e1-3-1`.
-fn clab_alias(ifname: &str) -> Option<String> {
-    let numbers = ifname.strip_prefix("ethernet-")?;
-    let parts: Vec<&str> = numbers.split('/').collect();
-    let numeric = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
-    (parts.len() >= 2 && parts.iter().all(numeric)).then(|| format!("e{}", parts.join("-")))
-}
-
-/// Runs the checks every format shares and builds the [`LabSpec`].
+/// Runs the checks every format shares and builds the [`LabSpec`]: names as written are
+/// checked and mapped to the names systems need (see [`crate::names`]), which the spec carries,
+/// with the written ones kept in [`LabSpec::names`] for showing them back.
 pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> {
-    check_object_name("lab name", &draft.name)
-        .map_err(|e| doc.invalid(&draft.name_at, format!("{e}; rename the lab")))?;
+    let lab = names::object("lab name", &draft.name).map_err(|e| doc.invalid(&draft.name_at, e))?;
     if let Some(mtu) = draft.mtu {
         check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m.to_string()))?;
     }
 
+    // Every node's system name, by written name: declared nodes, then those only links name.
+    let mut written: Vec<&str> = Vec::new();
+    if let Some(declared) = &draft.declared {
+        written.extend(declared.nodes.iter().map(|n| n.name.as_str()));
+    }
+    written.extend(
+        draft
+            .links
+            .iter()
+            .flat_map(|l| l.endpoints.iter().map(|e| e.node.as_str())),
+    );
+    let node_names = match names::nodes(written.iter().copied()) {
+        Ok(map) => map,
+        Err(e) => {
+            // Say where: the first node, declared or in a link, that cannot be mapped.
+            let bad = |name: &str| names::object("node name", name).is_err();
+            if let Some(n) = draft
+                .declared
+                .as_ref()
+                .and_then(|d| d.nodes.iter().find(|n| bad(&n.name)))
+            {
+                return Err(doc.invalid(&n.at, e));
+            }
+            if let Some((i, l)) = draft
+                .links
+                .iter()
+                .enumerate()
+                .find(|(_, l)| l.endpoints.iter().any(|e| bad(&e.node)))
+            {
+                return Err(doc.link_error(i, &label(&l.endpoints), &l.at, &e));
+            }
+            return Err(doc.invalid(&[], e));
+        }
+    };
+
     let base = doc.base_dir();
     let mut nodes = BTreeMap::new();
+    let mut shown = Names {
+        lab: (lab != draft.name).then(|| draft.name.clone()),
+        ..Names::default()
+    };
     let under = match draft.declared {
         None => None,
         Some(declared) => {
+            let mut seen = BTreeMap::new();
             for (position, n) in declared.nodes.into_iter().enumerate() {
-                check_object_name("node name", &n.name).map_err(|e| {
-                    doc.invalid(
+                if seen.insert(n.name.clone(), position).is_some() {
+                    return Err(doc.invalid(
                         &n.at,
-                        format!("{e}; each node becomes a Kubernetes pod: {RENAME_NODE}"),
-                    )
-                })?;
+                        format!("node {} is defined twice; rename one or merge them", n.name),
+                    ));
+                }
+                let system = node_names[&n.name].clone();
                 let mut spec = n
                     .settings
                     .resolve(&n.name, &base, &n.own)
                     .map_err(|e| doc.invalid(&n.at, e))?;
                 spec.position = position;
-                spec.line = line_of(doc.text, &n.at);
-                nodes.insert(n.name, spec);
+                spec.line = line_of_step(doc, &n.at);
+                if system != n.name {
+                    shown.nodes.insert(system.clone(), n.name.clone());
+                }
+                nodes.insert(system, spec);
             }
             Some(declared.under)
         }
@@ -289,8 +299,10 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
     let mgmt = check_mgmt(doc, draft.mgmt, &nodes)?;
 
     let mut links = Vec::with_capacity(draft.links.len());
-    // Which link (index, label) uses each interface.
+    // Which link (index, label) uses each interface, by system names.
     let mut used: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
+    // Each interface's written name, by system names.
+    let mut ifnames: BTreeMap<(String, String), String> = BTreeMap::new();
     for (i, link) in draft.links.into_iter().enumerate() {
         let name = label(&link.endpoints);
         let fail = |m: &str| doc.link_error(i, &name, &link.at, m);
@@ -300,31 +312,41 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
                 eps.len()
             ))
         })?;
+        let mut ends = Vec::with_capacity(2);
         for e in [&a, &b] {
-            check_object_name("node name", &e.node).map_err(|err| {
-                fail(&format!(
-                    "{err}; each node becomes a Kubernetes pod: {RENAME_NODE}"
-                ))
-            })?;
             if let Some(under) = under
-                && !nodes.contains_key(&e.node)
+                && !seen_declared(&nodes, &node_names, &e.node)
             {
                 return Err(fail(&format!(
                     "node {} is not defined under {under}; define it there or correct the name",
                     e.node
                 )));
             }
-            check_ifname(&e.ifname)
-                .map_err(|err| fail(&format!("{err}; {}", ifname_advice(doc.format, &e.ifname))))?;
+            let node = node_names[&e.node].clone();
+            let ifname = names::ifname(&e.ifname).map_err(|err| fail(&err))?;
+            let key = (node.clone(), ifname.clone());
+            if let Some(other) = ifnames.get(&key)
+                && *other != e.ifname
+            {
+                return Err(fail(&format!(
+                    "{}:{} and {}:{other} are both interface {ifname} on Linux; rename one",
+                    e.node, e.ifname, e.node
+                )));
+            }
+            ends.push(EndpointSpec {
+                node,
+                ifname,
+                addrs: e.addrs.clone(),
+            });
         }
-        if a.node == b.node && a.ifname == b.ifname {
+        let [sa, sb] = <[EndpointSpec; 2]>::try_from(ends).expect("two ends were mapped");
+        if sa.node == sb.node && sa.ifname == sb.ifname {
             return Err(fail(&format!(
                 "both ends are {a}; a link needs two different interfaces"
             )));
         }
-        for e in [&a, &b] {
-            let key = (e.node.clone(), e.ifname.clone());
-            if let Some((j, other)) = used.get(&key) {
+        for (e, s) in [(&a, &sa), (&b, &sb)] {
+            if let Some((j, other)) = used.get(&(s.node.clone(), s.ifname.clone())) {
                 return Err(fail(&format!(
                     "{e} is already used by link {} ({other}); an interface can be in one link \
                      only",
@@ -335,25 +357,34 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         if let Some(mtu) = link.mtu {
             check_mtu(mtu).map_err(|m| fail(&m.to_string()))?;
         }
-        for e in [&a, &b] {
-            if e.ifname == MGMT_IFNAME && nodes.get(&e.node).is_some_and(NodeSpec::is_container) {
+        for (e, s) in [(&a, &sa), (&b, &sb)] {
+            if s.ifname == MGMT_IFNAME && nodes.get(&s.node).is_some_and(NodeSpec::is_container) {
                 return Err(fail(&format!(
                     "{e}: {MGMT_IFNAME} of a container node is its management interface; use \
                      another interface for the link (eth1, eth2, ...)"
                 )));
             }
         }
-        for e in [&a, &b] {
-            used.insert((e.node.clone(), e.ifname.clone()), (i, name.clone()));
+        for (e, s) in [(&a, &sa), (&b, &sb)] {
+            used.insert((s.node.clone(), s.ifname.clone()), (i, name.clone()));
+            ifnames.insert((s.node.clone(), s.ifname.clone()), e.ifname.clone());
+            if s.ifname != e.ifname {
+                shown
+                    .ifnames
+                    .insert(format!("{}:{}", s.node, s.ifname), e.ifname.clone());
+            }
+            if s.node != e.node {
+                shown.nodes.insert(s.node.clone(), e.node.clone());
+            }
             let position = nodes.len();
-            nodes.entry(e.node.clone()).or_insert_with(|| NodeSpec {
+            nodes.entry(s.node.clone()).or_insert_with(|| NodeSpec {
                 position,
                 ..NodeSpec::default()
             });
         }
         links.push(LabLink {
-            a,
-            b,
+            a: sa,
+            b: sb,
             mtu: link.mtu,
             down: link.down,
             impair: link.impair,
@@ -361,12 +392,30 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
     }
 
     Ok(LabSpec {
-        name: draft.name,
+        name: lab,
         mtu: draft.mtu,
         mgmt,
         nodes,
         links,
+        names: shown,
     })
+}
+
+/// Whether written node `node` is one of the declared `nodes` (keyed by system name).
+fn seen_declared(
+    nodes: &BTreeMap<String, NodeSpec>,
+    node_names: &BTreeMap<String, String>,
+    node: &str,
+) -> bool {
+    node_names.get(node).is_some_and(|s| nodes.contains_key(s))
+}
+
+/// The line of the node at `at`.
+fn line_of_step(doc: &Doc<'_>, at: &[Step]) -> Option<usize> {
+    match doc.format {
+        Format::KneText => super::kne::text_line_of(doc.text, at),
+        _ => line_of(doc.text, at),
+    }
 }
 
 /// The interface a container node has on the management network.
@@ -492,14 +541,5 @@ mod tests {
                 .unwrap_err()
                 .contains("node:interface")
         );
-    }
-
-    #[test]
-    fn srlinux_ports_have_short_aliases() {
-        assert_eq!(clab_alias("ethernet-1/1").as_deref(), Some("e1-1"));
-        assert_eq!(clab_alias("ethernet-1/3/2").as_deref(), Some("e1-3-2"));
-        assert_eq!(clab_alias("ethernet-1"), None);
-        assert_eq!(clab_alias("Ethernet1/1"), None);
-        assert_eq!(clab_alias("ethernet-1//1"), None);
     }
 }

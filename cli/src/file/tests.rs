@@ -538,39 +538,43 @@ fn bridge_nodes_are_refused() {
 }
 
 #[test]
-fn containerlab_names_ovswire_cannot_use_are_explained() {
-    let (m, line) = load_error("bad-node-name.clab.yml");
-    assert_eq!(line, Some(7), "{m}");
-    assert!(
-        m.starts_with("topology file bad-node-name.clab.yml, line 7: invalid node name \"Leaf_1\""),
-        "{m}"
+fn names_are_kept_as_written_and_mapped_for_kubernetes_and_linux() {
+    let spec = load(&fixture("caps.clab.yml")).unwrap();
+    // Systems get their names; the written ones are kept for showing.
+    assert_eq!(spec.name, "caps-lab");
+    assert_eq!(spec.names.lab.as_deref(), Some("Caps_Lab"));
+    let nodes: Vec<&str> = spec.nodes.keys().map(String::as_str).collect();
+    assert_eq!(nodes, ["leaf-1", "spine1"]);
+    assert_eq!(spec.names.node("leaf-1"), "Leaf_1");
+    assert_eq!(spec.links[0].b.to_string(), "leaf-1:e1-49");
+    assert_eq!(
+        spec.names.endpoint("leaf-1", "e1-49"),
+        "Leaf_1:ethernet-1/49"
     );
-    assert!(
-        m.contains("only lower-case letters, digits, '-' and '.' are allowed; each node becomes a Kubernetes pod: rename it here and in its links"),
-        "{m}"
-    );
+    assert_eq!(spec.names.to_system("Leaf_1:ethernet-1/49"), "leaf-1:e1-49");
 
-    let (m, line) = load_error("bad-interface.clab.yml");
-    assert_eq!(line, Some(10), "{m}");
-    assert!(
-        m.starts_with("topology file bad-interface.clab.yml, line 10: link 1 (srl1:ethernet-1/1 -- srl2:ethernet-1/1): invalid interface name \"ethernet-1/1\""),
-        "{m}"
-    );
-    assert!(
-        m.ends_with("use containerlab's short alias e1-1 instead (it names the same port)"),
-        "{m}"
-    );
+    let spec = load(&fixture("srl-names.clab.yml")).unwrap();
+    assert_eq!(spec.links[0].name(), "srl1:e1-1--srl2:e1-1");
+    assert_eq!(spec.names.endpoint("srl1", "e1-1"), "srl1:ethernet-1/1");
+    assert_eq!(spec.links[1].name(), "sr1:e1-1-c1-1--sr2:e1-1-c1-1");
+    assert_eq!(spec.names.endpoint("sr2", "e1-1-c1-1"), "sr2:1/1/c1/1");
+    assert!(spec.names.nodes.is_empty());
 
-    let (m, _) = error(
-        "name: Big_Lab\ntopology: {nodes: {}}\n",
-        "t.clab.yml",
-        Format::Containerlab,
-    );
+    // Graphs show the written names; the HTML page's link ids are the agent's.
+    let spec = load(&fixture("caps.clab.yml")).unwrap();
+    let unknown = |_: &LabLink| crate::graph::DrawnState::Unknown;
+    let mermaid = crate::graph::mermaid(&spec, &unknown);
     assert!(
-        m.starts_with("topology file t.clab.yml, line 1: invalid lab name \"Big_Lab\""),
-        "{m}"
+        mermaid.contains("[\"Leaf_1\"]") && mermaid.contains("ethernet-1/1 — ethernet-1/49"),
+        "{mermaid}"
     );
-    assert!(m.ends_with("rename the lab"), "{m}");
+    let html = crate::graph::html(&spec, &unknown);
+    assert!(html.contains("<h1>Caps_Lab</h1>"), "{html}");
+    assert!(
+        html.contains("data-link=\"leaf-1:e1-49--spine1:e1-1\""),
+        "{html}"
+    );
+    assert!(html.contains("<td>Leaf_1:ethernet-1/49</td>"), "{html}");
 
     let (m, line) = error(
         "name: x\ntopology:\n  nodes: {r1: {}}\n  links:\n    - endpoints: [r1:eth1, r9:eth1]\n",
@@ -608,12 +612,12 @@ fn semantic_errors_name_the_link_and_its_line() {
             "endpoint \"r2\" must be written node:interface",
         ),
         (
-            "  - endpoints: [r1:eth1, R2:eth1]\n",
-            "invalid node name \"R2\"",
+            "  - endpoints: [r1:eth1, \"__:eth1\"]\n",
+            "node name \"__\" has no letter or digit a Kubernetes name can keep; rename it",
         ),
         (
-            "  - endpoints: [r1:eth1, r2:averyveryverylongname]\n",
-            "shorten it to at most 15 characters",
+            "  - endpoints: [r1:eth1, \"r2:/\"]\n",
+            "interface name \"/\" has nothing Linux can keep; rename it",
         ),
         (
             "  - endpoints: [r1:eth1, r2:eth1]\n    mtu: 70000\n",
@@ -649,6 +653,14 @@ fn semantic_errors_name_the_link_and_its_line() {
         assert!(m.contains(expected), "{expected:?} not in {m}");
         assert_eq!(line, Some(4), "{m}");
     }
+    // Two names of one port, after mapping: refused, naming both.
+    let (m, line) =
+        native("  - endpoints: [r0:ethernet-1/1, r2:eth1]\n  - endpoints: [r0:e1-1, r2:eth2]\n");
+    assert_eq!(line, Some(5), "{m}");
+    assert!(
+        m.ends_with("link 3 (r0:e1-1 -- r2:eth2): r0:e1-1 and r0:ethernet-1/1 are both interface e1-1 on Linux; rename one"),
+        "{m}"
+    );
 
     let (m, line) = error(
         "lab: d\npods: [r1]\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n",
@@ -660,8 +672,11 @@ fn semantic_errors_name_the_link_and_its_line() {
         "{m}"
     );
     assert_eq!(line, Some(4));
-    let (m, line) = error("lab: d\nnodes:\n  r1:\n  Bad:\n", "t", Format::Native);
-    assert!(m.contains("line 4: invalid node name \"Bad\""), "{m}");
+    let (m, line) = error("lab: d\nnodes:\n  r1:\n  \"--\":\n", "t", Format::Native);
+    assert!(
+        m.contains("line 4: node name \"--\" has no letter or digit"),
+        "{m}"
+    );
     assert_eq!(line, Some(4));
     let (m, _) = error("lab: d\npods: [a]\nnodes: {a: }\n", "t", Format::Native);
     assert!(
@@ -676,12 +691,13 @@ fn semantic_errors_name_the_link_and_its_line() {
             Some(2)
         )
     );
-    let (m, _) = error(
+    let spec = parse(
         "lab: d\nlinks:\n  - endpoints: [r1:eth/1, r2:eth1]\n",
         "t",
         Format::Native,
-    );
-    assert!(m.ends_with("rename it, e.g. eth-1"), "{m}");
+    )
+    .unwrap();
+    assert_eq!(spec.links[0].a.ifname, "eth-1");
 
     // Flow style: still found.
     let (m, line) = error(

@@ -67,7 +67,7 @@ pub async fn inspect(lab: &str) -> Result<Vec<NodeView>> {
                     .get(&format!("{n}:{i}"))
                     .cloned()
                     .unwrap_or_else(|| "unknown".into());
-                (i.to_owned(), word)
+                (st.names.ifname(n, i).to_owned(), word)
             })
             .collect();
         let kind = spec
@@ -77,8 +77,8 @@ pub async fn inspect(lab: &str) -> Result<Vec<NodeView>> {
             .to_owned();
         let view = match record {
             NodeRecord::Namespace(ns) => NodeView {
-                lab: lab.to_owned(),
-                name: name.clone(),
+                lab: st.names.lab(lab).to_owned(),
+                name: st.names.node(name).to_owned(),
                 kind_of: "namespace",
                 kind,
                 image: None,
@@ -100,8 +100,8 @@ pub async fn inspect(lab: &str) -> Result<Vec<NodeView>> {
                     None => "unknown (no engine answers)".into(),
                 };
                 NodeView {
-                    lab: lab.to_owned(),
-                    name: name.clone(),
+                    lab: st.names.lab(lab).to_owned(),
+                    name: st.names.node(name).to_owned(),
                     kind_of: "container",
                     kind,
                     image: Some(c.image.clone()),

@@ -230,6 +230,7 @@ mod tests {
                 ("k".to_owned(), node(4, true, None)),
             ]),
             links: Vec::new(),
+            names: Default::default(),
         };
         let keep = BTreeMap::from([("k".to_owned(), "172.20.20.9".parse().unwrap())]);
         let got = addresses(&spec, net("172.20.20.0/24"), &keep).unwrap();

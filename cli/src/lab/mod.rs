@@ -30,6 +30,7 @@ pub use mgmt::MgmtRecord;
 pub use nodes::{ContainerRecord, NodeRecord, node_object_name};
 
 use crate::engine::{Engine, EngineSite, Runtime};
+use crate::names::Names;
 use crate::ovs::{self, OvsChoice, OvsSite};
 use crate::paths::state_dir;
 use crate::process;
@@ -76,6 +77,9 @@ pub struct LabState {
     /// `prevResult`, as a runtime caches it).
     #[serde(deserialize_with = "attached_any_version")]
     pub attached: BTreeMap<String, serde_json::Value>,
+    /// The lab's names as its file writes them, where they differ from the system names.
+    #[serde(default, skip_serializing_if = "Names::is_identity")]
+    pub names: Names,
 }
 
 /// Reads `attached` as this version writes it, or as a list of `[node, ifname]` pairs as
@@ -98,9 +102,15 @@ fn attached_any_version<'de, D: serde::Deserializer<'de>>(
     })
 }
 
-/// A lab's directory.
+/// A lab's directory (`name` as written or as systems take it).
 pub fn dir(name: &str) -> PathBuf {
-    labs_dir().join(name)
+    labs_dir().join(system_name(name))
+}
+
+/// The name systems know lab `name` by: as written when it is a Kubernetes name, else mapped
+/// as [`crate::names::object`] maps it (`Big_Lab` is `big-lab`).
+pub fn system_name(name: &str) -> String {
+    crate::names::object("lab name", name).unwrap_or_else(|_| name.to_owned())
 }
 
 /// Names of the labs that are up on this machine.
@@ -218,7 +228,7 @@ pub fn state(name: &str) -> Result<LabState> {
 /// The name of lab `name`, or of the only lab that is up when it is `None`.
 pub fn the_lab(name: Option<&str>) -> Result<String> {
     match name {
-        Some(n) => Ok(n.to_owned()),
+        Some(n) => Ok(system_name(n)),
         None => match names().as_slice() {
             [one] => Ok(one.clone()),
             [] => bail!("no lab is up; `ovswire lab up FILE` brings one up"),
@@ -299,6 +309,18 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     let started = Instant::now();
     let _lock = tokio::task::block_in_place(|| lock(name))?;
     let mut st = LabState::load(name)?.unwrap_or_else(|| LabState::new(name));
+    if st.file.as_os_str().is_empty() || st.names.lab == spec.names.lab {
+        st.names = spec.names.clone();
+    } else {
+        bail!(
+            "lab {} is up as {} (from {}), and {} also becomes {name} on this machine; rename \
+             one of them, or take that lab down first",
+            st.names.lab(name),
+            name,
+            st.file.display(),
+            spec.names.lab(name)
+        );
+    }
 
     // What can be checked is checked before anything is made.
     let plugin = agent::binary("ovswire-cni")?;
