@@ -248,7 +248,10 @@ pub async fn run(args: Args) -> Result<()> {
     let wires = bind_private(&args.wires_socket).await?;
     let wires_api = api::wires::WiresService::new(agent.clone(), peer_clients.clone());
     let wires_svc = wires_server::WiresServer::new(wires_api.clone());
-    let cni_svc = cni_server::CniServer::new(crate::cni::CniServer::new(agent.clone()));
+    let cni_svc = cni_server::CniServer::new(crate::cni::CniServer::new(
+        agent.clone(),
+        args.host_endpoints,
+    ));
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -740,10 +740,12 @@ async fn topo(cmd: TopoCommand) -> Result<()> {
     match cmd {
         TopoCommand::Render { file: path, pod } => {
             let spec = file::load(&path)?;
+            topo::check(&spec)?;
             print!("{}", topo::to_yaml(&topo::render(&spec, &pod.template()))?);
         }
         TopoCommand::Create { file: path, pod } => {
             let spec = file::load(&path)?;
+            topo::check(&spec)?;
             let client = kube_client().await?;
             topo::create(&client, &topo::render(&spec, &pod.template()), &say).await?;
             say(&format!(

@@ -27,6 +27,11 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
+    /// Whether a link ends in the host (`host:IFNAME`).
+    pub fn has_host_links(&self) -> bool {
+        self.nodes.values().any(NodeSpec::is_host)
+    }
+
     /// Whether any node runs as a container.
     pub fn has_containers(&self) -> bool {
         self.nodes.values().any(NodeSpec::is_container)
@@ -101,9 +106,14 @@ impl NodeSpec {
         self.image.is_some()
     }
 
-    /// Its kind: the file's, or `linux`.
+    /// Its kind: the file's, or `linux`; `host` for the host of `host:IFNAME` endpoints.
     pub fn kind(&self) -> &str {
         self.kind.as_deref().unwrap_or("linux")
+    }
+
+    /// Whether it is the host (`host:IFNAME` endpoints), which ovswire does not make.
+    pub fn is_host(&self) -> bool {
+        self.kind() == "host"
     }
 }
 

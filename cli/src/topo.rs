@@ -66,6 +66,26 @@ pub const INTERFACE_NAMES: &str = "ovswire.io/interface-names";
 /// Annotation of a namespace whose lab the file names otherwise: the name as written.
 pub const LAB_NAME: &str = "ovswire.io/lab-name";
 
+/// Whether lab `spec` can run on Kubernetes; if not, why and what to do.
+pub fn check(spec: &LabSpec) -> Result<()> {
+    if let Some(l) = spec.links.iter().find(|l| {
+        [&l.a, &l.b].iter().any(|e| {
+            spec.nodes
+                .get(&e.node)
+                .is_some_and(crate::spec::NodeSpec::is_host)
+        })
+    }) {
+        anyhow::bail!(
+            "link {} ends in the host, which only a local lab (`ovswire lab up`) has: on \
+             Kubernetes no pod is wired into its node's host; remove the host links for Kubernetes",
+            spec.names.endpoint(&l.a.node, &l.a.ifname)
+                + "--"
+                + &spec.names.endpoint(&l.b.node, &l.b.ifname)
+        );
+    }
+    Ok(())
+}
+
 /// The objects for lab `spec`, in the order they must be created.
 pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
     let ns = spec.name.as_str();

@@ -284,3 +284,87 @@ fn names_as_written_are_taken_and_shown_by_every_command() {
     );
     assert!(!Path::new("/run/netns").join(&leaf_ns).exists());
 }
+
+/// containerlab's links to the host: the host's ends appear where the lab runs, with their
+/// names and MTU, carry frames and IP, lose carrier when the link goes down, and go with the
+/// lab.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn host_links_end_in_the_host() {
+    let node = Testbed::node("hl").unwrap();
+    let lab = lab_name("hl");
+    let cli = Cli::on(&node, &lab);
+    let file = renamed("host-links.clab.yml", node.dir(), "hostlab", &lab);
+    let host = node.netns().name().to_owned();
+
+    let refused = cli.run(&["topo", "render", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ends in the host"),
+        "{refused:?}"
+    );
+
+    let table = cli.up(&file);
+    assert_eq!(table.matches("  up").count(), 3, "{table}");
+    assert_eq!(mtu(&host, "hl-r2"), 1500);
+    let r1 = ovswire_cli::lab::netns_name(&lab, "r1");
+    for (from, from_if, to, to_if) in [(&r1, "eth2", &host, "hl-r1"), (&host, "hl-r1", &r1, "eth2")]
+    {
+        let arrived = send_and_count(from, from_if, to, to_if, Send::frames(20)).unwrap();
+        assert_eq!(
+            (arrived.count, arrived.altered),
+            (20, 0),
+            "{from}:{from_if}"
+        );
+    }
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &host])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["addr", "add", "192.0.2.1/24", "dev", "hl-r2"]);
+    assert!(
+        support::pings(&host, "192.0.2.2"),
+        "the host reaches r2 over its host link"
+    );
+
+    cli.ok(&["link", "down", "r2:eth2", "--lab", &lab]);
+    wait_until("hl-r2 NO-CARRIER", || no_carrier(&host, "hl-r2"));
+    cli.ok(&["link", "up", "host:hl-r2", "--lab", &lab]);
+    wait_until("hl-r2 carrier", || !no_carrier(&host, "hl-r2"));
+
+    cli.ok(&["lab", "down", &lab]);
+    for ifname in ["hl-r1", "hl-r2"] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &host, "link", "show", ifname])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{ifname} is left in the host");
+    }
+
+    // The host's interface names are the user's: one that exists is not taken over.
+    ip(&["link", "add", "hl-r1", "type", "veth", "peer", "name", "hl-mine"]);
+    let mut args = vec!["lab", "up", file.to_str().unwrap()];
+    args.extend(cli.ovs.iter().map(String::as_str));
+    let out = cli.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("hl-r1"),
+        "{stderr}"
+    );
+    cli.ok(&["lab", "down", &lab]);
+    let out = std::process::Command::new("ip")
+        .args(["-n", &host, "link", "show", "hl-r1"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hl-r1@hl-mine"),
+        "the host's own hl-r1 is left alone: {out:?}"
+    );
+}

@@ -41,5 +41,6 @@ pub mod packet;
 pub use enter::{block_on, enter, run, spawn};
 pub use error::{Error, Result};
 pub use namespace::{
-    NETNS_DIR, check_name, check_pod_netns, create, delete, exists, kill_processes, open, path,
+    NETNS_DIR, check_name, check_own_netns, check_pod_netns, create, delete, exists,
+    kill_processes, open, path,
 };

@@ -65,6 +65,32 @@ fn inode(path: &Path) -> Option<u64> {
 /// process's `/proc/PID/ns/net`), and not the caller's own (for an agent on the host network,
 /// the host's). Never blocks: a FIFO or a device is opened without waiting and refused.
 pub fn check_pod_netns(path: &Path) -> Result<()> {
+    if net_namespace(path)? {
+        return Err(Error::NotPodNamespace {
+            path: path.to_owned(),
+            reason: "it is this agent's own network namespace (the host's, for an agent on the \
+                     host network)",
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `path` is the caller's own network namespace: where a lab's host endpoints (a
+/// veth end in the host, containerlab's `host:IFNAME`) go. Never blocks.
+pub fn check_own_netns(path: &Path) -> Result<()> {
+    if !net_namespace(path)? {
+        return Err(Error::NotPodNamespace {
+            path: path.to_owned(),
+            reason: "a host endpoint goes into this agent's own network namespace, and this is \
+                     another",
+        });
+    }
+    Ok(())
+}
+
+/// Whether the network namespace at `path` is the caller's own; an error when `path` is not a
+/// network namespace.
+fn net_namespace(path: &Path) -> Result<bool> {
     use std::os::unix::fs::OpenOptionsExt;
     let not = |reason| Error::NotPodNamespace {
         path: path.to_owned(),
@@ -98,13 +124,7 @@ pub fn check_pod_netns(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
     let own = fs::metadata("/proc/thread-self/ns/net")
         .map_err(|e| Error::io("stat /proc/thread-self/ns/net", e))?;
-    if (meta.dev(), meta.ino()) == (own.dev(), own.ino()) {
-        return Err(not(
-            "it is this agent's own network namespace (the host's, for an agent on the host \
-             network)",
-        ));
-    }
-    Ok(())
+    Ok((meta.dev(), meta.ino()) == (own.dev(), own.ino()))
 }
 
 /// Opens the namespace `name`, for `setns` or for creating an interface inside it.
@@ -318,6 +338,8 @@ mod tests {
         let mnt = check_pod_netns(Path::new("/proc/self/ns/mnt")).unwrap_err();
         assert!(mnt.to_string().contains("another kind"), "{mnt}");
         let own = check_pod_netns(Path::new("/proc/self/ns/net")).unwrap_err();
+        assert!(check_own_netns(Path::new("/proc/self/ns/net")).is_ok());
+        assert!(check_own_netns(Path::new("/proc/self/ns/mnt")).is_err());
         assert!(own.to_string().contains("own network namespace"), "{own}");
         let missing = check_pod_netns(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(missing, Error::Open { .. }), "{missing}");

@@ -10,7 +10,7 @@
 //! # use std::sync::Arc;
 //! # async fn serve<A: ovswire_core::attach::Attacher>(attacher: Arc<A>) {
 //! use ovswire_proto::v1::cni_server;
-//! let service = cni_server::CniServer::new(ovswire_agent::cni::CniServer::new(attacher));
+//! let service = cni_server::CniServer::new(ovswire_agent::cni::CniServer::new(attacher, false));
 //! # let _ = service;
 //! # }
 //! ```
@@ -49,9 +49,13 @@ use result::find_sandbox_interface;
 /// What ADD and CHECK learn from the kernel about a pod: whether its namespace is one, and its
 /// interface as the kernel shows it.
 pub trait Sandbox: Send + Sync + 'static {
-    /// Whether `netns` can be a pod's network namespace (see
+    /// Whether `netns` can be the network namespace of pod `pod` (see
     /// [`ovswire_netns::check_pod_netns`]); the CNI error saying why not, otherwise.
-    fn check_netns(&self, netns: &Path) -> impl Future<Output = Result<(), CniError>> + Send;
+    fn check_netns(
+        &self,
+        netns: &Path,
+        pod: &str,
+    ) -> impl Future<Output = Result<(), CniError>> + Send;
 
     /// Interface `ifname` in the namespace at `netns`; `None` if it is not there.
     fn pod_link(
@@ -61,22 +65,37 @@ pub trait Sandbox: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<PodLink>, String>> + Send;
 }
 
+/// The pod name of a local lab's host endpoints (containerlab's `host:IFNAME`): its interfaces
+/// go into the agent's own network namespace.
+pub const HOST_POD: &str = "host";
+
 /// The real [`Sandbox`]: asks the kernel over netlink from inside the pod's namespace.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Netlink;
+pub struct Netlink {
+    /// Whether pod [`HOST_POD`] is the agent's own namespace (a local lab's agent), rather than
+    /// a pod like any other (a cluster node's agent, where no pod may be wired into the host).
+    pub host_endpoints: bool,
+}
 
 impl Sandbox for Netlink {
-    async fn check_netns(&self, netns: &Path) -> Result<(), CniError> {
+    async fn check_netns(&self, netns: &Path, pod: &str) -> Result<(), CniError> {
         let path = netns.to_owned();
-        let checked = tokio::task::spawn_blocking(move || ovswire_netns::check_pod_netns(&path))
-            .await
-            .map_err(|e| {
-                CniError::new(
-                    Code::Internal,
-                    format!("checking CNI_NETNS {} failed: {e}", netns.display()),
-                    "see the ovswire-agent log on this node",
-                )
-            })?;
+        let host = self.host_endpoints && pod == HOST_POD;
+        let checked = tokio::task::spawn_blocking(move || {
+            if host {
+                ovswire_netns::check_own_netns(&path)
+            } else {
+                ovswire_netns::check_pod_netns(&path)
+            }
+        })
+        .await
+        .map_err(|e| {
+            CniError::new(
+                Code::Internal,
+                format!("checking CNI_NETNS {} failed: {e}", netns.display()),
+                "see the ovswire-agent log on this node",
+            )
+        })?;
         checked.map_err(|e| match e {
             ovswire_netns::Error::NotPodNamespace { .. } => CniError::new(
                 Code::InvalidEnv,
@@ -131,9 +150,10 @@ impl<A, S> fmt::Debug for CniServer<A, S> {
 }
 
 impl<A: Attacher> CniServer<A> {
-    /// A service that attaches pods through `attacher` and inspects them over netlink.
-    pub fn new(attacher: Arc<A>) -> Self {
-        Self::with_sandbox(attacher, Netlink)
+    /// A service that attaches pods through `attacher` and inspects them over netlink; with
+    /// `host_endpoints`, pod [`HOST_POD`]'s interfaces go into the agent's own namespace.
+    pub fn new(attacher: Arc<A>, host_endpoints: bool) -> Self {
+        Self::with_sandbox(attacher, Netlink { host_endpoints })
     }
 }
 
@@ -177,9 +197,9 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         check_container_id(&req.container_id)?;
         check_cni_ifname(&req.ifname)?;
         check_netns(&req.netns)?;
-        self.check_sandbox(&req.netns).await?;
         conf.check_supported()?;
         let pod = PodIdentity::resolve(&req.args, &conf.cni_args)?;
+        self.check_sandbox(&req.netns, &pod.name).await?;
         let key = EndpointKey::new(&pod.namespace, &pod.name, &req.ifname).map_err(|e| {
             CniError::new(
                 Code::InvalidEnv,
@@ -204,9 +224,10 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         Ok(result.to_string().into_bytes())
     }
 
-    /// Refuses a `CNI_NETNS` that is not a pod's network namespace, before anything is made.
-    async fn check_sandbox(&self, netns: &str) -> Result<()> {
-        self.sandbox.check_netns(Path::new(netns)).await
+    /// Refuses a `CNI_NETNS` that is not pod `pod`'s network namespace, before anything is
+    /// made.
+    async fn check_sandbox(&self, netns: &str, pod: &str) -> Result<()> {
+        self.sandbox.check_netns(Path::new(netns), pod).await
     }
 
     async fn run_del(&self, req: &proto::CniRequest) -> Result<Vec<u8>> {
@@ -224,7 +245,10 @@ impl<A: Attacher, S: Sandbox> Inner<A, S> {
         check_container_id(&req.container_id)?;
         check_cni_ifname(&req.ifname)?;
         check_netns(&req.netns)?;
-        self.check_sandbox(&req.netns).await?;
+        let pod = PodIdentity::resolve(&req.args, &conf.cni_args)
+            .map(|p| p.name)
+            .unwrap_or_default();
+        self.check_sandbox(&req.netns, &pod).await?;
         let (id, ifname, netns) = (&req.container_id, &req.ifname, &req.netns);
         let failed = |msg: String| {
             CniError::new(

@@ -101,7 +101,7 @@ struct FakeLinks(Arc<Fake>);
 const NOT_A_POD_NETNS: &str = "/proc/self/ns/net";
 
 impl Sandbox for FakeLinks {
-    async fn check_netns(&self, netns: &Path) -> Result<(), CniError> {
+    async fn check_netns(&self, netns: &Path, _pod: &str) -> Result<(), CniError> {
         if netns == Path::new(NOT_A_POD_NETNS) {
             return Err(CniError::new(
                 Code::InvalidEnv,

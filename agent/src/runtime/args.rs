@@ -55,6 +55,11 @@ pub struct Args {
         default_value = "/run/ovswire/wires.sock"
     )]
     pub wires_socket: PathBuf,
+    /// Wire the interfaces of pod `host` into the agent's own network namespace (a local lab's
+    /// host endpoints, containerlab's `host:IFNAME`). Off on cluster nodes, where no pod may be
+    /// wired into the host; `ovswire lab up` turns it on for its labs' agents.
+    #[arg(long, env = "OVSWIRE_HOST_ENDPOINTS")]
+    pub host_endpoints: bool,
     /// Also serve the Wires service on this TCP address, to clients presenting the token of
     /// --wires-token-file; loopback only unless --wires-listen-remote is given.
     #[arg(long, env = "OVSWIRE_WIRES_LISTEN", requires = "wires_token_file")]

@@ -220,6 +220,10 @@ pub(super) fn endpoints_with_addrs(written: &[String]) -> Result<Vec<EndpointSpe
         .collect()
 }
 
+/// The node name of the host in endpoints (`host:IFNAME`, containerlab's): the link's other end
+/// is an interface of that name in the host.
+pub(crate) const HOST_NODE: &str = "host";
+
 /// Runs the checks every format shares and builds the [`LabSpec`]: names as written are
 /// checked and mapped to the names systems need (see [`crate::names`]), which the spec carries,
 /// with the written ones kept in [`LabSpec::names`] for showing them back.
@@ -275,6 +279,15 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         Some(declared) => {
             let mut seen = BTreeMap::new();
             for (position, n) in declared.nodes.into_iter().enumerate() {
+                if n.name == HOST_NODE {
+                    return Err(doc.invalid(
+                        &n.at,
+                        format!(
+                            "node {HOST_NODE} is the host in endpoints like {HOST_NODE}:eth1 (a \
+                             veth to the host); rename the node"
+                        ),
+                    ));
+                }
                 if seen.insert(n.name.clone(), position).is_some() {
                     return Err(doc.invalid(
                         &n.at,
@@ -315,6 +328,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         let mut ends = Vec::with_capacity(2);
         for e in [&a, &b] {
             if let Some(under) = under
+                && e.node != HOST_NODE
                 && !seen_declared(&nodes, &node_names, &e.node)
             {
                 return Err(fail(&format!(
@@ -340,6 +354,11 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             });
         }
         let [sa, sb] = <[EndpointSpec; 2]>::try_from(ends).expect("two ends were mapped");
+        if sa.node == HOST_NODE && sb.node == HOST_NODE {
+            return Err(fail(
+                "both ends are in the host; a host link joins a node's interface to the host",
+            ));
+        }
         if sa.node == sb.node && sa.ifname == sb.ifname {
             return Err(fail(&format!(
                 "both ends are {a}; a link needs two different interfaces"
@@ -379,6 +398,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             let position = nodes.len();
             nodes.entry(s.node.clone()).or_insert_with(|| NodeSpec {
                 position,
+                kind: (s.node == HOST_NODE).then(|| HOST_NODE.to_owned()),
                 ..NodeSpec::default()
             });
         }

@@ -6,9 +6,10 @@
 //! use for (type, ports, cpu...) are ignored. `${VAR}`, `${VAR:-default}` and `${VAR:=default}`
 //! are replaced by the environment before parsing, as containerlab does. Links are veth links, in
 //! brief (`endpoints: ["r1:eth1", "r2:eth1"]`) or extended form (`type: veth`, endpoints as
-//! `{node, interface, ipv4, ipv6}`); links to the host, the management network, macvlans, vxlans
-//! or dummies, and bridge nodes, have no ovswire equivalent and are refused with a message saying
-//! so.
+//! `{node, interface, ipv4, ipv6}`); links to the host (`host:IFNAME` endpoints, `type: host`
+//! links) are veths whose other end is in the host. Links to the management network, macvlans,
+//! vxlans or dummies, and bridge nodes, have no ovswire equivalent and are refused with a message
+//! saying so and what to do instead.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,21 +24,46 @@ use super::node::{ClabNode, InOrder, Settings};
 use crate::kinds;
 use crate::spec::{EndpointSpec, LabSpec};
 
-/// Special node names of brief endpoints (`host:veth1`), and what they stand for.
-const SPECIAL_ENDPOINTS: [(&str, &str); 3] = [
-    ("host", "the container host"),
-    ("mgmt-net", "containerlab's management network"),
-    ("macvlan", "a macvlan interface on the host"),
+/// Special node names of brief endpoints ovswire does not wire (`macvlan:eth0`), what they
+/// stand for, and what to do instead. (`host:IFNAME` is wired: a veth to the host.)
+const SPECIAL_ENDPOINTS: [(&str, &str, &str); 2] = [
+    (
+        "mgmt-net",
+        "containerlab's management network",
+        "reach container nodes at their management address (eth0), or use host:IFNAME for a \
+         veth to the host",
+    ),
+    (
+        "macvlan",
+        "a macvlan interface on the host",
+        "use host:IFNAME for a veth to the host, and bridge or route from there",
+    ),
 ];
 
-/// Link types that are not node-to-node veth cables, and what they are.
-const UNSUPPORTED_LINK_TYPES: [(&str, &str); 6] = [
-    ("host", "a veth to the container host"),
-    ("mgmt-net", "a veth to containerlab's management network"),
-    ("macvlan", "a macvlan on a host interface"),
-    ("vxlan", "a VXLAN tunnel to another host"),
-    ("vxlan-stitch", "a VXLAN tunnel to another host"),
-    ("dummy", "a dummy interface"),
+/// Link types that are not node-to-node veth cables (or `host`), what they are, and what to
+/// do instead.
+const UNSUPPORTED_LINK_TYPES: [(&str, &str, &str); 5] = [
+    (
+        "mgmt-net",
+        "a veth to containerlab's management network",
+        "reach container nodes at their management address (eth0), or use type: host",
+    ),
+    (
+        "macvlan",
+        "a macvlan on a host interface",
+        "use type: host for a veth to the host, and bridge or route from there",
+    ),
+    (
+        "vxlan",
+        "a VXLAN tunnel to another host",
+        "run the lab on Kubernetes, where ovswire's agents wire nodes across machines",
+    ),
+    (
+        "vxlan-stitch",
+        "a VXLAN tunnel to another host",
+        "run the lab on Kubernetes, where ovswire's agents wire nodes across machines",
+    ),
+    ("dummy", "a dummy interface", "remove the link"),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +119,9 @@ struct Link {
     endpoint: Option<Endpoint>,
     #[serde(default)]
     mtu: Option<u32>,
+    /// The host's end of a `type: host` link.
+    #[serde(default, rename = "host-interface")]
+    host_interface: Option<String>,
 }
 
 /// A link endpoint, brief (`"r1:eth1"`) or extended (`{node: r1, interface: eth1}`).
@@ -282,16 +311,18 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
     let kind = link.kind.as_deref().map(|k| k.trim().to_ascii_lowercase());
     match kind.as_deref() {
         None | Some("veth" | "brief") => {}
+        Some("host") => return host_link(link, at.clone(), &fail),
         Some(kind) => {
             return Err(fail(
-                &match UNSUPPORTED_LINK_TYPES.iter().find(|(k, _)| *k == kind) {
-                    Some((_, what)) => format!(
-                        "containerlab link type {kind} ({what}) is not supported: ovswire wires veth \
-                     links between two nodes only; remove the link"
+                &match UNSUPPORTED_LINK_TYPES.iter().find(|(k, ..)| *k == kind) {
+                    Some((_, what, instead)) => format!(
+                        "containerlab link type {kind} ({what}) is not supported: ovswire wires \
+                         veth links between nodes and to the host; {instead}"
                     ),
                     None => format!(
                         "unknown containerlab link type {kind:?}; ovswire wires veth links between \
-                     two nodes only (type: veth, or brief endpoints without a type)"
+                     nodes (type: veth, or brief endpoints without a type) and to the host \
+                     (type: host)"
                     ),
                 },
             ));
@@ -308,10 +339,11 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
         let spec = match endpoint {
             Endpoint::Brief(s) => {
                 let (spec, _) = check::split_endpoint(s, false).map_err(|m| fail(&m))?;
-                if let Some((_, what)) = SPECIAL_ENDPOINTS.iter().find(|(n, _)| *n == spec.node) {
+                if let Some((_, what, instead)) =
+                    SPECIAL_ENDPOINTS.iter().find(|(n, ..)| *n == spec.node)
+                {
                     return Err(fail(&format!(
-                        "endpoint {s} connects to {what}, which ovswire does not wire: it wires \
-                         veth links between two nodes only; remove the link"
+                        "endpoint {s} connects to {what}, which ovswire does not wire; {instead}"
                     )));
                 }
                 spec
@@ -333,6 +365,46 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
     }
     Ok(DraftLink {
         endpoints: specs,
+        mtu: link.mtu,
+        down: false,
+        impair: Default::default(),
+        at,
+    })
+}
+
+/// A `type: host` link: its `endpoint` (a node's interface) and `host-interface` (the name of
+/// the veth end in the host), as a link between the node and [`check::HOST_NODE`].
+fn host_link(
+    link: &Link,
+    at: Vec<Step>,
+    fail: &dyn Fn(&str) -> FileError,
+) -> Result<DraftLink, FileError> {
+    let Some(Endpoint::Extended(e)) = &link.endpoint else {
+        return Err(fail(
+            "a type: host link needs endpoint: {node: ..., interface: ...} and host-interface",
+        ));
+    };
+    let Some(host_if) = &link.host_interface else {
+        return Err(fail(
+            "a type: host link needs host-interface: the name of its end in the host",
+        ));
+    };
+    let mut spec = EndpointSpec {
+        node: e.node.clone(),
+        ifname: e.interface.clone(),
+        addrs: Vec::new(),
+    };
+    for addr in e.ipv4.iter().chain(&e.ipv6) {
+        let cidr = check::parse_addr(&spec, addr).map_err(|m| fail(&m))?;
+        spec.addrs.push(cidr);
+    }
+    let host = EndpointSpec {
+        node: check::HOST_NODE.to_owned(),
+        ifname: host_if.clone(),
+        addrs: Vec::new(),
+    };
+    Ok(DraftLink {
+        endpoints: vec![spec, host],
         mtu: link.mtu,
         down: false,
         impair: Default::default(),

@@ -470,25 +470,47 @@ fn a_reused_interface_names_both_links() {
 }
 
 #[test]
-fn links_to_the_host_and_other_special_endpoints_are_refused() {
-    let (m, line) = load_error("bad-host-link.clab.yml");
-    assert_eq!(
-        m,
-        "topology file bad-host-link.clab.yml, line 8: link 1 (host:r1-eth1 -- r1:eth1): \
-         endpoint host:r1-eth1 connects to the container host, which ovswire does not wire: it \
-         wires veth links between two nodes only; remove the link"
+fn links_to_the_host_are_wired_and_other_special_endpoints_refused() {
+    let spec = load(&fixture("host-links.clab.yml")).unwrap();
+    assert_eq!(spec.links.len(), 3);
+    assert_eq!(spec.links[1].name(), "r1:eth2--host:hl-r1");
+    let host_link = &spec.links[2];
+    assert_eq!(host_link.name(), "r2:eth2--host:hl-r2");
+    assert_eq!(host_link.mtu, Some(1500));
+    assert_eq!(host_link.a.addrs[0].to_string(), "192.0.2.2/24");
+    assert!(spec.nodes["host"].is_host() && !spec.nodes["r1"].is_host());
+    assert!(spec.has_host_links());
+    let topo_error = crate::topo::check(&spec).unwrap_err().to_string();
+    assert!(topo_error.contains("only a local lab"), "{topo_error}");
+
+    let (m, line) = error(
+        "name: x\ntopology:\n  nodes:\n    host: {}\n",
+        "t.clab.yml",
+        Format::Containerlab,
     );
-    assert_eq!(line, Some(8));
+    assert_eq!(line, Some(4), "{m}");
+    assert!(
+        m.contains("node host is the host in endpoints like host:eth1"),
+        "{m}"
+    );
+    let (m, _) = error(
+        "lab: x\nlinks:\n  - endpoints: [host:a, host:b]\n",
+        "t",
+        Format::Native,
+    );
+    assert!(m.contains("both ends are in the host"), "{m}");
 
     let head = "name: x\ntopology:\n  nodes:\n    r1: {}\n    r2: {}\n  links:\n";
     let cases = [
         (
             "    - endpoints: [r1:eth1, mgmt-net:r1-eth1]\n",
-            "connects to containerlab's management network",
+            "connects to containerlab's management network, which ovswire does not wire; reach \
+             container nodes at their management address (eth0), or use host:IFNAME",
         ),
         (
             "    - endpoints: [\"macvlan:enp0s3\", r1:eth1]\n",
-            "connects to a macvlan",
+            "connects to a macvlan interface on the host, which ovswire does not wire; use \
+             host:IFNAME",
         ),
         (
             "    - type: macvlan\n      endpoint: {node: r1, interface: eth1}\n      host-interface: enp0s3\n",
@@ -496,15 +518,16 @@ fn links_to_the_host_and_other_special_endpoints_are_refused() {
         ),
         (
             "    - type: vxlan\n      endpoint: {node: r1, interface: eth1}\n      remote: 10.0.0.20\n      vni: 100\n",
-            "link type vxlan (a VXLAN tunnel to another host)",
+            "link type vxlan (a VXLAN tunnel to another host) is not supported: ovswire wires \
+             veth links between nodes and to the host; run the lab on Kubernetes",
         ),
         (
             "    - type: dummy\n      endpoint: {node: r1, interface: eth1}\n",
             "link type dummy",
         ),
         (
-            "    - type: host\n      endpoint: {node: r1, interface: eth1}\n      host-interface: r1-eth1\n",
-            "link type host",
+            "    - type: host\n      endpoint: {node: r1, interface: eth1}\n",
+            "a type: host link needs host-interface",
         ),
         (
             "    - type: Teleport\n      endpoints: [r1:eth1, r2:eth1]\n",

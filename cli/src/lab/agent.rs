@@ -59,6 +59,7 @@ pub(super) async fn start_agent(st: &mut LabState, ovs: &OvsSite, topology: &Pat
         .arg(format!("--cni-socket={}", st.cni_socket().display()))
         .arg(format!("--wires-socket={}", st.wires_socket().display()))
         .arg(format!("--node-name={host}"))
+        .arg("--host-endpoints")
         // Its log is for people: errors without Rust backtraces.
         .env("RUST_LIB_BACKTRACE", "0")
         .stdin(std::process::Stdio::null())

@@ -91,6 +91,17 @@ pub async fn inspect(lab: &str) -> Result<Vec<NodeView>> {
                 mgmt_ipv4: None,
                 interfaces,
             },
+            NodeRecord::Host => NodeView {
+                lab: st.names.lab(lab).to_owned(),
+                name: name.clone(),
+                kind_of: "host",
+                kind,
+                image: None,
+                object: "-".into(),
+                state: "running".into(),
+                mgmt_ipv4: None,
+                interfaces,
+            },
             NodeRecord::Container(c) => {
                 let state = match &engine {
                     Some(e) => match e.container(&c.id).await? {
@@ -168,6 +179,9 @@ async fn locate(lab: &str, node: &str) -> Result<Place> {
             st.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
         Some(NodeRecord::Namespace(ns)) => Ok(Place::Namespace(ns.clone())),
+        Some(NodeRecord::Host) => {
+            bail!("{node} is the host of lab {lab}'s host links, not a node; run the command here")
+        }
         Some(NodeRecord::Container(c)) => {
             let engine = st.engine().await?.ok_or_else(|| {
                 anyhow!("node {node} is a container, but the lab records no container engine")
@@ -287,6 +301,7 @@ pub async fn save(lab: &str, out: &Path) -> Result<BTreeMap<String, Saved>> {
                 );
                 continue;
             }
+            NodeRecord::Host => continue,
         };
         let engine = engine
             .as_ref()

@@ -405,6 +405,10 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     let mut renew = BTreeSet::new();
     let mut fresh = BTreeSet::new();
     for (node, n) in spec.nodes_in_file_order() {
+        if n.is_host() {
+            st.nodes.insert(node.clone(), NodeRecord::Host);
+            continue;
+        }
         if !n.is_container() {
             if matches!(st.nodes.get(node), Some(NodeRecord::Container(_))) {
                 nodes::remove(engine.as_ref(), node, &st.nodes[node], Vec::new()).await?;

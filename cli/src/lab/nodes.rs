@@ -26,7 +26,13 @@ pub enum NodeRecord {
     Namespace(String),
     /// A container.
     Container(ContainerRecord),
+    /// The host, whose interfaces `host:IFNAME` endpoints are: nothing is made for it.
+    Host,
 }
+
+/// The network namespace of `host:IFNAME` endpoints: the one `ovswire` and the lab's agent run
+/// in (each reads the path as its own).
+pub(super) const HOST_NETNS: &str = "/proc/self/ns/net";
 
 /// A node container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,13 +55,14 @@ impl NodeRecord {
         match self {
             Self::Namespace(name) => Some(ovswire_netns::path(name)),
             Self::Container(c) => c.netns.clone(),
+            Self::Host => Some(PathBuf::from(HOST_NETNS)),
         }
     }
 
     /// The container, for a container node.
     pub fn container(&self) -> Option<&ContainerRecord> {
         match self {
-            Self::Namespace(_) => None,
+            Self::Namespace(_) | Self::Host => None,
             Self::Container(c) => Some(c),
         }
     }
@@ -439,6 +446,18 @@ pub(super) async fn remove(
             .context("the thread removing a namespace failed")?
             .with_context(|| format!("remove node {name}"))
         }
+        NodeRecord::Host => {
+            // The host's ends of its links; removing one removes its veth pair.
+            ovswire_netns::spawn(PathBuf::from(HOST_NETNS), |h| async move {
+                for ifname in ifnames {
+                    ovswire_netns::link::delete(&h, &ifname).await?;
+                }
+                Ok::<_, ovswire_netns::Error>(())
+            })
+            .await
+            .and_then(|deleted| deleted)
+            .context("remove the host's ends of the lab's host links")
+        }
         NodeRecord::Container(c) => match engine {
             Some(engine) => engine.remove(&c.id).await,
             None => bail!(
@@ -491,6 +510,7 @@ pub(super) async fn sh(
                 .await?;
             Ok((code == 0, format!("exit code {code}")))
         }
+        NodeRecord::Host => bail!("the host is not a node of the lab; it runs no commands"),
     }
 }
 
