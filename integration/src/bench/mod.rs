@@ -35,6 +35,11 @@ impl Report {
         self.fields.insert(key.to_owned(), value.into());
     }
 
+    /// Its figures (all but the scenario's name), in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.fields.iter().filter(|(k, _)| *k != "scenario")
+    }
+
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         Value::Object(self.fields.clone()).to_string()
