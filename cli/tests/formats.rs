@@ -349,7 +349,9 @@ fn host_links_end_in_the_host() {
     }
 
     // The host's interface names are the user's: one that exists is not taken over.
-    ip(&["link", "add", "hl-r1", "type", "veth", "peer", "name", "hl-mine"]);
+    ip(&[
+        "link", "add", "hl-r1", "type", "veth", "peer", "name", "hl-mine",
+    ]);
     let mut args = vec!["lab", "up", file.to_str().unwrap()];
     args.extend(cli.ovs.iter().map(String::as_str));
     let out = cli.run(&args);

@@ -293,22 +293,28 @@ const KNOWN_ARGS: [&str; 5] = [
 ];
 
 impl PodIdentity {
-    /// Reads the pod from `CNI_ARGS`, falling back to the configuration's `args.cni`.
-    /// `CNI_ARGS` wins: it comes from the runtime, `args.cni` from the pod's annotation.
+    /// Reads the pod from `CNI_ARGS`, which the runtime sets. The configuration's `args.cni`
+    /// comes from the pod's own annotation (Multus's `cni-args`), so it never names the pod: one
+    /// that names another pod or lab than `CNI_ARGS` does is refused.
     pub fn resolve(cni_args: &str, conf_args: &Map<String, Value>) -> Result<Self> {
         let env = parse_cni_args(cni_args)?;
         let get = |key: &str| -> Result<(String, Code, String)> {
-            if let Some(v) = env.iter().find(|(k, _)| k == key) {
-                return Ok((v.1.clone(), Code::InvalidEnv, format!("CNI_ARGS {key}")));
+            let runtime = env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            if let Some(claimed) = conf_args.get(key)
+                && runtime.as_deref() != claimed.as_str()
+            {
+                return Err(invalid(
+                    format!(
+                        "args.cni.{key} is {claimed}, but the pod is {} by CNI_ARGS",
+                        runtime.as_deref().unwrap_or("not named")
+                    ),
+                    "args.cni comes from the pod's annotation and cannot choose its lab or \
+                     router; remove it from the pod's cni-args (the runtime names the pod in \
+                     CNI_ARGS)",
+                ));
             }
-            match conf_args.get(key) {
-                Some(Value::String(s)) => {
-                    Ok((s.clone(), Code::InvalidConfig, format!("args.cni.{key}")))
-                }
-                Some(other) => Err(invalid(
-                    format!("args.cni.{key} must be a string, not {other}"),
-                    "write it as a string",
-                )),
+            match runtime {
+                Some(v) => Ok((v, Code::InvalidEnv, format!("CNI_ARGS {key}"))),
                 None => Err(CniError::new(
                     Code::InvalidEnv,
                     format!("CNI_ARGS has no {key}"),

@@ -137,7 +137,10 @@ async fn ptp_baseline(node: &ovswire_testbed::Node, pods: usize, ifaces: usize) 
             .container_id(format!("ptp-q{i}"))
             .netns(&paths[i])
             .ifname(format!("eth{j}"))
-            .args(&[(K8S_POD_NAMESPACE, "bench"), (K8S_POD_NAME, &format!("q{i}"))])
+            .args(&[
+                (K8S_POD_NAMESPACE, "bench"),
+                (K8S_POD_NAME, &format!("q{i}")),
+            ])
             .config(conf(j));
         let t = Instant::now();
         ovswire_netns::run(&host, || invocation.run())?

@@ -158,17 +158,32 @@ fn env_is_checked() {
 }
 
 #[test]
-fn pod_identity_comes_from_cni_args_then_conf() {
+fn pod_identity_comes_from_cni_args_only() {
     let none = Map::new();
     let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=r1;K8S_POD_UID=u;FOO=bar";
     let id = PodIdentity::resolve(args, &none).unwrap();
     assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab", "r1"));
 
+    // A pod's annotation (args.cni) cannot fill in, or change, its lab or name.
     let mut conf_args = Map::new();
     conf_args.insert(K8S_POD_NAMESPACE.into(), "lab2".into());
-    conf_args.insert(K8S_POD_NAME.into(), "r2".into());
-    let id = PodIdentity::resolve("K8S_POD_NAME=r1", &conf_args).unwrap();
-    assert_eq!((id.namespace.as_str(), id.name.as_str()), ("lab2", "r1"));
+    let err = PodIdentity::resolve("K8S_POD_NAME=r1", &conf_args).unwrap_err();
+    assert_eq!(err.code, Code::InvalidConfig, "{err:?}");
+    assert!(
+        err.msg.contains("args.cni.K8S_POD_NAMESPACE is \"lab2\""),
+        "{err:?}"
+    );
+    let err = PodIdentity::resolve(args, &conf_args).unwrap_err();
+    assert!(
+        err.msg.contains("but the pod is lab by CNI_ARGS"),
+        "{err:?}"
+    );
+    // The same names as the runtime's are harmless.
+    conf_args.insert(K8S_POD_NAMESPACE.into(), "lab".into());
+    conf_args.insert(K8S_POD_NAME.into(), "r1".into());
+    assert!(PodIdentity::resolve(args, &conf_args).is_ok());
+    conf_args.insert(K8S_POD_NAME.into(), 5.into());
+    assert_eq!(code(PodIdentity::resolve(args, &conf_args)), 7);
 
     assert_eq!(
         code(PodIdentity::resolve("K8S_POD_NAMESPACE=lab", &none)),
@@ -181,17 +196,6 @@ fn pod_identity_comes_from_cni_args_then_conf() {
         )),
         4
     );
-    assert_eq!(
-        code(PodIdentity::resolve("K8S_POD_NAME=r1;FOO=1", &conf_args)),
-        4
-    );
-    assert_eq!(code(PodIdentity::resolve("K8S_POD_NAME", &conf_args)), 4);
-    assert_eq!(
-        code(PodIdentity::resolve("IgnoreUnknown=maybe", &conf_args)),
-        4
-    );
-    conf_args.insert(K8S_POD_NAME.into(), "Bad_Name".into());
-    assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
-    conf_args.insert(K8S_POD_NAME.into(), 5.into());
-    assert_eq!(code(PodIdentity::resolve("", &conf_args)), 7);
+    assert_eq!(code(PodIdentity::resolve("K8S_POD_NAME", &none)), 4);
+    assert_eq!(code(PodIdentity::resolve("IgnoreUnknown=maybe", &none)), 4);
 }
