@@ -6,6 +6,7 @@ pub mod cni;
 pub mod flap;
 pub mod floor;
 pub mod flows;
+pub mod idle;
 pub mod impair;
 pub mod lab;
 pub mod latency;

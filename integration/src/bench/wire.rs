@@ -225,8 +225,9 @@ pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) 
         .count())
 }
 
-/// Runs the scenario for one size on `nodes` nodes.
-pub async fn run(links: usize, nodes: usize) -> Result<Report> {
+/// Runs the scenario for one size on `nodes` nodes; with `idle_s` > 0 (one node), then
+/// watches the agent that long with every link up and nothing changing.
+pub async fn run(links: usize, nodes: usize, idle_s: u64) -> Result<Report> {
     ensure!(
         (1..=15_000).contains(&links),
         "--links must be between 1 and 15000"
@@ -236,13 +237,13 @@ pub async fn run(links: usize, nodes: usize) -> Result<Report> {
         "--nodes must be 1 (every pod on one node) or 2 (about half the links across nodes)"
     );
     if nodes == 1 {
-        one_node(links).await
+        one_node(links, idle_s).await
     } else {
         two_nodes(links).await
     }
 }
 
-async fn one_node(links: usize) -> Result<Report> {
+async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
     let mut report = Report::new("wire");
     report.set("links", links);
     let node = Testbed::node("bench-wire")?;
@@ -286,6 +287,17 @@ async fn one_node(links: usize) -> Result<Report> {
     if let Some((rss, cpu)) = usage(agent.pid()) {
         report.set("agent_rss_mb", rss);
         report.set("agent_cpu_s", cpu);
+    }
+    if idle_s > 0 {
+        progress(&format!("watching the idle agent for {idle_s} s"));
+        let idle = super::idle::watch(&node, "ovsbr0", agent.pid(), idle_s).await?;
+        report.set("idle_s", idle.secs);
+        report.set("idle_ovsdb_changes", idle.ovsdb_changes);
+        report.set("idle_flow_changes", idle.flow_changes);
+        report.set("idle_agent_cpu_percent", idle.agent_cpu_percent);
+        if let Some((rss, _)) = usage(agent.pid()) {
+            report.set("agent_rss_mb_after_idle", rss);
+        }
     }
     drop(agent);
     drop(pod_ns);

@@ -43,6 +43,10 @@ enum Scenario {
         /// across nodes (VXLAN).
         #[arg(long, default_value_t = 1)]
         nodes: usize,
+        /// Then watch the idle agent this many seconds (one node): the OVSDB rows and flows it
+        /// changes, and its CPU.
+        #[arg(long, default_value_t = 0)]
+        idle: u64,
     },
     /// CNI ADD latency through the real ovswire-cni binary, every pod added at once.
     Cni {
@@ -144,9 +148,13 @@ async fn main() -> Result<()> {
                 print(bench::latency::run(n, nodes, mtu).await?);
             }
         }
-        Scenario::Wire { ref links, nodes } => {
+        Scenario::Wire {
+            ref links,
+            nodes,
+            idle,
+        } => {
             for &n in links {
-                print(bench::wire::run(n, nodes).await?);
+                print(bench::wire::run(n, nodes, idle).await?);
             }
         }
     }
