@@ -167,6 +167,19 @@ pub(super) struct DraftLink {
     pub(super) at: Vec<Step>,
 }
 
+impl DraftLink {
+    /// A link brought up as it is (no state or impairment written).
+    pub(super) fn up(endpoints: Vec<EndpointSpec>, mtu: Option<u32>, at: Vec<Step>) -> Self {
+        Self {
+            endpoints,
+            mtu,
+            down: false,
+            impair: Default::default(),
+            at,
+        }
+    }
+}
+
 /// `r1:eth1 -- r2:eth1`, naming a link in errors.
 pub(super) fn label<T: std::fmt::Display>(endpoints: &[T]) -> String {
     let names: Vec<String> = endpoints.iter().map(ToString::to_string).collect();

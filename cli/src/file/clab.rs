@@ -142,6 +142,22 @@ struct ExtendedEndpoint {
     ipv6: Option<String>,
 }
 
+impl ExtendedEndpoint {
+    /// The endpoint with its addresses; `Err` says which address is wrong.
+    fn spec(&self) -> Result<EndpointSpec, String> {
+        let mut spec = EndpointSpec {
+            node: self.node.clone(),
+            ifname: self.interface.clone(),
+            addrs: Vec::new(),
+        };
+        for addr in self.ipv4.iter().chain(&self.ipv6) {
+            let cidr = check::parse_addr(&spec, addr)?;
+            spec.addrs.push(cidr);
+        }
+        Ok(spec)
+    }
+}
+
 impl<'de> Deserialize<'de> for Endpoint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct EndpointVisitor;
@@ -348,28 +364,11 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
                 }
                 spec
             }
-            Endpoint::Extended(e) => {
-                let mut spec = EndpointSpec {
-                    node: e.node.clone(),
-                    ifname: e.interface.clone(),
-                    addrs: Vec::new(),
-                };
-                for addr in e.ipv4.iter().chain(&e.ipv6) {
-                    let cidr = check::parse_addr(&spec, addr).map_err(|m| fail(&m))?;
-                    spec.addrs.push(cidr);
-                }
-                spec
-            }
+            Endpoint::Extended(e) => e.spec().map_err(|m| fail(&m))?,
         };
         specs.push(spec);
     }
-    Ok(DraftLink {
-        endpoints: specs,
-        mtu: link.mtu,
-        down: false,
-        impair: Default::default(),
-        at,
-    })
+    Ok(DraftLink::up(specs, link.mtu, at))
 }
 
 /// A `type: host` link: its `endpoint` (a node's interface) and `host-interface` (the name of
@@ -389,27 +388,13 @@ fn host_link(
             "a type: host link needs host-interface: the name of its end in the host",
         ));
     };
-    let mut spec = EndpointSpec {
-        node: e.node.clone(),
-        ifname: e.interface.clone(),
-        addrs: Vec::new(),
-    };
-    for addr in e.ipv4.iter().chain(&e.ipv6) {
-        let cidr = check::parse_addr(&spec, addr).map_err(|m| fail(&m))?;
-        spec.addrs.push(cidr);
-    }
+    let spec = e.spec().map_err(|m| fail(&m))?;
     let host = EndpointSpec {
         node: check::HOST_NODE.to_owned(),
         ifname: host_if.clone(),
         addrs: Vec::new(),
     };
-    Ok(DraftLink {
-        endpoints: vec![spec, host],
-        mtu: link.mtu,
-        down: false,
-        impair: Default::default(),
-        at,
-    })
+    Ok(DraftLink::up(vec![spec, host], link.mtu, at))
 }
 
 /// Replaces `${VAR}`, `${VAR:-default}` and `${VAR:=default}` with the value of `VAR` from

@@ -84,13 +84,7 @@ pub(super) fn parse(doc: &Doc<'_>, origin: &str) -> Result<LabSpec, FileError> {
         let at = vec![Step::key("links"), Step::Index(i)];
         let fail = |m: &str| doc.link_error(i, &link.endpoints.join(" -- "), &at, m);
         let endpoints = check::endpoints_with_addrs(&link.endpoints).map_err(|m| fail(&m))?;
-        links.push(DraftLink {
-            endpoints,
-            mtu: None,
-            down: false,
-            impair: Default::default(),
-            at,
-        });
+        links.push(DraftLink::up(endpoints, None, at));
     }
     check::finish(
         doc,

@@ -277,20 +277,15 @@ fn build(doc: &Doc<'_>, topo: schema::Topology) -> Result<LabSpec, FileError> {
                 }
             }
         }
-        links.push(DraftLink {
-            endpoints: ends
-                .iter()
-                .map(|(node, ifname)| EndpointSpec {
-                    node: (*node).clone(),
-                    ifname: (*ifname).clone(),
-                    addrs: Vec::new(),
-                })
-                .collect(),
-            mtu: mtu.map(|(m, _)| m),
-            down: false,
-            impair: Default::default(),
-            at,
-        });
+        let endpoints = ends
+            .iter()
+            .map(|(node, ifname)| EndpointSpec {
+                node: (*node).clone(),
+                ifname: (*ifname).clone(),
+                addrs: Vec::new(),
+            })
+            .collect();
+        links.push(DraftLink::up(endpoints, mtu.map(|(m, _)| m), at));
     }
 
     check::finish(
