@@ -277,9 +277,25 @@ fn names_as_written_are_taken_and_shown_by_every_command() {
         assert_eq!(arrived.count, 20, "{}", link.name());
     }
 
+    // Another lab whose name maps to the same one cannot come up beside it.
+    let other = node.dir().join("other.yaml");
+    std::fs::write(
+        &other,
+        format!("lab: {lab}\nlinks:\n  - endpoints: [\"x:eth1\", \"y:eth1\"]\n"),
+    )
+    .unwrap();
+    let mut args = vec!["lab", "up", other.to_str().unwrap()];
+    args.extend(cli.ovs.iter().map(String::as_str));
+    let refused = cli.run(&args);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains(&format!("lab {written} is up as {lab}")),
+        "{stderr}"
+    );
+
     cli.ok(&["lab", "down", &written]);
     assert!(
-        !ovswire_cli::lab::dir(&lab).exists() || !cli.state.join("labs").join(&lab).exists(),
+        !cli.state.join("labs").join(&lab).exists(),
         "the lab's state is gone"
     );
     assert!(!Path::new("/run/netns").join(&leaf_ns).exists());

@@ -535,11 +535,20 @@ fn chained_with_tuning_like_multus_does() -> Result<()> {
         ],
     });
     let conf = h.write_conf(list.to_string().as_bytes());
-    // Identity from the configuration's args.cni (Multus's cni-args), runtime keys ignored.
+    // The runtime names the pod in CNI_ARGS; args.cni (Multus's cni-args, from the pod's
+    // annotation) may repeat it, and may not name another.
     let call = Call {
-        args: "IgnoreUnknown=true;K8S_POD_INFRA_CONTAINER_ID=chain0".into(),
-        ..Call::pod("chain0", "unused", &pod)
+        args: "IgnoreUnknown=true;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=r1;\
+               K8S_POD_INFRA_CONTAINER_ID=chain0"
+            .into(),
+        ..Call::pod("chain0", "r1", &pod)
     };
+    let mut elsewhere = list.clone();
+    elsewhere["plugins"][0]["args"]["cni"]["K8S_POD_NAMESPACE"] = "other-lab".into();
+    let elsewhere = h.write_conf(elsewhere.to_string().as_bytes());
+    let refused = h.cni("add", &elsewhere, &call);
+    assert_eq!(refused.code(), 7, "{}", refused.json);
+    assert!(!has_eth1(&pod), "a refused ADD makes nothing");
     let added = h.cni("add", &conf, &call);
     let pod_if = pod_interface(added.result(), "eth1");
     assert_eq!(pod_if["mac"], mac(pod.link_state("eth1")?.mac));
