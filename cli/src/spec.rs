@@ -89,6 +89,12 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// A configuration file mounted where the node's software reads it at start.
     pub startup_config: Option<PathBuf>,
+    /// The startup configuration itself, when the file gives it inline (KNE's `config.data`);
+    /// it is used in place of [`Self::startup_config`].
+    pub startup_config_inline: Option<Vec<u8>>,
+    /// Where the startup configuration is mounted, when the file says (KNE's `config_path` and
+    /// `config_file`); else where the node's kind reads it.
+    pub startup_config_at: Option<String>,
     /// The node's address on the management network.
     pub mgmt_ipv4: Option<Ipv4Addr>,
     /// The container engine's restart policy: `no`, `on-failure`, `always`, `unless-stopped`.

@@ -663,3 +663,53 @@ fn bad_container_input_is_refused_with_the_node_and_line_before_anything_is_made
     );
     assert!(!cli.state.join("labs").join(&lab).exists());
 }
+
+/// KNE files' container nodes: the command's arguments and the startup configuration, from a
+/// file or inline, mounted where `config_path` and `config_file` say.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn kne_container_nodes_get_their_configuration_where_the_file_says() {
+    need_image(BUSYBOX);
+    let node = Testbed::node("kctr").unwrap();
+    let lab = lab_name("k");
+    let cli = Cli::on(&node, &lab);
+    let text = format!(
+        r#"name: "{lab}"
+nodes: {{
+  name: "r1"
+  vendor: HOST
+  config: {{ image: "{BUSYBOX}" args: "sleep" args: "100000" data: "hostname r1\n" config_path: "/etc/kne" config_file: "r1.cfg" }}
+}}
+nodes: {{
+  name: "r2"
+  vendor: HOST
+  config: {{ image: "{BUSYBOX}" args: "sleep" args: "100000" file: "r2.cfg" config_path: "/etc/kne" }}
+}}
+links: {{ a_node: "r1" a_int: "eth1" z_node: "r2" z_int: "eth1" }}
+"#
+    );
+    let file = lab_file(
+        &node.dir().join("lab"),
+        "lab.pb.txt",
+        &text,
+        &[("r2.cfg", "hostname r2\n")],
+    );
+    let table = cli.up(&file);
+    assert!(
+        table.contains("r1:eth1--r2:eth1") && table.contains("up"),
+        "{table}"
+    );
+    for (n, path, want) in [
+        ("r1", "/etc/kne/r1.cfg", "hostname r1"),
+        ("r2", "/etc/kne/r2.cfg", "hostname r2"),
+    ] {
+        let out = cli.ok(&["lab", "exec", n, "--lab", &lab, "--", "cat", path]);
+        assert_eq!(out.trim(), want, "{n}:{path}");
+    }
+    wait_until("r1:eth1 carrier", || has_carrier(&cli, "r1", "eth1"));
+    cli.ok(&["lab", "down", &lab]);
+    assert!(!engine_has("container", &format!("{lab}-r1")));
+}

@@ -69,30 +69,39 @@ fn frames(from: &str, to: &str, ifname: &str, count: usize, tagged: bool) -> fra
     frames::send_and_count(from, ifname, to, ifname, what).unwrap()
 }
 
-/// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s. A run that
-/// reports no throughput (iperf3 gives up on a control message stuck behind a full queue) is
-/// run again, three times at most.
+/// TCP throughput from `from` to `addr` (served in `to`) in Mbit/s, over 3 s. The client
+/// starts once the server listens. A run that reports no throughput (iperf3 gives up on a
+/// control message stuck behind a full queue), or whose server ended before listening, is run
+/// again, three times at most.
 fn tcp_mbits(from: &str, to: &str, addr: &str) -> f64 {
     let mut last = String::new();
     for _ in 0..3 {
         let mut server = Command::new("ip")
             .args(["netns", "exec", to, "iperf3", "-s", "-1", "-B", addr])
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut out = None;
-        for _ in 0..50 {
-            let o = netns_exec(from, &["iperf3", "-c", addr, "-t", "3", "-J"]);
-            if o.status.success() {
-                out = Some(o);
-                break;
+        let listening = (0..100).any(|_| {
+            let ss = netns_exec(to, &["ss", "-Hltn", &format!("src {addr}:5201")]);
+            if !String::from_utf8_lossy(&ss.stdout).trim().is_empty() {
+                return true;
             }
-            last = String::from_utf8_lossy(&o.stdout).into_owned();
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        });
+        if !listening {
+            let _ = server.kill();
+            let out = server.wait_with_output().unwrap();
+            last = format!(
+                "the iperf3 server on {addr} did not listen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
         }
+        let out = netns_exec(from, &["iperf3", "-c", addr, "-t", "3", "-J"]);
         let _ = server.kill();
         let _ = server.wait();
-        let Some(out) = out else { continue };
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if let Some(bps) = v["end"]["sum_received"]["bits_per_second"].as_f64() {
             return bps / 1e6;

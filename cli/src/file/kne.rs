@@ -16,8 +16,9 @@
 //!   its wires, `a_node:a_int` to `z_node:z_int`.
 //! - `vendor` (or the older `type`) and `model` give the node's kind (`ARISTA` is containerlab's
 //!   `ceos`, `NOKIA` is `srl`, `HOST` is `linux`, see [`kind_of`]).
-//! - `config.image` makes the node a container; `command`, `args`, `env` and `file` (its
-//!   startup configuration, mounted at `config_path`/`config_file` when they are set) apply to it.
+//! - `config.image` makes the node a container; `command`, `args`, `env` and `file` or `data`
+//!   (its startup configuration, from a file or inline, mounted at `config_path`/`config_file`
+//!   when they are set) apply to it.
 //!   A node without an image (KNE would take its vendor's default image) is a bare network
 //!   namespace, and its container settings are not used.
 //! - `labels` are the container's labels; an interface's `mtu` is its link's MTU.
@@ -162,36 +163,32 @@ fn settings(node: &schema::Node, kind: &str) -> Result<Settings, String> {
         s.cmd = Some(join(&config.args)?);
     }
     s.env = config.env.clone().into_iter().collect();
-    match &config.config_data {
-        None => {}
-        Some(schema::config::ConfigData::Data(_)) => {
-            return Err(
-                "config data is inline; put the configuration in a file next to the \
-                        topology and name it with config { file: ... }"
-                    .to_owned(),
-            );
+    let file_name = match &config.config_data {
+        None => return Ok(s),
+        Some(schema::config::ConfigData::Data(data)) => {
+            s.startup_config_inline = Some(data.clone());
+            "startup-config"
         }
         Some(schema::config::ConfigData::File(file)) => {
-            if config.config_path.is_empty() && config.config_file.is_empty() {
-                s.startup_config = Some(file.clone());
-            } else {
-                let dir = if config.config_path.is_empty() {
-                    "/"
-                } else {
-                    config.config_path.as_str()
-                };
-                let name = if config.config_file.is_empty() {
-                    std::path::Path::new(file)
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or(file)
-                } else {
-                    config.config_file.as_str()
-                };
-                let target = std::path::Path::new(dir).join(name);
-                s.binds.push(format!("{file}:{}:ro", target.display()));
-            }
+            s.startup_config = Some(file.clone());
+            std::path::Path::new(file)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(file)
         }
+    };
+    if !config.config_path.is_empty() || !config.config_file.is_empty() {
+        let dir = if config.config_path.is_empty() {
+            "/"
+        } else {
+            config.config_path.as_str()
+        };
+        let name = if config.config_file.is_empty() {
+            file_name
+        } else {
+            config.config_file.as_str()
+        };
+        s.startup_config_at = Some(std::path::Path::new(dir).join(name).display().to_string());
     }
     Ok(s)
 }

@@ -141,6 +141,8 @@ macro_rules! node_settings {
                     exec: self.exec.clone().unwrap_or_default(),
                     labels: text(&self.labels),
                     startup_config: self.startup_config.clone(),
+                    startup_config_inline: None,
+                    startup_config_at: None,
                     mgmt_ipv4: self.mgmt_ipv4.clone(),
                     restart_policy: self.restart_policy.clone(),
                 }
@@ -178,6 +180,8 @@ pub(super) struct Settings {
     pub(super) exec: Vec<String>,
     pub(super) labels: Vec<(String, String)>,
     pub(super) startup_config: Option<String>,
+    pub(super) startup_config_inline: Option<Vec<u8>>,
+    pub(super) startup_config_at: Option<String>,
     pub(super) mgmt_ipv4: Option<String>,
     pub(super) restart_policy: Option<String>,
 }
@@ -210,6 +214,13 @@ impl Settings {
                     field.clone_from(value);
                 }
             }
+            if level.startup_config_inline.is_some() {
+                out.startup_config_inline
+                    .clone_from(&level.startup_config_inline);
+            }
+            if level.startup_config_at.is_some() {
+                out.startup_config_at.clone_from(&level.startup_config_at);
+            }
             env.extend(level.env.iter().cloned());
             labels.extend(level.labels.iter().cloned());
             for bind in &level.binds {
@@ -233,7 +244,10 @@ impl Settings {
             ("env", !self.env.is_empty()),
             ("binds", !self.binds.is_empty()),
             ("user", self.user.is_some()),
-            ("startup-config", self.startup_config.is_some()),
+            (
+                "startup-config",
+                self.startup_config.is_some() || self.startup_config_inline.is_some(),
+            ),
             ("mgmt-ipv4", self.mgmt_ipv4.is_some()),
             ("restart-policy", self.restart_policy.is_some()),
         ]
@@ -313,6 +327,8 @@ impl Settings {
             exec: self.exec,
             labels: self.labels.into_iter().collect(),
             startup_config,
+            startup_config_inline: self.startup_config_inline,
+            startup_config_at: self.startup_config_at,
             mgmt_ipv4,
             restart_policy: self.restart_policy,
             position: 0,

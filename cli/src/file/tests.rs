@@ -1057,17 +1057,17 @@ fn kne_yaml_with_a_container_node() {
     assert_eq!(frr.entrypoint.as_deref(), Some("/usr/lib/frr/docker-start"));
     assert_eq!(frr.cmd, None);
     assert_eq!(frr.env.get("TZ").map(String::as_str), Some("UTC"));
-    let binds: Vec<String> = frr.binds.iter().map(ToString::to_string).collect();
+    assert!(frr.binds.is_empty());
     assert_eq!(
-        binds,
-        [format!(
-            "{}:/etc/frr/frr.conf:ro",
+        frr.startup_config.as_deref(),
+        Some(
             fixture("configs/leaf1.cfg")
                 .canonicalize()
                 .unwrap()
-                .display()
-        )]
+                .as_path()
+        )
     );
+    assert_eq!(frr.startup_config_at.as_deref(), Some("/etc/frr/frr.conf"));
     assert_eq!(
         spec.links,
         vec![
@@ -1110,8 +1110,19 @@ fn kne_errors_name_the_line_and_what_to_do() {
     );
     assert_eq!(line, Some(3), "{m}");
     assert!(m.contains("node c is not defined under nodes"), "{m}");
-    let (m, _) = text("nodes { name: \"a\" config { image: \"x\" data: \"hostname a\" } }\n");
-    assert!(m.contains("config data is inline"), "{m}");
+    // Inline configuration is kept as given, mounted where config_path/config_file say.
+    let spec = parse(
+        "nodes { name: \"a\" config { image: \"x\" data: \"hostname a\\n\" config_path: \"/etc\" } }\n",
+        "t.pb.txt",
+        Format::KneText,
+    )
+    .unwrap();
+    let a = &spec.nodes["a"];
+    assert_eq!(
+        a.startup_config_inline.as_deref(),
+        Some(&b"hostname a\n"[..])
+    );
+    assert_eq!(a.startup_config_at.as_deref(), Some("/etc/startup-config"));
 
     let (m, line) = error(
         "name: x\nnodes:\n  - name: a\n    vendr: HOST\n",

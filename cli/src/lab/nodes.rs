@@ -196,15 +196,14 @@ pub(super) async fn prepare(
             .collect();
         let mut binds: Vec<String> = node.binds.iter().map(ToString::to_string).collect();
         let mut digest = sha1_smol::Sha1::new();
-        if let Some(config) = &node.startup_config {
+        if let Some(text) = startup_config_text(name, node)? {
             let copy = startup_config_copy(lab, name);
-            binds.push(format!(
-                "{}:{}",
-                copy.display(),
-                kinds::startup_config_target(&image)
-            ));
-            let text = std::fs::read(config)
-                .with_context(|| format!("read the startup-config of node {name}"))?;
+            let target = node
+                .startup_config_at
+                .as_deref()
+                .unwrap_or(kinds::startup_config_target(&image));
+            binds.push(format!("{}:{target}", copy.display()));
+            digest.update(target.as_bytes());
             digest.update(&text);
         }
         let mut env: Vec<String> = node.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -289,6 +288,17 @@ fn command_line(node: &NodeSpec, image: &ImageDefaults) -> Result<Vec<String>, S
     Ok(argv)
 }
 
+/// Node `name`'s startup configuration, inline or read from its file.
+fn startup_config_text(name: &str, node: &NodeSpec) -> Result<Option<Vec<u8>>> {
+    match (&node.startup_config_inline, &node.startup_config) {
+        (Some(text), _) => Ok(Some(text.clone())),
+        (None, Some(path)) => std::fs::read(path)
+            .map(Some)
+            .with_context(|| format!("read the startup-config of node {name}")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Where the lab keeps its copy of node `node`'s startup-config: the copy is what the container
 /// mounts, so the node (FRR changes the owner of its files) never touches the user's file.
 fn startup_config_copy(lab: &str, node: &str) -> PathBuf {
@@ -324,13 +334,13 @@ pub(super) async fn ensure_container(
     let id = match kept {
         Some(c) => c.id,
         None => {
-            if let Some(config) = &spec.nodes[name].startup_config {
+            if let Some(text) = startup_config_text(name, &spec.nodes[name])? {
                 let copy = startup_config_copy(&st.name, name);
                 if let Some(parent) = copy.parent() {
                     std::fs::create_dir_all(parent)
                         .with_context(|| format!("create {}", parent.display()))?;
                 }
-                std::fs::copy(config, &copy).with_context(|| {
+                std::fs::write(&copy, text).with_context(|| {
                     format!(
                         "copy the startup-config of node {name} to {}",
                         copy.display()
