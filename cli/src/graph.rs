@@ -194,7 +194,7 @@ pub fn dot(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
             dot_text(&link.b.node),
             dot_text(spec.names.ifname(&link.a.node, &link.a.ifname)),
             dot_text(spec.names.ifname(&link.b.node, &link.b.ifname)),
-            dot_text(&shown_name(spec, link)),
+            dot_text(&spec.written_name(link)),
         );
     }
     out.push_str("}\n");
@@ -393,15 +393,6 @@ pub fn page(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState, extra: &str)
     out
 }
 
-/// A link's name as the file writes it: `PC1:ethernet-1/1--r2:eth1`.
-fn shown_name(spec: &LabSpec, link: &LabLink) -> String {
-    format!(
-        "{}--{}",
-        spec.names.endpoint(&link.a.node, &link.a.ifname),
-        spec.names.endpoint(&link.b.node, &link.b.ifname)
-    )
-}
-
 /// The two nodes of a link, in order, so parallel links share a key.
 fn pair(link: &LabLink) -> (&str, &str) {
     let (a, b) = (link.a.node.as_str(), link.b.node.as_str());
@@ -482,7 +473,7 @@ fn svg_link(
         middle.0,
         middle.1 - 6.0,
         name = xml(&link.agent_name()),
-        shown = xml(&shown_name(spec, link)),
+        shown = xml(&spec.written_name(link)),
     );
 }
 

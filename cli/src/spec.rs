@@ -44,6 +44,15 @@ impl LabSpec {
         nodes
     }
 
+    /// Link `link`'s name as the file writes it: `PC1:ethernet-1/1--r2:eth1`.
+    pub fn written_name(&self, link: &LabLink) -> String {
+        format!(
+            "{}--{}",
+            self.names.endpoint(&link.a.node, &link.a.ifname),
+            self.names.endpoint(&link.b.node, &link.b.ifname)
+        )
+    }
+
     /// The interfaces of `node` that links name, in file order.
     pub fn interfaces_of(&self, node: &str) -> Vec<&EndpointSpec> {
         self.links

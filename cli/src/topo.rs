@@ -78,9 +78,7 @@ pub fn check(spec: &LabSpec) -> Result<()> {
         anyhow::bail!(
             "link {} ends in the host, which only a local lab (`ovswire lab up`) has: on \
              Kubernetes no pod is wired into its node's host; remove the host links for Kubernetes",
-            spec.names.endpoint(&l.a.node, &l.a.ifname)
-                + "--"
-                + &spec.names.endpoint(&l.b.node, &l.b.ifname)
+            spec.written_name(l)
         );
     }
     Ok(())

@@ -284,9 +284,7 @@ fn names_as_written_are_taken_and_shown_by_every_command() {
         format!("lab: {lab}\nlinks:\n  - endpoints: [\"x:eth1\", \"y:eth1\"]\n"),
     )
     .unwrap();
-    let mut args = vec!["lab", "up", other.to_str().unwrap()];
-    args.extend(cli.ovs.iter().map(String::as_str));
-    let refused = cli.run(&args);
+    let refused = cli.try_up(&other);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success() && stderr.contains(&format!("lab {written} is up as {lab}")),
@@ -368,9 +366,7 @@ fn host_links_end_in_the_host() {
     ip(&[
         "link", "add", "hl-r1", "type", "veth", "peer", "name", "hl-mine",
     ]);
-    let mut args = vec!["lab", "up", file.to_str().unwrap()];
-    args.extend(cli.ovs.iter().map(String::as_str));
-    let out = cli.run(&args);
+    let out = cli.try_up(&file);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("hl-r1"),

@@ -301,10 +301,16 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
                         ),
                     ));
                 }
-                if seen.insert(n.name.clone(), position).is_some() {
+                if let Some(first) = seen.insert(n.name.clone(), position) {
                     return Err(doc.invalid(
                         &n.at,
-                        format!("node {} is defined twice; rename one or merge them", n.name),
+                        format!(
+                            "node {} is defined twice (nodes {} and {}); rename one or merge \
+                             them",
+                            n.name,
+                            first + 1,
+                            position + 1
+                        ),
                     ));
                 }
                 let system = node_names[&n.name].clone();

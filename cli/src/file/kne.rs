@@ -201,24 +201,12 @@ fn build(doc: &Doc<'_>, topo: schema::Topology) -> Result<LabSpec, FileError> {
     };
 
     let mut nodes = Vec::with_capacity(topo.nodes.len());
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     // Each interface's MTU, by node and interface.
     let mut mtus: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for (i, node) in topo.nodes.iter().enumerate() {
         let at = vec![Step::key("nodes"), Step::Index(i)];
         if node.name.is_empty() {
             return Err(doc.invalid(&at, format!("node {} has no name; give it one", i + 1)));
-        }
-        if let Some(first) = seen.insert(&node.name, i) {
-            return Err(doc.invalid(
-                &at,
-                format!(
-                    "node {} is defined twice (nodes {} and {}); rename one or merge them",
-                    node.name,
-                    first + 1,
-                    i + 1
-                ),
-            ));
         }
         let kind = kind_of(node.vendor(), &node.model, node.r#type());
         let settings = settings(node, kind)

@@ -106,10 +106,20 @@ impl<'a> Cli<'a> {
         });
     }
 
+    /// `lab up FILE` on this CLI's OVS, which must succeed; its output.
     pub fn up(&self, file: &Path) -> String {
+        self.ok(&self.up_args(file))
+    }
+
+    /// `lab up FILE` on this CLI's OVS, however it ends.
+    pub fn try_up(&self, file: &Path) -> Output {
+        self.run(&self.up_args(file))
+    }
+
+    fn up_args<'f>(&'f self, file: &'f Path) -> Vec<&'f str> {
         let mut args = vec!["lab", "up", file.to_str().unwrap()];
         args.extend(self.ovs.iter().map(String::as_str));
-        self.ok(&args)
+        args
     }
 }
 
