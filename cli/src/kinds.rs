@@ -17,12 +17,14 @@ pub const FRR_STARTUP_CONFIG: &str = "/etc/frr/frr.conf";
 const BOOTABLE: [&str; 1] = ["linux"];
 
 /// Kinds that are not router nodes at all (refused by the file readers with their own advice).
-pub const NOT_NODES: [(&str, &str); 4] = [
-    ("bridge", "a Linux bridge on the host"),
-    ("ovs-bridge", "an Open vSwitch bridge on the host"),
+pub const NOT_NODES: [(&str, &str); 2] = [
     ("ext-container", "a container outside the lab"),
     ("host", "the container host"),
 ];
+
+/// Kinds that are LAN segments: containerlab makes a bridge on the host for them, ovswire
+/// copies each frame one member sends to every other member with flows.
+pub const SEGMENTS: [&str; 2] = ["bridge", "ovs-bridge"];
 
 /// containerlab's node kinds (short and long names), as of its 2026 releases.
 const CONTAINERLAB: &[&str] = &[

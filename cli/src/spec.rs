@@ -37,6 +37,14 @@ impl LabSpec {
         self.nodes.values().any(NodeSpec::is_container)
     }
 
+    /// The link ends that are interfaces of nodes: every end but those on LAN segments.
+    pub fn interfaces(&self) -> impl Iterator<Item = &EndpointSpec> {
+        self.links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| !self.nodes.get(&e.node).is_some_and(NodeSpec::is_segment))
+    }
+
     /// The nodes in the order the file declares them (nodes only named in links last).
     pub fn nodes_in_file_order(&self) -> Vec<(&String, &NodeSpec)> {
         let mut nodes: Vec<_> = self.nodes.iter().collect();
@@ -116,9 +124,9 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// Whether the node runs as a container (it has an image).
+    /// Whether the node runs as a container (it has an image and is not a segment).
     pub fn is_container(&self) -> bool {
-        self.image.is_some()
+        self.image.is_some() && !self.is_segment()
     }
 
     /// Its kind: the file's, or `linux`; `host` for the host of `host:IFNAME` endpoints.
@@ -129,6 +137,13 @@ impl NodeSpec {
     /// Whether it is the host (`host:IFNAME` endpoints), which ovswire does not make.
     pub fn is_host(&self) -> bool {
         self.kind() == "host"
+    }
+
+    /// Whether it is a LAN segment (containerlab's `bridge` and `ovs-bridge` kinds, or a link
+    /// written with more than two endpoints): its links are its members' wires, and nothing
+    /// is made for it but flows.
+    pub fn is_segment(&self) -> bool {
+        crate::kinds::SEGMENTS.contains(&self.kind())
     }
 }
 

@@ -81,6 +81,13 @@ pub fn check(spec: &LabSpec) -> Result<()> {
             spec.written_name(l)
         );
     }
+    if let Some((name, _)) = spec.nodes.iter().find(|(_, n)| n.is_segment()) {
+        anyhow::bail!(
+            "{} is a LAN segment, which only a local lab (`ovswire lab up`) wires; for \
+             Kubernetes, replace it with point-to-point links or a node that bridges them",
+            spec.names.node(name)
+        );
+    }
     Ok(())
 }
 

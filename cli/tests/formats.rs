@@ -5,7 +5,10 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use ovswire_cli::spec::{EndpointSpec, LabSpec};
 
 use ovswire_testbed::Testbed;
 use ovswire_testbed::frames::{Send, send_and_count};
@@ -19,14 +22,12 @@ fn fixture(name: &str) -> PathBuf {
 /// machine-wide, so every test run has its own lab names).
 fn renamed(fixture_name: &str, dir: &Path, from: &str, to: &str) -> PathBuf {
     let text = std::fs::read_to_string(fixture(fixture_name)).unwrap();
-    let (quoted, plain) = (format!("name: \"{from}\""), format!("name: {from}\n"));
-    assert!(
-        text.contains(&quoted) || text.contains(&plain),
-        "{fixture_name} names its lab {from}"
-    );
-    let text = text
-        .replacen(&quoted, &format!("name: \"{to}\""), 1)
-        .replacen(&plain, &format!("name: {to}\n"), 1);
+    // containerlab's and KNE's `name:`, or ovswire's `lab:`.
+    let written = ["name: \"{}\"", "name: {}\n", "lab: {}\n"]
+        .into_iter()
+        .find(|form| text.contains(&form.replace("{}", from)))
+        .unwrap_or_else(|| panic!("{fixture_name} names its lab {from}"));
+    let text = text.replacen(&written.replace("{}", from), &written.replace("{}", to), 1);
     let file = dir.join(fixture_name);
     std::fs::write(&file, text).unwrap();
     file
@@ -41,9 +42,47 @@ fn mtu(ns: &str, ifname: &str) -> u32 {
         .unwrap_or_else(|_| panic!("no MTU for {ns}:{ifname}: {out:?}"))
 }
 
-/// Brings the file up, checks every wire both ways and the MTUs, graphs and renders it, and
-/// takes it down.
+/// Brings the file up, checks every wire both ways, every LAN segment between each pair of
+/// members, and the MTUs, graphs and renders it, and takes it down.
 fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
+    up_check_more_down(fixture_name, lab_in_file, tag, |_, _| {});
+}
+
+/// How many of 20 frames from `from` arrive at `to` (ends of lab `lab`); none altered.
+fn frames_cross(lab: &str, from: &EndpointSpec, to: &EndpointSpec) -> usize {
+    let ns = |e: &EndpointSpec| ovswire_cli::lab::netns_name(lab, &e.node);
+    let arrived = send_and_count(
+        &ns(from),
+        &from.ifname,
+        &ns(to),
+        &to.ifname,
+        Send::frames(20),
+    )
+    .unwrap();
+    assert_eq!(arrived.altered, 0, "{from} to {to}");
+    arrived.count
+}
+
+/// The members of each LAN segment of `spec`, by segment.
+fn segments(spec: &LabSpec) -> BTreeMap<&str, Vec<&EndpointSpec>> {
+    let mut out: BTreeMap<&str, Vec<&EndpointSpec>> = BTreeMap::new();
+    for l in &spec.links {
+        for (seg, member) in [(&l.a, &l.b), (&l.b, &l.a)] {
+            if spec.nodes[&seg.node].is_segment() {
+                out.entry(&seg.node).or_default().push(member);
+            }
+        }
+    }
+    out
+}
+
+/// [`up_check_down`], running `more` with the CLI and the lab's spec before taking it down.
+fn up_check_more_down(
+    fixture_name: &str,
+    lab_in_file: &str,
+    tag: &str,
+    more: impl FnOnce(&Cli<'_>, &LabSpec),
+) {
     let node = Testbed::node(tag).unwrap();
     let lab = lab_name(tag);
     let cli = Cli::on(&node, &lab);
@@ -54,12 +93,22 @@ fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
     for name in spec.nodes.keys() {
         assert!(graph.contains(spec.names.node(name)), "{graph}");
     }
-    let objects = cli.ok(&["topo", "render", file.to_str().unwrap()]);
-    assert_eq!(
-        objects.matches("\nkind: Pod\n").count(),
-        spec.nodes.len(),
-        "{objects}"
-    );
+    let segments = segments(&spec);
+    if let Some(seg) = segments.keys().next() {
+        let out = cli.run(&["topo", "render", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(&format!("{seg} is a LAN segment")),
+            "{err}"
+        );
+    } else {
+        let objects = cli.ok(&["topo", "render", file.to_str().unwrap()]);
+        assert_eq!(
+            objects.matches("\nkind: Pod\n").count(),
+            spec.nodes.len(),
+            "{objects}"
+        );
+    }
 
     let table = cli.up(&file);
     assert_eq!(
@@ -67,8 +116,29 @@ fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
         spec.links.len(),
         "{fixture_name}: {table}"
     );
+    // Every segment carries each member's frames to every other member.
+    for (seg, members) in &segments {
+        for from in members {
+            for to in members.iter().filter(|to| *to != from) {
+                assert_eq!(frames_cross(&lab, from, to), 20, "{fixture_name}: {seg}");
+            }
+        }
+    }
     for link in &spec.links {
         let (a, b) = (&link.a, &link.b);
+        if let Some(seg) = [a, b]
+            .into_iter()
+            .find(|e| spec.nodes[&e.node].is_segment())
+        {
+            let member = if seg == a { b } else { a };
+            let want = link
+                .mtu
+                .or(spec.mtu)
+                .unwrap_or(ovswire_core::model::DEFAULT_MTU);
+            let ns = ovswire_cli::lab::netns_name(&lab, &member.node);
+            assert_eq!(mtu(&ns, &member.ifname), want, "{}", link.name());
+            continue;
+        }
         let (a_ns, b_ns) = (
             ovswire_cli::lab::netns_name(&lab, &a.node),
             ovswire_cli::lab::netns_name(&lab, &b.node),
@@ -93,6 +163,8 @@ fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
         assert_eq!(mtu(&b_ns, &b.ifname), want, "{}", link.name());
     }
 
+    more(&cli, &spec);
+
     cli.ok(&["lab", "down", &lab]);
     let left: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
@@ -102,6 +174,77 @@ fn up_check_down(fixture_name: &str, lab_in_file: &str, tag: &str) {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn containerlab_bridge_nodes_are_lan_segments() {
+    up_check_down("bridge.clab.yml", "bridge-lab", "br");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn lan_segment_members_are_flapped_impaired_and_counted_alone() {
+    up_check_more_down("segments.yaml", "segments", "seg", |cli, spec| {
+        let lab = &cli.lab;
+        let member = |node: &str| {
+            spec.interfaces()
+                .find(|e| e.node == node && e.ifname == "eth1")
+                .unwrap()
+        };
+        let (r1, r2, r3) = (member("r1"), member("r2"), member("r3"));
+        let ns = |e: &EndpointSpec| ovswire_cli::lab::netns_name(lab, &e.node);
+        // ARP is broadcast: IP crosses the LAN as on a switch.
+        for to in ["10.0.1.2", "10.0.1.3"] {
+            let out = netns_exec(&ns(r1), &["ping", "-c", "1", "-W", "2", to]);
+            assert!(out.status.success(), "r1 pings {to}: {out:?}");
+        }
+
+        // r2's cable out: r2 alone loses carrier, r1 and r3 still talk.
+        cli.ok(&["link", "down", "r2:eth1", "--lab", lab]);
+        wait_until("r2:eth1 loses carrier", || no_carrier(&ns(r2), "eth1"));
+        assert!(!no_carrier(&ns(r1), "eth1") && !no_carrier(&ns(r3), "eth1"));
+        assert_eq!(frames_cross(lab, r1, r3), 20);
+        assert_eq!(frames_cross(lab, r1, r2), 0);
+        cli.ok(&["link", "up", "r2:eth1", "--lab", lab]);
+        wait_until("r2:eth1 has carrier", || !no_carrier(&ns(r2), "eth1"));
+        assert_eq!(frames_cross(lab, r1, r2), 20);
+
+        // All that reaches r3 is lost; what r3 sends, and what r2 receives, is not.
+        cli.ok(&[
+            "link",
+            "impair",
+            "r3:eth1",
+            "--direction",
+            "in",
+            "--loss",
+            "100%",
+            "--lab",
+            lab,
+        ]);
+        assert_eq!(frames_cross(lab, r1, r3), 0);
+        assert_eq!(frames_cross(lab, r1, r2), 20);
+        assert_eq!(frames_cross(lab, r3, r2), 20);
+        cli.ok(&["link", "impair", "r3:eth1", "--clear", "--lab", lab]);
+        assert_eq!(frames_cross(lab, r1, r3), 20);
+
+        // Each member's wire counts what its member sent into the segment.
+        let stats = cli.ok(&["links", "--stats", "--json", "--lab", lab]);
+        let r1_wire: serde_json::Value = stats
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["name"] == "lan1:e1--r1:eth1")
+            .unwrap_or_else(|| panic!("no wire of r1 in {stats}"));
+        // lan1:e1 sorts first: what r1 sends is b->a.
+        let sent = r1_wire["stats"]["b_to_a"]["packets"].as_u64().unwrap_or(0);
+        assert!(sent >= 20 * 4, "r1 sent 4 bursts of 20 frames: {r1_wire}");
+    });
 }
 
 #[test]

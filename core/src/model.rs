@@ -258,6 +258,25 @@ pub struct LinkSpec {
     pub admin: AdminState,
     /// What each direction does to its frames (nothing by default).
     pub impair: crate::impair::LinkImpairment,
+    /// The LAN segment this link joins its other end to, when it is a segment's member wire:
+    /// the segment is the pod of one end (a hub that no pod registers), and every frame one
+    /// member sends reaches every other member of the segment.
+    pub segment: Option<String>,
+}
+
+impl LinkSpec {
+    /// The member end of a segment's member wire (the end that is not the segment).
+    pub fn member(&self) -> Option<&EndpointKey> {
+        let seg = self.segment.as_deref()?;
+        [self.key.a(), self.key.b()]
+            .into_iter()
+            .find(|e| e.pod != seg)
+    }
+
+    /// Whether `end` is the segment end of a member wire (never registered by any pod).
+    pub fn is_segment_end(&self, end: &EndpointKey) -> bool {
+        self.segment.as_deref() == Some(end.pod.as_str())
+    }
 }
 
 #[cfg(test)]

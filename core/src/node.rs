@@ -223,11 +223,13 @@ impl NodeState {
         let mut wanted = Vec::new();
         for link in self.links.values() {
             for dir in Direction::BOTH {
-                let sender = match dir {
+                // The sending end's node impairs a direction; a segment's member wire is
+                // impaired both ways on its member's node.
+                let at = link.member().unwrap_or(match dir {
                     Direction::AtoB => link.key.a(),
                     Direction::BtoA => link.key.b(),
-                };
-                if !link.impair.get(dir).is_none() && self.endpoints.contains_key(sender) {
+                });
+                if !link.impair.get(dir).is_none() && self.endpoints.contains_key(at) {
                     wanted.push((link.key.clone(), dir, link.mtu));
                 }
             }
@@ -425,7 +427,7 @@ impl NodeState {
             self.observed.flows.remove(&f.key());
         }
         for f in &plan.add_flows {
-            self.observed.flows.insert(f.key(), *f);
+            self.observed.flows.insert(f.key(), f.clone());
         }
         for s in &plan.port_states {
             if let Some(p) = self.observed.of_ports.get_mut(&s.ofport) {
@@ -488,6 +490,14 @@ impl NodeState {
             && let Some(ep) = self.endpoints.get(key)
         {
             return Ok(Reservation::Existing(attachment_of(ep)));
+        }
+        if let Some(link) = self.links.values().find(|l| l.is_segment_end(&req.key)) {
+            return Err(AttachError::InvalidRequest(format!(
+                "{} in lab {} is a LAN segment, not a pod: it has no interfaces to add; rename \
+                 the pod or the segment",
+                req.key.pod,
+                link.key.lab()
+            )));
         }
         if self.reserved.contains_key(&id) {
             return Err(AttachError::NotReady(format!(
@@ -673,7 +683,8 @@ impl NodeState {
     /// smaller underlay MTU of its two nodes less [`VXLAN_OVERHEAD`].
     pub fn link_info(&self, spec: &LinkSpec) -> LinkInfo {
         let at = |e: &EndpointKey| {
-            if self.endpoints.contains_key(e) {
+            // A segment is wherever its members are; locally, here.
+            if self.endpoints.contains_key(e) || spec.is_segment_end(e) {
                 self.here.node.clone()
             } else {
                 self.elsewhere

@@ -189,7 +189,10 @@ pub fn adopt(
         let Some(flow) = observed.flows.get(&(mine.ofport, None)) else {
             continue;
         };
-        let (Some(key), Some(node)) = (flow.set_tunnel, by_ofport.get(&flow.out_port)) else {
+        let (Some(key), [out]) = (flow.set_tunnel, flow.out_ports.as_slice()) else {
+            continue;
+        };
+        let Some(node) = by_ofport.get(out) else {
             continue;
         };
         if flow.cookie != link_cookie(&link.key) {
@@ -222,6 +225,7 @@ mod tests {
             mtu: 9000,
             admin: AdminState::Up,
             impair: Default::default(),
+            segment: None,
         }
     }
 

@@ -99,8 +99,8 @@ pub struct PortWant {
 }
 
 /// One wire flow in table 0 at [`FLOW_PRIORITY`]: `in_port=in_port[,tun_id=tun_match] →
-/// [set_field:set_tunnel->tun_id,] output:out_port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// [set_field:set_tunnel->tun_id,] output:out_ports...`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Flow {
     /// The link's cookie.
     pub cookie: u64,
@@ -110,19 +110,25 @@ pub struct Flow {
     pub tun_match: Option<u32>,
     /// Tunnel key to send with, for frames leaving through a tunnel port.
     pub set_tunnel: Option<u32>,
-    /// Output port.
-    pub out_port: u32,
+    /// Output ports: one for a wire, the other members for a LAN segment (none drops the
+    /// frame, while a segment has no other member yet).
+    pub out_ports: Vec<u32>,
 }
 
 impl Flow {
     /// A same-node flow: `in_port → output`.
     pub fn wire(cookie: u64, in_port: u32, out_port: u32) -> Self {
+        Self::fan(cookie, in_port, vec![out_port])
+    }
+
+    /// A flow copying each frame to every port of `out_ports`.
+    pub fn fan(cookie: u64, in_port: u32, out_ports: Vec<u32>) -> Self {
         Self {
             cookie,
             in_port,
             tun_match: None,
             set_tunnel: None,
-            out_port,
+            out_ports,
         }
     }
 
@@ -363,6 +369,12 @@ enum Ends<'a> {
         remote: &'a EndpointKey,
         end: &'a RemoteEnd,
     },
+    /// A LAN segment's member wire whose member is registered here.
+    Member {
+        local: &'a Endpoint,
+        /// Frames from the member travel this way (towards the segment).
+        out_dir: Direction,
+    },
     /// Not both known yet.
     Missing,
 }
@@ -374,6 +386,8 @@ pub struct World<'a> {
     endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
     elsewhere: &'a Elsewhere,
     by_end: BTreeMap<&'a EndpointKey, &'a LinkSpec>,
+    /// The member wires of each LAN segment, by lab and segment name.
+    segments: BTreeMap<(&'a str, &'a str), Vec<&'a LinkSpec>>,
     flows: BTreeMap<FlowKey, Flow>,
     impairs: Option<&'a ImpairPorts>,
 }
@@ -386,15 +400,23 @@ impl<'a> World<'a> {
         elsewhere: &'a Elsewhere,
     ) -> Self {
         let mut by_end = BTreeMap::new();
+        let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for link in links.values() {
             by_end.insert(link.key.a(), link);
             by_end.insert(link.key.b(), link);
+            if let Some(seg) = &link.segment {
+                segments
+                    .entry((link.key.lab(), seg.as_str()))
+                    .or_default()
+                    .push(link);
+            }
         }
         let mut world = Self {
             links,
             endpoints,
             elsewhere,
             by_end,
+            segments,
             flows: BTreeMap::new(),
             impairs: None,
         };
@@ -417,6 +439,17 @@ impl<'a> World<'a> {
 
     fn ends(&self, link: &LinkSpec) -> Ends<'a> {
         let (a, b) = (link.key.a(), link.key.b());
+        if let Some(member) = link.member() {
+            let out_dir = if member == a {
+                Direction::AtoB
+            } else {
+                Direction::BtoA
+            };
+            return match self.endpoints.get(member) {
+                Some(local) => Ends::Member { local, out_dir },
+                None => Ends::Missing,
+            };
+        }
         match (self.endpoints.get(a), self.endpoints.get(b)) {
             (Some(x), Some(y)) => Ends::Local(x, y),
             (Some(local), None) | (None, Some(local)) => {
@@ -486,7 +519,51 @@ impl<'a> World<'a> {
                         });
                     }
                 }
-                Ends::Missing => {}
+                // A segment's wires are wired together, below.
+                Ends::Member { .. } | Ends::Missing => {}
+            }
+        }
+        for wires in self.segments.values() {
+            for f in self.segment_flows(wires) {
+                put(f);
+            }
+        }
+        flows
+    }
+
+    /// The flows of one LAN segment's member wires registered here: each member's frames go
+    /// to every other member (through the impairment port of the direction when it has one).
+    fn segment_flows(&self, wires: &[&'a LinkSpec]) -> Vec<Flow> {
+        // Each member here: its wire, its port, its two directions, and where frames for it go.
+        let members: Vec<_> = wires
+            .iter()
+            .filter_map(|link| match self.ends(link) {
+                Ends::Member { local, out_dir } => {
+                    let into = self.impair_port(&link.key, out_dir.reverse());
+                    let deliver = into.map_or(local.ofport, |p| p.ofport);
+                    Some((*link, local, out_dir, into, deliver))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut flows = Vec::new();
+        for (i, (link, local, out_dir, into, _)) in members.iter().enumerate() {
+            let cookie = link_cookie(&link.key);
+            let others: Vec<u32> = members
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, m)| m.4)
+                .collect();
+            match self.impair_port(&link.key, *out_dir) {
+                Some(p) => {
+                    flows.push(Flow::wire(cookie, local.ofport, p.ofport));
+                    flows.push(Flow::fan(cookie, p.ofport, others));
+                }
+                None => flows.push(Flow::fan(cookie, local.ofport, others)),
+            }
+            if let Some(p) = into {
+                flows.push(Flow::wire(cookie, p.ofport, local.ofport));
             }
         }
         flows
@@ -548,6 +625,15 @@ impl<'a> World<'a> {
                         ],
                     }
                 }
+                // What the member sends goes into the segment; what it receives, from all the
+                // other members, is counted where it leaves to the member.
+                Ends::Member { local, out_dir } => Counting {
+                    flows: vec![((local.ofport, None), out_dir)],
+                    ports: vec![
+                        (local.ofport, out_dir, PortSide::Ingress),
+                        (local.ofport, out_dir.reverse(), PortSide::Egress),
+                    ],
+                },
                 Ends::Missing => continue,
             };
             out.insert(link.key.clone(), c);
@@ -563,12 +649,16 @@ impl<'a> World<'a> {
 
     /// [`Self::complete`] once the flows `adding` are in as well.
     fn complete_with(&self, link: &LinkSpec, observed: &Observed, adding: &[Flow]) -> bool {
-        let mut ports = match self.ends(link) {
-            Ends::Local(a, b) => vec![a.ofport, b.ofport],
+        // The ports the link's flows use, and how many flows it has at least.
+        let (mut ports, min_flows) = match self.ends(link) {
+            Ends::Local(a, b) => (vec![a.ofport, b.ofport], 2),
             Ends::Cross { local, end, .. } => match self.tunnel_of(link, end) {
-                Some((tunnel, _)) => vec![local.ofport, tunnel.ofport],
+                Some((tunnel, _)) => (vec![local.ofport, tunnel.ofport], 2),
                 None => return false,
             },
+            // The other members' ports are theirs: a member is plugged in once its own flow
+            // is in, whoever else is on the segment.
+            Ends::Member { local, .. } => (vec![local.ofport], 1),
             Ends::Missing => return false,
         };
         ports.extend(
@@ -577,7 +667,7 @@ impl<'a> World<'a> {
                 .filter_map(|d| self.impair_port(&link.key, *d).map(|p| p.ofport)),
         );
         let flows = self.link_flows(link);
-        flows.len() >= 2
+        flows.len() >= min_flows
             && ports.iter().all(|p| observed.of_ports.contains_key(p))
             && flows
                 .iter()
@@ -671,16 +761,18 @@ impl<'a> World<'a> {
                 })
                 .map(|ep| ep.ofport)
                 .collect();
-        let usable =
-            |f: &Flow| !misnumbered.contains(&f.in_port) && !misnumbered.contains(&f.out_port);
+        let usable = |f: &Flow| {
+            !misnumbered.contains(&f.in_port)
+                && !f.out_ports.iter().any(|p| misnumbered.contains(p))
+        };
         for (key, flow) in &self.flows {
             if usable(flow) && observed.flows.get(key) != Some(flow) {
-                plan.add_flows.push(*flow);
+                plan.add_flows.push(flow.clone());
             }
         }
         for (key, flow) in &observed.flows {
             if !self.flows.contains_key(key) || !usable(flow) {
-                plan.del_flows.push(*flow);
+                plan.del_flows.push(flow.clone());
             }
         }
 
@@ -718,6 +810,9 @@ impl<'a> World<'a> {
     pub fn status(&self, link: &LinkSpec, observed: &Observed) -> OperState {
         let mut missing = Vec::new();
         for end in [link.key.a(), link.key.b()] {
+            if link.is_segment_end(end) {
+                continue;
+            }
             match self.endpoints.get(end) {
                 None if self.elsewhere.endpoints.contains_key(end) => {}
                 None => missing.push(format!("{end} to register")),
@@ -756,6 +851,18 @@ impl<'a> World<'a> {
                     AdminState::Up if up(a.ofport) && up(b.ofport) => OperState::Up,
                     AdminState::Up => {
                         OperState::Pending("waiting for the host ends to come up".into())
+                    }
+                }
+            }
+            Ends::Member { local, .. } => {
+                if !self.complete(link, observed) {
+                    return OperState::Pending("waiting for the flows".to_owned());
+                }
+                match link.admin {
+                    AdminState::Down => OperState::Down,
+                    AdminState::Up if up(local.ofport) => OperState::Up,
+                    AdminState::Up => {
+                        OperState::Pending("waiting for the host end to come up".into())
                     }
                 }
             }
@@ -853,7 +960,7 @@ mod tests {
             obs.flows.remove(&f.key());
         }
         for f in &plan.add_flows {
-            obs.flows.insert(f.key(), *f);
+            obs.flows.insert(f.key(), f.clone());
         }
         for s in &plan.port_states {
             obs.of_ports.get_mut(&s.ofport).unwrap().down = !s.up;
@@ -884,6 +991,7 @@ mod tests {
             mtu: 9000,
             admin: AdminState::Up,
             impair: Default::default(),
+            segment: None,
         }
     }
 
@@ -1020,7 +1128,7 @@ mod tests {
         lab.converge();
         let r3r4: Vec<_> = [32770, 32771]
             .iter()
-            .map(|p| lab.obs.flows[&(*p, None)])
+            .map(|p| lab.obs.flows[&(*p, None)].clone())
             .collect();
         // r2 comes back in a new sandbox with a new veth and port.
         let r2 = ep("r2", 32772, "c2-new");
@@ -1044,7 +1152,7 @@ mod tests {
             r3r4,
             [32770, 32771]
                 .iter()
-                .map(|p| lab.obs.flows[&(*p, None)])
+                .map(|p| lab.obs.flows[&(*p, None)].clone())
                 .collect::<Vec<_>>()
         );
         assert!(lab.up(32768) && lab.up(32772));
@@ -1136,7 +1244,7 @@ mod tests {
             lab.obs
                 .flows
                 .values()
-                .all(|f| f.in_port != 32768 && f.out_port != 32768),
+                .all(|f| f.in_port != 32768 && !f.out_ports.contains(&32768)),
             "{:?}",
             lab.obs.flows
         );
@@ -1188,10 +1296,13 @@ mod tests {
         let key = lab.links.keys().next().unwrap().clone();
         lab.elsewhere.keys.insert(key.clone(), 77);
         lab.converge();
-        let out = lab.obs.flows[&(32768, None)];
-        assert_eq!((out.set_tunnel, out.out_port), (Some(77), 32769));
-        let back = lab.obs.flows[&(32769, Some(77))];
-        assert_eq!((back.out_port, back.set_tunnel), (32768, None));
+        let out = &lab.obs.flows[&(32768, None)];
+        assert_eq!(
+            (out.set_tunnel, &out.out_ports[..]),
+            (Some(77), &[32769][..])
+        );
+        let back = &lab.obs.flows[&(32769, Some(77))];
+        assert_eq!((&back.out_ports[..], back.set_tunnel), (&[32768][..], None));
         let world = World::new(&lab.links, &lab.eps, &lab.elsewhere);
         assert!(world.half_ready(&EndpointKey::parse("lab", "r1:eth1").unwrap(), &lab.obs));
         assert!(!lab.up(32768), "no carrier until the far half is in place");
@@ -1251,8 +1362,147 @@ mod tests {
         lab.elsewhere.keys.insert(l1.key.clone(), 5);
         lab.elsewhere.keys.insert(l2.key.clone(), 6);
         lab.converge();
-        assert_eq!(lab.obs.flows[&(32771, Some(5))].out_port, 32768);
-        assert_eq!(lab.obs.flows[&(32771, Some(6))].out_port, 32770);
+        assert_eq!(lab.obs.flows[&(32771, Some(5))].out_ports, [32768]);
+        assert_eq!(lab.obs.flows[&(32771, Some(6))].out_ports, [32770]);
         assert!(lab.up(32768) && lab.up(32770));
+    }
+
+    /// Member `pod:eth1`'s wire to segment `lan`, at the segment's interface `e{n}`.
+    fn member(pod: &str, n: u32) -> LinkSpec {
+        let key = LinkKey::new(
+            EndpointKey::parse("lab", &format!("{pod}:eth1")).unwrap(),
+            EndpointKey::parse("lab", &format!("lan:e{n}")).unwrap(),
+        )
+        .unwrap();
+        LinkSpec {
+            segment: Some("lan".into()),
+            ..link("x", "y")
+        }
+        .with_key(key)
+    }
+
+    impl LinkSpec {
+        fn with_key(self, key: LinkKey) -> Self {
+            Self { key, ..self }
+        }
+    }
+
+    #[test]
+    fn a_segment_copies_each_members_frames_to_every_other_member() {
+        let mut lab = Lab::new(
+            &[member("r1", 1), member("r2", 2), member("r3", 3)],
+            &[
+                ep("r1", 32768, "c1"),
+                ep("r2", 32769, "c2"),
+                ep("r3", 32770, "c3"),
+            ],
+        );
+        let rounds = lab.converge();
+        assert_eq!(rounds.len(), 2, "{rounds:#?}");
+        let outs = |p: u32| lab.obs.flows[&(p, None)].out_ports.clone();
+        assert_eq!(outs(32768), [32769, 32770]);
+        assert_eq!(outs(32769), [32768, 32770]);
+        assert_eq!(outs(32770), [32768, 32769]);
+        assert_eq!(lab.obs.flows.len(), 3);
+        assert!(lab.up(32768) && lab.up(32769) && lab.up(32770));
+        let st = World::new(&lab.links, &lab.eps, &lab.elsewhere);
+        for l in lab.links.values() {
+            assert_eq!(st.status(l, &lab.obs), OperState::Up, "{}", l.key);
+        }
+        // Each member's wire counts what it sends (into the segment) and what it receives.
+        let counting = st.counting();
+        let r2 = &counting[&member("r2", 2).key];
+        // lan sorts before r2, so r2 → segment is b->a.
+        assert_eq!(r2.flows, [((32769, None), Direction::BtoA)]);
+        assert!(
+            r2.ports
+                .contains(&(32769, Direction::AtoB, PortSide::Egress))
+        );
+    }
+
+    #[test]
+    fn a_member_alone_on_its_segment_is_plugged_in_and_the_next_one_joins() {
+        let mut lab = Lab::new(
+            &[member("r1", 1), member("r2", 2), member("r3", 3)],
+            &[ep("r1", 32768, "c1")],
+        );
+        lab.converge();
+        assert!(lab.obs.flows[&(32768, None)].out_ports.is_empty(), "drops");
+        assert!(lab.up(32768), "its cable is in the switch");
+        let w = World::new(&lab.links, &lab.eps, &lab.elsewhere);
+        assert_eq!(
+            w.status(&lab.links[&member("r2", 2).key], &lab.obs),
+            OperState::Pending("waiting for r2:eth1 to register".into())
+        );
+        let r2 = ep("r2", 32769, "c2");
+        lab.eps.insert(r2.key.clone(), r2);
+        let rounds = lab.converge();
+        // r1's flow is replaced in the same bundle that adds r2's.
+        assert_eq!(rounds[0].add_flows.len(), 2);
+        assert_eq!(lab.obs.flows[&(32768, None)].out_ports, [32769]);
+        assert!(lab.up(32768) && lab.up(32769));
+    }
+
+    #[test]
+    fn a_member_taken_down_loses_carrier_alone() {
+        let mut lab = Lab::new(
+            &[member("r1", 1), member("r2", 2), member("r3", 3)],
+            &[
+                ep("r1", 32768, "c1"),
+                ep("r2", 32769, "c2"),
+                ep("r3", 32770, "c3"),
+            ],
+        );
+        lab.converge();
+        lab.links.get_mut(&member("r2", 2).key).unwrap().admin = AdminState::Down;
+        let rounds = lab.converge();
+        assert_eq!(rounds.len(), 1);
+        assert_eq!(rounds[0].port_states.len(), 1);
+        assert!(!lab.up(32769) && lab.up(32768) && lab.up(32770));
+        let w = World::new(&lab.links, &lab.eps, &lab.elsewhere);
+        assert_eq!(
+            w.status(&lab.links[&member("r2", 2).key], &lab.obs),
+            OperState::Down
+        );
+    }
+
+    #[test]
+    fn a_members_impaired_directions_go_through_their_ports() {
+        let links: BTreeMap<_, _> = [member("r1", 1), member("r2", 2), member("r3", 3)]
+            .into_iter()
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        let eps: BTreeMap<_, _> = [
+            ep("r1", 32768, "c1"),
+            ep("r2", 32769, "c2"),
+            ep("r3", 32770, "c3"),
+        ]
+        .into_iter()
+        .map(|e| (e.key.clone(), e))
+        .collect();
+        let port = |ofport| ImpairPort {
+            name: format!("oi{ofport}"),
+            stage_end: format!("oj{ofport}"),
+            ofport,
+            mtu: 9000,
+            active: true,
+        };
+        // r2's wire: into the segment (b->a) through 40000, out of it (a->b) through 40001.
+        let r2 = member("r2", 2).key;
+        let impairs: ImpairPorts = [
+            ((r2.clone(), Direction::BtoA), port(40000)),
+            ((r2, Direction::AtoB), port(40001)),
+        ]
+        .into();
+        let elsewhere = Elsewhere::default();
+        let w = World::new(&links, &eps, &elsewhere).with_impairs(&impairs);
+        let flows = w.desired_flows();
+        let outs = |p: u32| flows[&(p, None)].out_ports.clone();
+        assert_eq!(outs(32769), [40000]);
+        assert_eq!(outs(40000), [32768, 32770]);
+        assert_eq!(outs(40001), [32769]);
+        // The others deliver to r2 through its impairment port.
+        assert_eq!(outs(32768), [40001, 32770]);
+        assert_eq!(outs(32770), [32768, 40001]);
     }
 }

@@ -3,7 +3,7 @@
 //! ```yaml
 //! lab: demo
 //! mtu: 9000                 # default MTU of the links (optional, 9500 when absent)
-//! pods: [r1, r2]            # optional: when present, every endpoint must name one of them
+//! pods: [r1, r2, r3]        # optional: when present, every endpoint must name one of them
 //! links:
 //!   - endpoints: ["r1:eth1", "r2:eth1"]
 //!     mtu: 1500             # optional, overrides the default
@@ -11,7 +11,14 @@
 //!     impair: {delay: 20ms, loss: 1%}   # optional, both directions; or per direction:
 //!   - endpoints: ["r2:eth2", "r3:eth1"]
 //!     impair: {a->b: {rate: 10mbit}, b->a: {delay: 5ms}}   # a: the first endpoint written
+//!   - endpoints: ["r1:eth2", "lan1:e1"]   # r1 joins LAN segment lan1 (a->b: r1 to the LAN)
+//!   - endpoints: ["r2:eth3", "lan1:e2"]
+//! segments: [lan1]          # optional: the LAN segments
 //! ```
+//!
+//! A segment is written as a pod of its own, listed under `segments` instead of `pods`: each
+//! link with one end on it is a member's wire, and every frame one member sends reaches all
+//! the others. The segment's interface names only tell its wires apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,6 +59,8 @@ struct File {
     mtu: Option<u32>,
     #[serde(default)]
     pods: Option<Vec<String>>,
+    #[serde(default)]
+    segments: Vec<String>,
     #[serde(default)]
     links: Vec<FileLink>,
 }
@@ -101,6 +110,16 @@ impl Topology {
                 Some(pods.iter().map(String::as_str).collect())
             }
         };
+        let mut segments = BTreeSet::new();
+        for s in &file.segments {
+            check_object_name("segment name", s).map_err(|e| invalid(format!("segments: {e}")))?;
+            if pods.as_ref().is_some_and(|p| p.contains(s.as_str())) {
+                return Err(invalid(format!(
+                    "segments: {s} is listed under pods too; a name is a pod or a segment"
+                )));
+            }
+            segments.insert(s.as_str());
+        }
 
         let mut links = BTreeMap::new();
         let mut used: BTreeMap<EndpointKey, usize> = BTreeMap::new();
@@ -115,8 +134,22 @@ impl Topology {
             };
             let x = EndpointKey::parse(&file.lab, x).map_err(|e| at(e.to_string()))?;
             let y = EndpointKey::parse(&file.lab, y).map_err(|e| at(e.to_string()))?;
+            let segment = match (
+                segments.contains(x.pod.as_str()),
+                segments.contains(y.pod.as_str()),
+            ) {
+                (true, true) => {
+                    return Err(at(
+                        "joins two segments; join each to an interface of a pod instead".into(),
+                    ));
+                }
+                (true, false) => Some(x.pod.clone()),
+                (false, true) => Some(y.pod.clone()),
+                (false, false) => None,
+            };
             for e in [&x, &y] {
                 if let Some(pods) = &pods
+                    && segment.as_deref() != Some(e.pod.as_str())
                     && !pods.contains(e.pod.as_str())
                 {
                     return Err(at(format!("pod {} is not listed under pods", e.pod)));
@@ -147,6 +180,7 @@ impl Topology {
                     mtu,
                     admin,
                     impair,
+                    segment,
                 },
             );
         }
@@ -235,5 +269,24 @@ mod tests {
         // r1 sorts first, so the file's a->b (r2 to r1) is the link's b->a.
         assert!(l.impair.a_to_b.is_none());
         assert_eq!(l.impair.b_to_a.delay_us, 20_000);
+    }
+
+    #[test]
+    fn segments_are_pods_whose_links_are_member_wires() {
+        let t = Topology::parse(
+            "lab: d\npods: [r1, r2]\nsegments: [lan1]\nlinks:\n  - endpoints: [r1:eth1, lan1:e1]\n  - endpoints: [lan1:e2, r2:eth1]\n  - endpoints: [r1:eth2, r2:eth2]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let segs: Vec<_> = t.links.values().map(|l| l.segment.as_deref()).collect();
+        assert_eq!(segs, [Some("lan1"), Some("lan1"), None]);
+        let r2 = t.links.values().nth(1).unwrap();
+        assert_eq!(r2.member().unwrap().to_string(), "r2:eth1");
+        let e = err("lab: d\nsegments: [a, b]\nlinks:\n  - endpoints: [a:e1, b:e1]\n");
+        assert!(e.contains("joins two segments"), "{e}");
+        let e = err("lab: d\npods: [r1, lan]\nsegments: [lan]\n");
+        assert!(e.contains("listed under pods too"), "{e}");
+        let e = err("lab: d\nsegments: [Lan]\n");
+        assert!(e.contains("segment name"), "{e}");
     }
 }

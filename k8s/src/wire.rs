@@ -79,6 +79,8 @@ impl TryFrom<&Wire> for LinkSpec {
             } else {
                 ovswire_core::AdminState::Up
             },
+            // LAN segments are wired in local labs; a Topology carries point-to-point wires.
+            segment: None,
         })
     }
 }

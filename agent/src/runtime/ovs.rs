@@ -180,25 +180,24 @@ impl Ovs {
                 }
             }
             let Some(in_port) = in_port else { continue };
-            // A flow of ours that is not a plain wire (one output, maybe after setting the
-            // tunnel key) can never equal a desired flow, so the planner replaces it.
-            let (set_tunnel, out_port) = match f.instructions.as_slice() {
+            // A flow of ours that is not a plain wire (outputs, maybe after setting the tunnel
+            // key; none for a drop) can never equal a desired flow, so the planner replaces it.
+            let (set_tunnel, out_ports) = match f.instructions.as_slice() {
+                [] => (None, Some(Vec::new())),
                 [Instruction::ApplyActions(a)] => match a.as_slice() {
-                    [Action::Output { port, .. }] => (None, *port),
-                    [
-                        Action::SetField(OxmField::TunnelId(id, None)),
-                        Action::Output { port, .. },
-                    ] => (u32::try_from(*id).ok(), *port),
-                    _ => (None, u32::MAX),
+                    [Action::SetField(OxmField::TunnelId(id, None)), rest @ ..] => {
+                        (u32::try_from(*id).ok(), outputs(rest))
+                    }
+                    all => (None, outputs(all)),
                 },
-                _ => (None, u32::MAX),
+                _ => (None, None),
             };
             let flow = Flow {
                 cookie: f.cookie,
                 in_port,
                 tun_match,
                 set_tunnel,
-                out_port: if plain { out_port } else { u32::MAX },
+                out_ports: out_ports.filter(|_| plain).unwrap_or(vec![u32::MAX]),
             };
             flows.insert(flow.key(), flow);
         }
@@ -347,6 +346,17 @@ fn port_spec(p: &ovswire_core::plan::PortWant) -> PortSpec {
     spec
 }
 
+/// The ports of a list of actions that only output; `None` if it does anything else.
+fn outputs(actions: &[Action]) -> Option<Vec<u32>> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Output { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The plan's flow changes, deletions first, for one atomic bundle.
 fn flow_messages(plan: &Plan) -> Vec<Message> {
     let with_match = |m: FlowMod, f: &Flow| {
@@ -369,7 +379,7 @@ fn flow_messages(plan: &Plan) -> Vec<Message> {
         if let Some(key) = f.set_tunnel {
             actions.push(Action::SetField(OxmField::TunnelId(u64::from(key), None)));
         }
-        actions.push(Action::output(f.out_port));
+        actions.extend(f.out_ports.iter().map(|p| Action::output(*p)));
         with_match(FlowMod::add(0).priority(FLOW_PRIORITY).cookie(f.cookie), f)
             .apply_actions(actions)
     });

@@ -213,6 +213,7 @@ mod tests {
                 mtu: 1500,
                 admin: ovswire_core::model::AdminState::Up,
                 impair: Default::default(),
+                segment: None,
             },
             status,
             removed: false,

@@ -1,7 +1,7 @@
 //! What every format shares: turning parser errors into [`FileError`]s with a line and a hint,
 //! and the checks that make a [`Draft`] (a lab as a file describes it) a [`LabSpec`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ovswire_core::model::check_mtu;
 use serde::de::DeserializeOwned;
@@ -163,6 +163,9 @@ pub(super) struct DraftLink {
     pub(super) down: bool,
     /// Its impairments, `a->b` from the first endpoint written.
     pub(super) impair: ovswire_core::impair::LinkImpairment,
+    /// Whether the link is a LAN segment (in ovswire's format, written with more than two
+    /// endpoints or named), and its name if written.
+    pub(super) segment: Option<Segment>,
     /// Where it is written.
     pub(super) at: Vec<Step>,
 }
@@ -175,9 +178,108 @@ impl DraftLink {
             mtu,
             down: false,
             impair: Default::default(),
+            segment: None,
             at,
         }
     }
+}
+
+/// A LAN segment written as one link with its members' endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Segment {
+    /// Named `lan1`, `lan2`, ... in file order, skipping names nodes have.
+    Numbered,
+    /// Named so.
+    Named(String),
+}
+
+/// The node kind of LAN segments written as one link with their members' endpoints.
+pub(crate) const SEGMENT_KIND: &str = "bridge";
+
+/// A link to check with the index and label of the link it was written as.
+type Numbered = (usize, String, DraftLink);
+
+/// The links to check, each with the number and label of the link it was written as: a LAN
+/// segment written as one link with its members' endpoints becomes one wire per member, to an
+/// interface `eN` of a node named after the segment (`segment:`, else `lan1`, `lan2`, ...
+/// in file order), whose written name is returned too.
+fn segment_wires(
+    doc: &Doc<'_>,
+    links: Vec<DraftLink>,
+    declared: Option<&Declared>,
+) -> Result<(Vec<Numbered>, BTreeSet<String>), FileError> {
+    let mut nodes: BTreeSet<String> = declared
+        .into_iter()
+        .flat_map(|d| d.nodes.iter().map(|n| n.name.clone()))
+        .collect();
+    nodes.extend(
+        links
+            .iter()
+            .filter(|l| !is_segment(l))
+            .flat_map(|l| l.endpoints.iter().map(|e| e.node.clone())),
+    );
+    let mut segments = BTreeSet::new();
+    let mut out = Vec::with_capacity(links.len());
+    let mut numbered = 0;
+    for (i, link) in links.into_iter().enumerate() {
+        let name = label(&link.endpoints);
+        if !is_segment(&link) {
+            out.push((i, name, link));
+            continue;
+        }
+        let fail = |m: &str| doc.link_error(i, &name, &link.at, m);
+        if link.endpoints.len() < 2 {
+            return Err(fail(&format!(
+                "a LAN segment needs at least 2 endpoints, has {}",
+                link.endpoints.len()
+            )));
+        }
+        let segment = match &link.segment {
+            Some(Segment::Named(s)) => s.clone(),
+            _ => loop {
+                numbered += 1;
+                let s = format!("lan{numbered}");
+                if !nodes.contains(&s) && !segments.contains(&s) {
+                    break s;
+                }
+            },
+        };
+        if nodes.contains(&segment) {
+            return Err(fail(&format!(
+                "segment {segment} has the name of a node; give the segment another name"
+            )));
+        }
+        if !segments.insert(segment.clone()) {
+            return Err(fail(&format!(
+                "segment {segment} is written twice; list all its members in one link"
+            )));
+        }
+        for (k, member) in link.endpoints.iter().enumerate() {
+            let port = EndpointSpec {
+                node: segment.clone(),
+                ifname: format!("e{}", k + 1),
+                addrs: Vec::new(),
+            };
+            out.push((
+                i,
+                name.clone(),
+                DraftLink {
+                    endpoints: vec![member.clone(), port],
+                    mtu: link.mtu,
+                    down: link.down,
+                    impair: link.impair,
+                    segment: None,
+                    at: link.at.clone(),
+                },
+            ));
+        }
+    }
+    Ok((out, segments))
+}
+
+/// Whether a link is a LAN segment written with its members' endpoints.
+fn is_segment(link: &DraftLink) -> bool {
+    link.segment.is_some()
 }
 
 /// `r1:eth1 -- r2:eth1`, naming a link in errors.
@@ -246,16 +348,17 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         check_mtu(mtu).map_err(|m| doc.invalid(&draft.mtu_at, m.to_string()))?;
     }
 
+    let (draft_links, written_segments) = segment_wires(doc, draft.links, draft.declared.as_ref())?;
+
     // Every node's system name, by written name: declared nodes, then those only links name.
     let mut written: Vec<&str> = Vec::new();
     if let Some(declared) = &draft.declared {
         written.extend(declared.nodes.iter().map(|n| n.name.as_str()));
     }
     written.extend(
-        draft
-            .links
+        draft_links
             .iter()
-            .flat_map(|l| l.endpoints.iter().map(|e| e.node.as_str())),
+            .flat_map(|(_, _, l)| l.endpoints.iter().map(|e| e.node.as_str())),
     );
     let node_names = match names::nodes(written.iter().copied()) {
         Ok(map) => map,
@@ -269,13 +372,11 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             {
                 return Err(doc.invalid(&n.at, e));
             }
-            if let Some((i, l)) = draft
-                .links
+            if let Some((i, name, l)) = draft_links
                 .iter()
-                .enumerate()
-                .find(|(_, l)| l.endpoints.iter().any(|e| bad(&e.node)))
+                .find(|(_, _, l)| l.endpoints.iter().any(|e| bad(&e.node)))
             {
-                return Err(doc.link_error(i, &label(&l.endpoints), &l.at, &e));
+                return Err(doc.link_error(*i, name, &l.at, &e));
             }
             return Err(doc.invalid(&[], e));
         }
@@ -330,13 +431,24 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
     };
     let mgmt = check_mgmt(doc, draft.mgmt, &nodes)?;
 
-    let mut links = Vec::with_capacity(draft.links.len());
+    // The segments, by system name: written as one link, or declared with a segment kind.
+    let segments: BTreeSet<String> = written_segments
+        .iter()
+        .map(|s| node_names[s].clone())
+        .chain(
+            nodes
+                .iter()
+                .filter(|(_, n)| n.is_segment())
+                .map(|(s, _)| s.clone()),
+        )
+        .collect();
+
+    let mut links = Vec::with_capacity(draft_links.len());
     // Which link (index, label) uses each interface, by system names.
     let mut used: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     // Each interface's written name, by system names.
     let mut ifnames: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (i, link) in draft.links.into_iter().enumerate() {
-        let name = label(&link.endpoints);
+    for (i, name, link) in draft_links {
         let fail = |m: &str| doc.link_error(i, &name, &link.at, m);
         let [a, b] = <[EndpointSpec; 2]>::try_from(link.endpoints.clone()).map_err(|eps| {
             fail(&format!(
@@ -348,6 +460,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         for e in [&a, &b] {
             if let Some(under) = under
                 && e.node != HOST_NODE
+                && !written_segments.contains(&e.node)
                 && !seen_declared(&nodes, &node_names, &e.node)
             {
                 return Err(fail(&format!(
@@ -373,6 +486,11 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             });
         }
         let [sa, sb] = <[EndpointSpec; 2]>::try_from(ends).expect("two ends were mapped");
+        if segments.contains(&sa.node) && segments.contains(&sb.node) {
+            return Err(fail(
+                "joins two LAN segments; join each segment to an interface of a node instead",
+            ));
+        }
         if sa.node == HOST_NODE && sb.node == HOST_NODE {
             return Err(fail(
                 "both ends are in the host; a host link joins a node's interface to the host",
@@ -415,9 +533,16 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
                 shown.nodes.insert(s.node.clone(), e.node.clone());
             }
             let position = nodes.len();
+            let kind = if s.node == HOST_NODE {
+                Some(HOST_NODE)
+            } else if segments.contains(&s.node) {
+                Some(SEGMENT_KIND)
+            } else {
+                None
+            };
             nodes.entry(s.node.clone()).or_insert_with(|| NodeSpec {
                 position,
-                kind: (s.node == HOST_NODE).then(|| HOST_NODE.to_owned()),
+                kind: kind.map(str::to_owned),
                 ..NodeSpec::default()
             });
         }

@@ -186,8 +186,9 @@ pub fn detect(path: &Path, text: &str) -> Format {
 }
 
 /// The agent's topology file (`ovswire-agent --topology`, `docs/topology.md`) for `spec`: the
-/// lab, its default MTU when set, every node under `pods`, and the links with their MTU and
-/// state. Addresses and `exec` commands have no place there: they are the CLI's business.
+/// lab, its default MTU when set, every node under `pods` (LAN segments under `segments`), and
+/// the links with their MTU and state. Addresses and `exec` commands have no place there: they
+/// are the CLI's business.
 pub fn agent_topology(spec: &LabSpec) -> String {
     #[derive(Serialize)]
     struct AgentFile<'a> {
@@ -195,6 +196,8 @@ pub fn agent_topology(spec: &LabSpec) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
         pods: BTreeSet<&'a str>,
+        #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+        segments: BTreeSet<&'a str>,
         links: Vec<AgentLink>,
     }
     #[derive(Serialize)]
@@ -209,6 +212,12 @@ pub fn agent_topology(spec: &LabSpec) -> String {
     }
     // Links' nodes are listed too, in case `spec` was not built by `parse`: the agent requires
     // every endpoint's pod to be listed.
+    let segments: BTreeSet<&str> = spec
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.is_segment())
+        .map(|(name, _)| name.as_str())
+        .collect();
     let pods = spec
         .nodes
         .keys()
@@ -218,11 +227,13 @@ pub fn agent_topology(spec: &LabSpec) -> String {
                 .iter()
                 .flat_map(|l| [l.a.node.as_str(), l.b.node.as_str()]),
         )
+        .filter(|n| !segments.contains(n))
         .collect();
     let file = AgentFile {
         lab: &spec.name,
         mtu: spec.mtu,
         pods,
+        segments,
         links: spec
             .links
             .iter()

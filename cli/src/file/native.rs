@@ -21,6 +21,9 @@
 //!     state: down                       # optional: up (default) or down
 //!     impair: {delay: 20ms, loss: 1%}   # optional; or {a->b: {...}, b->a: {...}}
 //!   - endpoints: ["r1:eth2:2001:db8::1/64", "r2:eth2:2001:db8::2/64"]  # address inline
+//!   - endpoints: [r1:eth3, r2:eth3, r3:eth1]   # a LAN segment: more than two endpoints
+//!     segment: lan1                     # optional name (default lan1, lan2, ... in order)
+//!     ips: [10.0.1.1/24, 10.0.1.2/24, 10.0.1.3/24]
 //! ```
 //!
 //! A node takes the same settings as a containerlab node: kind, image, cmd, entrypoint, env,
@@ -29,7 +32,7 @@
 use serde::Deserialize;
 
 use super::FileError;
-use super::check::{self, Declared, Doc, Draft, DraftLink, DraftMgmt, DraftNode};
+use super::check::{self, Declared, Doc, Draft, DraftLink, DraftMgmt, DraftNode, Segment};
 use super::locate::Step;
 use super::node::{InOrder, NativeNode, Settings};
 use crate::spec::LabSpec;
@@ -64,6 +67,8 @@ struct Mgmt {
 #[serde(deny_unknown_fields, rename = "link")]
 struct Link {
     endpoints: Vec<String>,
+    #[serde(default)]
+    segment: Option<String>,
     #[serde(default)]
     mtu: Option<u32>,
     #[serde(default)]
@@ -130,6 +135,7 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
         let at = vec![Step::key("links"), Step::Index(i)];
         let fail = |m: &str| doc.link_error(i, &link.endpoints.join(" -- "), &at, m);
         let mut endpoints = check::endpoints_with_addrs(&link.endpoints).map_err(|m| fail(&m))?;
+        let endpoints_written = endpoints.len();
         if let Some(ips) = &link.ips {
             if ips.len() != endpoints.len() {
                 return Err(fail(&format!(
@@ -153,6 +159,11 @@ pub(super) fn parse(doc: &Doc<'_>) -> Result<LabSpec, FileError> {
             mtu: link.mtu,
             down: link.state == Some(State::Down),
             impair,
+            segment: match link.segment {
+                Some(name) => Some(Segment::Named(name)),
+                None if endpoints_written > 2 => Some(Segment::Numbered),
+                None => None,
+            },
             at,
         });
     }

@@ -338,6 +338,8 @@ fn agent_topology_round_trips_through_the_agents_parser() {
         "native.yaml",
         "kne-ring.pb.txt",
         "kne-pair.yaml",
+        "bridge.clab.yml",
+        "segments.yaml",
     ] {
         let spec = load(&fixture(f)).unwrap();
         let text = agent_topology(&spec);
@@ -549,15 +551,96 @@ fn links_to_the_host_are_wired_and_other_special_endpoints_refused() {
 }
 
 #[test]
-fn bridge_nodes_are_refused() {
-    let text = "name: x\ntopology:\n  nodes:\n    r1: {kind: linux}\n    br1:\n      kind: bridge\n  links:\n    - endpoints: [r1:eth1, br1:eth1]\n";
+fn external_containers_are_refused() {
+    let text = "name: x\ntopology:\n  nodes:\n    r1: {kind: linux}\n    ext:\n      kind: ext-container\n  links:\n    - endpoints: [r1:eth1, ext:eth1]\n";
     let (m, line) = error(text, "t.clab.yml", Format::Containerlab);
     assert_eq!(line, Some(6), "{m}");
     assert!(
-        m.contains("node br1 has kind bridge (a Linux bridge on the host)"),
+        m.contains("node ext has kind ext-container (a container outside the lab)"),
         "{m}"
     );
     assert!(m.ends_with("remove the node and its links"), "{m}");
+}
+
+#[test]
+fn bridge_nodes_are_lan_segments_whose_links_are_member_wires() {
+    let spec = load(&fixture("bridge.clab.yml")).unwrap();
+    assert!(spec.nodes["br-lan"].is_segment());
+    assert!(!spec.nodes["br-lan"].is_container());
+    let ends: Vec<String> = spec.interfaces().map(ToString::to_string).collect();
+    assert_eq!(
+        ends,
+        ["h1:eth1", "h2:eth1", "h3:eth1", "h1:eth2", "h2:eth2"]
+    );
+    let agent = agent_topology(&spec);
+    let topo = Topology::parse(&agent, "agent.yaml").unwrap_or_else(|e| panic!("{e}\n{agent}"));
+    let members: Vec<String> = topo
+        .links
+        .values()
+        .filter(|l| l.segment.as_deref() == Some("br-lan"))
+        .map(|l| l.member().unwrap().to_string())
+        .collect();
+    assert_eq!(members, ["h1:eth1", "h2:eth1", "h3:eth1"]);
+    assert!(agent.contains("segments:\n- br-lan\n"), "{agent}");
+    assert!(!agent.contains("pods:\n- br-lan"), "{agent}");
+    // Kubernetes has no segments.
+    let e = crate::topo::check(&spec).unwrap_err().to_string();
+    assert!(e.contains("br-lan is a LAN segment"), "{e}");
+}
+
+#[test]
+fn links_with_more_endpoints_are_lan_segments() {
+    let spec = load(&fixture("segments.yaml")).unwrap();
+    assert!(spec.nodes["lan1"].is_segment() && spec.nodes["backbone"].is_segment());
+    let wires: Vec<(String, Option<u32>, usize)> = spec
+        .links
+        .iter()
+        .map(|l| (l.name(), l.mtu, l.a.addrs.len()))
+        .collect();
+    assert_eq!(
+        wires,
+        [
+            ("r1:eth1--lan1:e1".to_owned(), None, 1),
+            ("r2:eth1--lan1:e2".to_owned(), None, 1),
+            ("r3:eth1--lan1:e3".to_owned(), None, 1),
+            ("r2:eth2--backbone:e1".to_owned(), Some(9000), 0),
+            ("r3:eth2--backbone:e2".to_owned(), Some(9000), 0),
+            ("r4:eth1--backbone:e3".to_owned(), Some(9000), 0),
+            ("r1:eth2--r4:eth2".to_owned(), None, 0),
+        ]
+    );
+    let e = |text: &str| error(text, "t.yaml", Format::Native).0;
+    let m = e(
+        "lab: x\nnodes: {r1: {}, lan: {}}\nlinks:\n  - endpoints: [r1:eth1, lan:eth1, r1:eth2]\n    segment: lan\n",
+    );
+    assert!(
+        m.contains("link 1") && m.contains("segment lan has the name of a node"),
+        "{m}"
+    );
+    let m = e(
+        "lab: x\nlinks:\n  - endpoints: [r1:eth1, r2:eth1, r3:eth1]\n  - endpoints: [r1:eth2, r2:eth2, r1:eth1]\n",
+    );
+    assert!(
+        m.contains("link 2") && m.contains("r1:eth1 is already used by link 1"),
+        "{m}"
+    );
+    let m = e("lab: x\nlinks:\n  - endpoints: [r1:eth1]\n    segment: s\n");
+    assert!(m.contains("at least 2 endpoints"), "{m}");
+    let m = e(
+        "lab: x\nlinks:\n  - endpoints: [a:e1, b:e1, c:e1]\n    segment: s\n  - endpoints: [a:e2, b:e2, c:e2]\n    segment: s\n",
+    );
+    assert!(m.contains("segment s is written twice"), "{m}");
+    // An unnamed segment skips names that nodes have.
+    let spec = parse(
+        "lab: x\nlinks:\n  - endpoints: [lan1:eth1, r2:eth1]\n  - endpoints: [lan1:eth2, r2:eth2, r3:eth2]\n",
+        "t.yaml",
+        Format::Native,
+    )
+    .unwrap();
+    assert!(spec.nodes["lan2"].is_segment() && !spec.nodes["lan1"].is_segment());
+    let clab = "name: x\ntopology:\n  nodes:\n    b1: {kind: bridge}\n    b2: {kind: ovs-bridge}\n  links:\n    - endpoints: [b1:eth1, b2:eth1]\n";
+    let (m, _) = error(clab, "t.clab.yml", Format::Containerlab);
+    assert!(m.contains("joins two LAN segments"), "{m}");
 }
 
 #[test]
@@ -622,10 +705,7 @@ fn semantic_errors_name_the_link_and_its_line() {
             "  - endpoints: [r1:eth1]\n",
             "link 2 (r1:eth1): needs exactly 2 endpoints, has 1",
         ),
-        (
-            "  - endpoints: [a:e1, b:e1, c:e1]\n",
-            "needs exactly 2 endpoints, has 3",
-        ),
+        ("  - endpoints: []\n", "needs exactly 2 endpoints, has 0"),
         (
             "  - endpoints: [r1:eth1, r1:eth1]\n",
             "both ends are r1:eth1; a link needs two different interfaces",

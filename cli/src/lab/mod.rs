@@ -409,6 +409,10 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
             st.nodes.insert(node.clone(), NodeRecord::Host);
             continue;
         }
+        if n.is_segment() {
+            // A LAN segment is the agent's flows: nothing to make.
+            continue;
+        }
         if !n.is_container() {
             if matches!(st.nodes.get(node), Some(NodeRecord::Container(_))) {
                 nodes::remove(engine.as_ref(), node, &st.nodes[node], Vec::new()).await?;

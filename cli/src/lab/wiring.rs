@@ -88,22 +88,20 @@ pub(super) async fn converge(
     only: Option<&BTreeSet<String>>,
 ) -> Result<BTreeSet<String>> {
     let mut todo = Vec::new();
-    for link in &spec.links {
-        for e in [&link.a, &link.b] {
-            if only.is_some_and(|o| !o.contains(&e.node)) {
-                continue;
-            }
-            let Some(netns) = st.nodes.get(&e.node).and_then(|r| r.netns()) else {
-                continue;
-            };
-            let k = key(&e.node, &e.ifname);
-            let step = match st.attached.get(&k) {
-                _ if renew.contains(&e.node) => Step::Renew,
-                Some(_) => Step::Check,
-                None => Step::Add,
-            };
-            todo.push((e.node.clone(), e.ifname.clone(), netns, step));
+    for e in spec.interfaces() {
+        if only.is_some_and(|o| !o.contains(&e.node)) {
+            continue;
         }
+        let Some(netns) = st.nodes.get(&e.node).and_then(|r| r.netns()) else {
+            continue;
+        };
+        let k = key(&e.node, &e.ifname);
+        let step = match st.attached.get(&k) {
+            _ if renew.contains(&e.node) => Step::Renew,
+            Some(_) => Step::Check,
+            None => Step::Add,
+        };
+        todo.push((e.node.clone(), e.ifname.clone(), netns, step));
     }
     let makes = todo.iter().filter(|t| t.3 != Step::Check).count();
     if makes > 0 {
@@ -246,11 +244,7 @@ pub(super) async fn remove_unwanted(
 
 /// The interfaces `spec` wants attached, as state keys.
 pub(super) fn wanted(spec: &LabSpec) -> BTreeSet<String> {
-    spec.links
-        .iter()
-        .flat_map(|l| [&l.a, &l.b])
-        .map(|e| key(&e.node, &e.ifname))
-        .collect()
+    spec.interfaces().map(|e| key(&e.node, &e.ifname)).collect()
 }
 
 /// Puts the file's addresses on the interfaces of `nodes` (an address already there is fine).

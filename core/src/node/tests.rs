@@ -12,6 +12,7 @@ fn link(a: (&str, &str), b: (&str, &str), mtu: u32) -> LinkSpec {
         mtu,
         admin: AdminState::Up,
         impair: Default::default(),
+        segment: None,
     }
 }
 
@@ -365,7 +366,7 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     converge(&mut st);
     let port_of = |st: &NodeState, e: &Attachment| st.endpoints[&e.key].ofport;
     let (pa, pb) = (port_of(&st, &a), port_of(&st, &b));
-    assert_eq!(st.observed.flows[&(pa, None)].out_port, pb);
+    assert_eq!(st.observed.flows[&(pa, None)].out_ports, [pb]);
     assert!(st.links()[0].1 == OperState::Up);
 
     let imp: LinkImpairment = "a->b: delay=20ms; b->a: none".parse().unwrap();
@@ -389,11 +390,11 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     assert_eq!(plan.add_flows.len(), 2, "{plan:?}");
     assert!(plan.port_states.is_empty(), "{plan:?}");
     converge(&mut st);
-    assert_eq!(st.observed.flows[&(pa, None)].out_port, port.ofport);
-    assert_eq!(st.observed.flows[&(port.ofport, None)].out_port, pb);
+    assert_eq!(st.observed.flows[&(pa, None)].out_ports, [port.ofport]);
+    assert_eq!(st.observed.flows[&(port.ofport, None)].out_ports, [pb]);
     assert_eq!(
-        st.observed.flows[&(pb, None)].out_port,
-        pa,
+        st.observed.flows[&(pb, None)].out_ports,
+        [pa],
         "b->a stays direct"
     );
     assert!(st.links()[0].1 == OperState::Up, "{:?}", st.links());
@@ -408,7 +409,7 @@ fn an_impaired_direction_goes_through_its_port_and_the_link_keeps_carrier() {
     assert_eq!(plan.del_ports.len(), 2);
     assert!(plan.port_states.is_empty(), "{plan:?}");
     converge(&mut st);
-    assert_eq!(st.observed.flows[&(pa, None)].out_port, pb);
+    assert_eq!(st.observed.flows[&(pa, None)].out_ports, [pb]);
     assert_eq!(st.observed.flows.len(), 2);
     assert!(st.links()[0].1 == OperState::Up);
 }
@@ -466,4 +467,22 @@ fn an_add_is_durable_once_its_port_is_committed_or_observed() {
     );
     apply(&mut st, &plan);
     assert!(st.persisted(&a.host_ifname));
+}
+
+#[test]
+fn a_segment_is_no_pod_and_its_members_are_impaired_on_their_node() {
+    let mut wire = link(("r1", "eth1"), ("lan", "e1"), 1500);
+    wire.segment = Some("lan".into());
+    let mut st = node("n1", &[wire]);
+    let e = st.reserve(&request("c9", "lan", "e1", None)).unwrap_err();
+    assert!(
+        matches!(&e, AttachError::InvalidRequest(m) if m.contains("lan in lab lab is a LAN segment")),
+        "{e:?}"
+    );
+    // Both directions of the member's wire are impaired where the member is.
+    attach(&mut st, &request("c1", "r1", "eth1", None));
+    let key = st.links()[0].0.key.clone();
+    st.set_impair(&key, "delay=2ms".parse().unwrap()).unwrap();
+    let dirs: Vec<Direction> = st.impair_ports().iter().map(|p| p.1).collect();
+    assert_eq!(dirs, [Direction::AtoB, Direction::BtoA]);
 }
