@@ -65,6 +65,13 @@ impl fmt::Display for DrawnState {
     }
 }
 
+/// Whether `node` is a LAN segment.
+fn is_segment(spec: &LabSpec, node: &str) -> bool {
+    spec.nodes
+        .get(node)
+        .is_some_and(crate::spec::NodeSpec::is_segment)
+}
+
 /// Every node name: the declared nodes and, should `spec` lack some, the links' nodes; sorted.
 fn node_names(spec: &LabSpec) -> BTreeSet<&str> {
     spec.nodes
@@ -95,7 +102,13 @@ pub fn mermaid(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String
         one_line(spec.names.lab(&spec.name))
     );
     for (name, id) in &ids {
-        let _ = writeln!(out, "  {id}[\"{}\"]", mermaid_text(spec.names.node(name)));
+        let text = mermaid_text(spec.names.node(name));
+        // A LAN segment is drawn as a stadium, nodes as boxes.
+        let _ = if is_segment(spec, name) {
+            writeln!(out, "  {id}([\"{text}\"])")
+        } else {
+            writeln!(out, "  {id}[\"{text}\"]")
+        };
     }
     let states: Vec<DrawnState> = spec.links.iter().map(state).collect();
     for link in &spec.links {
@@ -168,15 +181,17 @@ pub fn dot(spec: &LabSpec, state: &dyn Fn(&LabLink) -> DrawnState) -> String {
     out.push_str("  edge [fontsize=10, labeldistance=2];\n");
     for node in node_names(spec) {
         let shown = spec.names.node(node);
-        if shown == node {
+        let mut attrs = Vec::new();
+        if shown != node {
+            attrs.push(format!("label=\"{}\"", dot_text(shown)));
+        }
+        if is_segment(spec, node) {
+            attrs.push("shape=ellipse, style=dashed".to_owned());
+        }
+        if attrs.is_empty() {
             let _ = writeln!(out, "  \"{}\";", dot_text(node));
         } else {
-            let _ = writeln!(
-                out,
-                "  \"{}\" [label=\"{}\"];",
-                dot_text(node),
-                dot_text(shown)
-            );
+            let _ = writeln!(out, "  \"{}\" [{}];", dot_text(node), attrs.join(", "));
         }
     }
     for link in &spec.links {

@@ -565,6 +565,113 @@ fn frr_routers_in_containers_converge_over_every_wire_and_save_their_configs() {
     cli.ok(&["lab", "down", &lab]);
 }
 
+/// The IS-IS neighbours `router` has Up, by system id (host name).
+fn isis_up(cli: &Cli<'_>, router: &str) -> Vec<String> {
+    let out = cli.run(&[
+        "lab",
+        "exec",
+        router,
+        "--lab",
+        &cli.lab,
+        "--",
+        "vtysh",
+        "-c",
+        "show isis neighbor",
+    ]);
+    let mut up: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" Up "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    up.sort();
+    up
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn frr_routers_on_a_lan_segment_form_a_broadcast_isis_adjacency_between_all_three() {
+    need_image(FRR);
+    let node = Testbed::node("lan").unwrap();
+    let lab = lab_name("l");
+    let cli = Cli::on(&node, &lab);
+    // The example lab, as its comments tell users to run it, under a name of the test's own.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dir = node.dir().join("lab");
+    std::fs::create_dir_all(dir.join("frr-lan")).unwrap();
+    for entry in std::fs::read_dir(examples.join("frr-lan")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("frr-lan").join(entry.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(examples.join("frr-lan.yaml"))
+        .unwrap()
+        .replace("lab: frr-lan", &format!("lab: {lab}"))
+        .replace("localhost/ovswire/frr:latest", FRR);
+    let file = lab_file(&dir, "frr-lan.yaml", &text, &[]);
+    let table = cli.up(&file);
+    assert_eq!(table.matches("  up").count(), 3, "{table}");
+
+    // Each router is adjacent to both others over its one interface: a broadcast circuit.
+    let others = |me: &str| -> Vec<String> {
+        ["r1", "r2", "r3"]
+            .into_iter()
+            .filter(|r| *r != me)
+            .map(str::to_owned)
+            .collect()
+    };
+    for r in ["r1", "r2", "r3"] {
+        wait_until(&format!("{r} is adjacent to both others"), || {
+            isis_up(&cli, r) == others(r)
+        });
+    }
+    let circuit = cli.ok(&[
+        "lab",
+        "exec",
+        "r2",
+        "--lab",
+        &lab,
+        "--",
+        "vtysh",
+        "-c",
+        "show isis interface detail",
+    ]);
+    assert!(
+        circuit.contains("Type: lan"),
+        "a broadcast circuit: {circuit}"
+    );
+    for (from, src) in [("r1", "10.0.0.1"), ("r2", "10.0.0.2"), ("r3", "10.0.0.3")] {
+        for to in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+            wait_until(&format!("{from} reaches {to}"), || {
+                exec_ok(&cli, from, &["ping", "-c", "1", "-W", "1", "-I", src, to])
+            });
+        }
+    }
+
+    // r3's cable out: r1 and r2 lose it when its hellos stop (3 s) and keep each other.
+    cli.ok(&["link", "down", "r3:eth1", "--lab", &lab]);
+    for r in ["r1", "r2"] {
+        let other = if r == "r1" { "r2" } else { "r1" };
+        wait_until(&format!("{r} loses r3 and keeps {other}"), || {
+            isis_up(&cli, r) == [other]
+        });
+    }
+    assert!(!has_carrier(&cli, "r3", "eth1"));
+    assert!(exec_ok(
+        &cli,
+        "r1",
+        &["ping", "-c", "1", "-W", "1", "10.0.0.2"]
+    ));
+    cli.ok(&["link", "up", "r3:eth1", "--lab", &lab]);
+    for r in ["r1", "r2", "r3"] {
+        wait_until(&format!("{r} is adjacent to both others again"), || {
+            isis_up(&cli, r) == others(r)
+        });
+    }
+    cli.ok(&["lab", "down", &lab]);
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),

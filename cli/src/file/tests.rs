@@ -592,6 +592,18 @@ fn bridge_nodes_are_lan_segments_whose_links_are_member_wires() {
 fn links_with_more_endpoints_are_lan_segments() {
     let spec = load(&fixture("segments.yaml")).unwrap();
     assert!(spec.nodes["lan1"].is_segment() && spec.nodes["backbone"].is_segment());
+    // Graphs draw segments apart from nodes.
+    let up = |_: &crate::spec::LabLink| crate::graph::DrawnState::Up;
+    let mermaid = crate::graph::mermaid(&spec, &up);
+    assert!(
+        mermaid.contains("([\"lan1\"])") && mermaid.contains("[\"r1\"]"),
+        "{mermaid}"
+    );
+    let dot = crate::graph::dot(&spec, &up);
+    assert!(
+        dot.contains("\"backbone\" [shape=ellipse, style=dashed];"),
+        "{dot}"
+    );
     let wires: Vec<(String, Option<u32>, usize)> = spec
         .links
         .iter()
