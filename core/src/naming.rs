@@ -86,6 +86,22 @@ pub fn impair_ifnames(link: &LinkKey, dir: crate::stats::Direction) -> (String, 
     (format!("oi{h:013x}"), format!("oj{h:013x}"))
 }
 
+/// The cookie of the flows that bring a LAN segment's frames in from other nodes.
+pub fn segment_cookie(lab: &str, segment: &str) -> u64 {
+    COOKIE_TAG | (fnv1a(&["segment", lab, segment]) & !COOKIE_TAG_MASK)
+}
+
+/// The name two nodes give a LAN segment's frames between them when they agree on its tunnel
+/// key: a link of the segment with itself, whose ends are named after the nodes (`t` and 13 hex
+/// digits each). Both nodes derive the same, whichever asks.
+pub fn segment_trunk(lab: &str, segment: &str, node: &str, other: &str) -> Option<LinkKey> {
+    let end = |n: &str| {
+        let h = fnv1a(&["trunk", n]) >> 12;
+        crate::model::EndpointKey::new(lab, segment, &format!("t{h:013x}"))
+    };
+    LinkKey::new(end(node).ok()?, end(other).ok()?).ok()
+}
+
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_TUNNEL_KEY: u32 = 0x00ff_ffff;
 

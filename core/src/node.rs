@@ -348,13 +348,18 @@ impl NodeState {
             .keys()
             .map(|k| (k.clone(), world.half_ready(k, &self.observed)))
             .collect();
+        let trunks = self
+            .elsewhere
+            .trunks
+            .iter()
+            .map(|(trunk, node)| (trunk, node.clone()));
         let keys = world
             .cross_links()
             .into_iter()
-            .filter(|(_, _, node)| self.here.node.as_str() < node.as_str())
-            .filter_map(|(l, _, node)| {
-                Some((l.key.clone(), (node, *self.elsewhere.keys.get(&l.key)?)))
-            })
+            .map(|(l, _, node)| (&l.key, node))
+            .chain(trunks)
+            .filter(|(_, node)| self.here.node.as_str() < node.as_str())
+            .filter_map(|(key, node)| Some((key.clone(), (node, *self.elsewhere.keys.get(key)?))))
             .collect();
         Report {
             endpoints,

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{EndpointKey, LinkKey, LinkSpec};
-use crate::naming::{MAX_TUNNEL_KEY, link_cookie, preferred_tunnel_key, tunnel_name};
+use crate::naming::{
+    MAX_TUNNEL_KEY, link_cookie, preferred_tunnel_key, segment_trunk, tunnel_name,
+};
 use crate::plan::{Elsewhere, Endpoint, Observed, RemoteEnd, TUNNEL_KEY, Tunnel, World};
 
 /// The last report of one peer node.
@@ -24,6 +26,9 @@ pub struct PeerView {
     pub endpoints: BTreeMap<EndpointKey, bool>,
     /// Keys it chose for links between it and this node.
     pub keys: BTreeMap<LinkKey, u32>,
+    /// LAN segments (lab, segment) it has members of, as read back from this node's flows at
+    /// start; its reports say this with its endpoints instead.
+    pub segments: BTreeSet<(String, String)>,
     /// A report arrived since this agent started (the view is not only what the agent read
     /// back from OVS at start).
     pub heard: bool,
@@ -63,11 +68,15 @@ pub fn rebuild(
             }
         }
     }
-    let cross: Vec<(LinkKey, String)> = World::new(links, local, &next)
+    let mut cross: Vec<(LinkKey, String)> = World::new(links, local, &next)
         .cross_links()
         .into_iter()
         .map(|(l, _, node)| (l.key.clone(), node))
         .collect();
+    for (trunk, node) in segment_trunks(here, links, local, &next.endpoints, peers) {
+        next.trunks.insert(trunk.clone(), node.clone());
+        cross.push((trunk, node));
+    }
 
     // Keys: kept ones first, so that new links never take a key in use.
     let mut used: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
@@ -149,6 +158,42 @@ pub fn rebuild(
     next
 }
 
+/// The trunk to each other node with members of a LAN segment that has members here.
+fn segment_trunks(
+    here: &Here,
+    links: &BTreeMap<LinkKey, LinkSpec>,
+    local: &BTreeMap<EndpointKey, Endpoint>,
+    remote: &BTreeMap<EndpointKey, RemoteEnd>,
+    peers: &BTreeMap<String, PeerView>,
+) -> Vec<(LinkKey, String)> {
+    let mut here_on = BTreeSet::new();
+    let mut there: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for l in links.values() {
+        let (Some(seg), Some(member)) = (&l.segment, l.member()) else {
+            continue;
+        };
+        if local.contains_key(member) {
+            here_on.insert((l.key.lab(), seg.as_str()));
+        } else if let Some(r) = remote.get(member) {
+            there.insert((l.key.lab(), seg, &r.node));
+        }
+    }
+    for (node, view) in peers {
+        there.extend(
+            view.segments
+                .iter()
+                .map(|(l, s)| (l.as_str(), s.as_str(), node.as_str())),
+        );
+    }
+    there
+        .into_iter()
+        .filter(|(lab, seg, _)| here_on.contains(&(*lab, *seg)))
+        .filter_map(|(lab, seg, node)| {
+            Some((segment_trunk(lab, seg, &here.node, node)?, node.to_owned()))
+        })
+        .collect()
+}
+
 /// Reads back, from what OVS has, the cross-node wiring a previous run left: tunnel ports,
 /// and for each link whose flows go into a tunnel, the far end's node and the link's key. The
 /// result stands in for the peers' reports until they arrive, so a restarted agent plans
@@ -189,10 +234,10 @@ pub fn adopt(
         let Some(flow) = observed.flows.get(&(mine.ofport, None)) else {
             continue;
         };
-        let (Some(key), [out]) = (flow.set_tunnel, flow.out_ports.as_slice()) else {
+        let ([], [out]) = (flow.out_ports.as_slice(), flow.tunnels.as_slice()) else {
             continue;
         };
-        let Some(node) = by_ofport.get(out) else {
+        let (key, Some(node)) = (out.key, by_ofport.get(&out.port)) else {
             continue;
         };
         if flow.cookie != link_cookie(&link.key) {
@@ -204,6 +249,34 @@ pub fn adopt(
             elsewhere.keys.insert(link.key.clone(), key);
         } else {
             view.keys.insert(link.key.clone(), key);
+        }
+    }
+    // LAN segments: the tunnels a local member's frames go into, with their keys.
+    let member_wires: BTreeMap<u64, &LinkSpec> = links
+        .values()
+        .filter(|l| l.member().is_some_and(|m| local.contains_key(m)))
+        .map(|l| (link_cookie(&l.key), l))
+        .collect();
+    for flow in observed.flows.values() {
+        let Some(link) = member_wires.get(&flow.cookie) else {
+            continue;
+        };
+        let seg = link.segment.clone().unwrap_or_default();
+        for t in &flow.tunnels {
+            let Some(node) = by_ofport.get(&t.port) else {
+                continue;
+            };
+            let Some(trunk) = segment_trunk(link.key.lab(), &seg, &here.node, node) else {
+                continue;
+            };
+            let view = peers.entry(node.clone()).or_default();
+            view.segments
+                .insert((link.key.lab().to_owned(), seg.clone()));
+            if here.node.as_str() < node.as_str() {
+                elsewhere.keys.insert(trunk, t.key);
+            } else {
+                view.keys.insert(trunk, t.key);
+            }
         }
     }
     (peers, elsewhere)
@@ -314,6 +387,7 @@ mod tests {
                     heard: true,
                     underlay_mtu: 0,
                     generation: 1,
+                    segments: BTreeSet::new(),
                 },
             )]),
             &Elsewhere::default(),
@@ -330,6 +404,7 @@ mod tests {
                 heard: true,
                 underlay_mtu: 0,
                 generation: 1,
+                segments: BTreeSet::new(),
             };
             rebuild(
                 &here("c"),
@@ -419,5 +494,95 @@ mod tests {
             &mut || Some(1),
         );
         assert!(e.unreachable["b"].contains("--underlay-ip"));
+    }
+
+    #[test]
+    fn a_segment_across_nodes_gets_one_trunk_per_node_that_a_restart_reads_back() {
+        let member = |pod: &str, n: u32| LinkSpec {
+            segment: Some("lan".into()),
+            ..link("lab", &format!("{pod}:eth1"), &format!("lan:e{n}"))
+        };
+        let links: BTreeMap<_, _> = [member("r1", 1), member("r2", 2), member("r3", 3)]
+            .into_iter()
+            .chain([member("r4", 4)])
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        let eps: BTreeMap<_, _> = [
+            local("lab", "r1:eth1", 32768),
+            local("lab", "r2:eth1", 32769),
+        ]
+        .into_iter()
+        .collect();
+        let view = |ip: &str, member: &str| PeerView {
+            underlay_ip: Some(ip.into()),
+            endpoints: [(EndpointKey::parse("lab", member).unwrap(), true)].into(),
+            ..PeerView::default()
+        };
+        let peers = BTreeMap::from([
+            ("b".to_owned(), view("192.0.2.2", "r3:eth1")),
+            ("c".to_owned(), view("192.0.2.3", "r4:eth1")),
+        ]);
+        let mut next = 40000;
+        let mut alloc = || {
+            next += 1;
+            Some(next)
+        };
+        let e = rebuild(
+            &here("a"),
+            &links,
+            &eps,
+            &peers,
+            &Elsewhere::default(),
+            &mut alloc,
+        );
+        let to_b = segment_trunk("lab", "lan", "a", "b").unwrap();
+        let to_c = segment_trunk("lab", "lan", "c", "a").unwrap();
+        assert_eq!(
+            to_b,
+            segment_trunk("lab", "lan", "b", "a").unwrap(),
+            "either way"
+        );
+        assert_eq!(
+            e.trunks,
+            BTreeMap::from([(to_b.clone(), "b".into()), (to_c.clone(), "c".into())])
+        );
+        assert!(e.keys.contains_key(&to_b) && e.keys.contains_key(&to_c));
+        assert_eq!(e.tunnels.len(), 2);
+
+        // Each member's frames go to the other member here and once into each tunnel.
+        let world = World::new(&links, &eps, &e);
+        let flows = world.desired_flows();
+        let (tb, tc) = (e.tunnels["b"].ofport, e.tunnels["c"].ofport);
+        let r1 = &flows[&(32768, None)];
+        assert_eq!(r1.out_ports, [32769]);
+        let ports: Vec<u32> = r1.tunnels.iter().map(|t| t.port).collect();
+        assert_eq!(ports, [tb, tc]);
+        let from_b = &flows[&(tb, Some(e.keys[&to_b]))];
+        assert_eq!(from_b.out_ports, [32768, 32769]);
+
+        // A restarted agent reads the trunks back from the flows and keeps their keys.
+        let mut observed = Observed::default();
+        for (node, t) in &e.tunnels {
+            let want = t.want(node);
+            observed.ports.insert(
+                t.name.clone(),
+                crate::plan::ObservedPort {
+                    name: t.name.clone(),
+                    ofport_request: Some(t.ofport),
+                    ofport: crate::plan::OfportState::Assigned(t.ofport),
+                    external_ids: want.external_ids,
+                },
+            );
+        }
+        observed.flows = flows.clone();
+        let (views, adopted) = adopt(&here("a"), &links, &eps, &observed);
+        assert!(views["b"].segments.contains(&("lab".into(), "lan".into())));
+        let again = rebuild(&here("a"), &links, &eps, &views, &adopted, &mut alloc);
+        assert_eq!(again.trunks, e.trunks);
+        assert_eq!(
+            (again.keys[&to_b], again.keys[&to_c]),
+            (e.keys[&to_b], e.keys[&to_c])
+        );
+        assert_eq!(World::new(&links, &eps, &again).desired_flows(), flows);
     }
 }

@@ -99,7 +99,8 @@ pub struct PortWant {
 }
 
 /// One wire flow in table 0 at [`FLOW_PRIORITY`]: `in_port=in_port[,tun_id=tun_match] →
-/// [set_field:set_tunnel->tun_id,] output:out_ports...`.
+/// output:out_ports..., [set_field:key->tun_id, output:port]...` (the plain outputs first, then
+/// each tunnel with its key).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Flow {
     /// The link's cookie.
@@ -108,11 +109,20 @@ pub struct Flow {
     pub in_port: u32,
     /// Matched tunnel key, for frames arriving from a tunnel port.
     pub tun_match: Option<u32>,
-    /// Tunnel key to send with, for frames leaving through a tunnel port.
-    pub set_tunnel: Option<u32>,
-    /// Output ports: one for a wire, the other members for a LAN segment (none drops the
-    /// frame, while a segment has no other member yet).
+    /// Output ports: one for a wire, the other members for a LAN segment (none and no tunnel
+    /// drops the frame, while a segment has no other member yet).
     pub out_ports: Vec<u32>,
+    /// Tunnel ports to output to, each with the key the frame carries through it.
+    pub tunnels: Vec<TunnelOut>,
+}
+
+/// An output into a tunnel port with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TunnelOut {
+    /// The tunnel port.
+    pub port: u32,
+    /// The VXLAN key.
+    pub key: u32,
 }
 
 impl Flow {
@@ -127,9 +137,25 @@ impl Flow {
             cookie,
             in_port,
             tun_match: None,
-            set_tunnel: None,
             out_ports,
+            tunnels: Vec::new(),
         }
+    }
+
+    /// A flow into one tunnel with `key`.
+    pub fn into_tunnel(cookie: u64, in_port: u32, port: u32, key: u32) -> Self {
+        Self {
+            tunnels: vec![TunnelOut { port, key }],
+            ..Self::fan(cookie, in_port, Vec::new())
+        }
+    }
+
+    /// Every port the flow outputs to.
+    pub fn outputs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.out_ports
+            .iter()
+            .copied()
+            .chain(self.tunnels.iter().map(|t| t.port))
     }
 
     /// What the flow matches on, which identifies it in the table.
@@ -240,8 +266,11 @@ pub struct Elsewhere {
     pub endpoints: BTreeMap<EndpointKey, RemoteEnd>,
     /// Tunnel ports the agent wants, by the node they lead to.
     pub tunnels: BTreeMap<String, Tunnel>,
-    /// Agreed tunnel keys of cross-node links.
+    /// Agreed tunnel keys of cross-node links, and of LAN segments' trunks.
     pub keys: BTreeMap<LinkKey, u32>,
+    /// The trunks of LAN segments with members here and on another node (one per segment and
+    /// node, see [`crate::naming::segment_trunk`]), by the node they lead to.
+    pub trunks: BTreeMap<LinkKey, String>,
     /// Why a node cannot be reached by tunnel (no underlay address known), by node.
     pub unreachable: BTreeMap<String, String>,
 }
@@ -508,10 +537,7 @@ impl<'a> World<'a> {
                         hop(
                             out_dir,
                             local.ofport,
-                            Flow {
-                                set_tunnel: Some(key),
-                                ..Flow::wire(cookie, 0, tunnel.ofport)
-                            },
+                            Flow::into_tunnel(cookie, 0, tunnel.ofport, key),
                         );
                         put(Flow {
                             tun_match: Some(key),
@@ -532,7 +558,9 @@ impl<'a> World<'a> {
     }
 
     /// The flows of one LAN segment's member wires registered here: each member's frames go
-    /// to every other member (through the impairment port of the direction when it has one).
+    /// to every other member here (through the impairment port of the direction when it has
+    /// one) and once into the tunnel to each other node with members, with the key agreed with
+    /// that node; what a tunnel brings with that key goes to every member here.
     fn segment_flows(&self, wires: &[&'a LinkSpec]) -> Vec<Flow> {
         // Each member here: its wire, its port, its two directions, and where frames for it go.
         let members: Vec<_> = wires
@@ -547,6 +575,29 @@ impl<'a> World<'a> {
             })
             .collect();
         let mut flows = Vec::new();
+        let Some(first) = members.first() else {
+            return flows;
+        };
+        let (lab, segment) = (first.0.key.lab(), first.0.segment.as_deref().unwrap_or(""));
+        let tunnels: Vec<TunnelOut> = self
+            .elsewhere
+            .trunks
+            .iter()
+            .filter(|(trunk, _)| trunk.lab() == lab && trunk.a().pod == segment)
+            .filter_map(|(trunk, node)| {
+                Some(TunnelOut {
+                    port: self.elsewhere.tunnels.get(node)?.ofport,
+                    key: *self.elsewhere.keys.get(trunk)?,
+                })
+            })
+            .collect();
+        let cookie = crate::naming::segment_cookie(lab, segment);
+        for t in &tunnels {
+            flows.push(Flow {
+                tun_match: Some(t.key),
+                ..Flow::fan(cookie, t.port, members.iter().map(|m| m.4).collect())
+            });
+        }
         for (i, (link, local, out_dir, into, _)) in members.iter().enumerate() {
             let cookie = link_cookie(&link.key);
             let others: Vec<u32> = members
@@ -555,12 +606,16 @@ impl<'a> World<'a> {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, m)| m.4)
                 .collect();
+            let fan = |in_port| Flow {
+                tunnels: tunnels.clone(),
+                ..Flow::fan(cookie, in_port, others.clone())
+            };
             match self.impair_port(&link.key, *out_dir) {
                 Some(p) => {
                     flows.push(Flow::wire(cookie, local.ofport, p.ofport));
-                    flows.push(Flow::fan(cookie, p.ofport, others));
+                    flows.push(fan(p.ofport));
                 }
-                None => flows.push(Flow::fan(cookie, local.ofport, others)),
+                None => flows.push(fan(local.ofport)),
             }
             if let Some(p) = into {
                 flows.push(Flow::wire(cookie, p.ofport, local.ofport));
@@ -762,8 +817,7 @@ impl<'a> World<'a> {
                 .map(|ep| ep.ofport)
                 .collect();
         let usable = |f: &Flow| {
-            !misnumbered.contains(&f.in_port)
-                && !f.out_ports.iter().any(|p| misnumbered.contains(p))
+            !misnumbered.contains(&f.in_port) && !f.outputs().any(|p| misnumbered.contains(&p))
         };
         for (key, flow) in &self.flows {
             if usable(flow) && observed.flows.get(key) != Some(flow) {
@@ -1244,7 +1298,7 @@ mod tests {
             lab.obs
                 .flows
                 .values()
-                .all(|f| f.in_port != 32768 && !f.out_ports.contains(&32768)),
+                .all(|f| f.in_port != 32768 && !f.outputs().any(|p| p == 32768)),
             "{:?}",
             lab.obs.flows
         );
@@ -1298,11 +1352,17 @@ mod tests {
         lab.converge();
         let out = &lab.obs.flows[&(32768, None)];
         assert_eq!(
-            (out.set_tunnel, &out.out_ports[..]),
-            (Some(77), &[32769][..])
+            out.tunnels,
+            [TunnelOut {
+                port: 32769,
+                key: 77
+            }]
         );
         let back = &lab.obs.flows[&(32769, Some(77))];
-        assert_eq!((&back.out_ports[..], back.set_tunnel), (&[32768][..], None));
+        assert_eq!(
+            (&back.out_ports[..], &back.tunnels[..]),
+            (&[32768][..], &[][..])
+        );
         let world = World::new(&lab.links, &lab.eps, &lab.elsewhere);
         assert!(world.half_ready(&EndpointKey::parse("lab", "r1:eth1").unwrap(), &lab.obs));
         assert!(!lab.up(32768), "no carrier until the far half is in place");

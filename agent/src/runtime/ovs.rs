@@ -17,7 +17,7 @@ use ovswire_ovsdb::vswitch::{
 use crate::error::OvsError;
 use ovswire_core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
 use ovswire_core::plan::{
-    FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan,
+    FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan, TunnelOut,
 };
 
 /// How long ovs-vswitchd may take to apply a batch of ports.
@@ -180,24 +180,23 @@ impl Ovs {
                 }
             }
             let Some(in_port) = in_port else { continue };
-            // A flow of ours that is not a plain wire (outputs, maybe after setting the tunnel
-            // key; none for a drop) can never equal a desired flow, so the planner replaces it.
-            let (set_tunnel, out_ports) = match f.instructions.as_slice() {
-                [] => (None, Some(Vec::new())),
-                [Instruction::ApplyActions(a)] => match a.as_slice() {
-                    [Action::SetField(OxmField::TunnelId(id, None)), rest @ ..] => {
-                        (u32::try_from(*id).ok(), outputs(rest))
-                    }
-                    all => (None, outputs(all)),
-                },
-                _ => (None, None),
+            // A flow of ours that is not a plain wire (outputs, then tunnels each after setting
+            // its key; none for a drop) can never equal a desired flow, so the planner
+            // replaces it.
+            let outputs = match f.instructions.as_slice() {
+                [] => Some((Vec::new(), Vec::new())),
+                [Instruction::ApplyActions(a)] => outputs(a),
+                _ => None,
             };
+            let (out_ports, tunnels) = outputs
+                .filter(|_| plain)
+                .unwrap_or((vec![u32::MAX], Vec::new()));
             let flow = Flow {
                 cookie: f.cookie,
                 in_port,
                 tun_match,
-                set_tunnel,
-                out_ports: out_ports.filter(|_| plain).unwrap_or(vec![u32::MAX]),
+                out_ports,
+                tunnels,
             };
             flows.insert(flow.key(), flow);
         }
@@ -346,15 +345,25 @@ fn port_spec(p: &ovswire_core::plan::PortWant) -> PortSpec {
     spec
 }
 
-/// The ports of a list of actions that only output; `None` if it does anything else.
-fn outputs(actions: &[Action]) -> Option<Vec<u32>> {
-    actions
-        .iter()
-        .map(|a| match a {
-            Action::Output { port, .. } => Some(*port),
-            _ => None,
-        })
-        .collect()
+/// The plain outputs and the tunnel outputs of a list of actions in the form [`flow_messages`]
+/// writes; `None` for any other.
+fn outputs(actions: &[Action]) -> Option<(Vec<u32>, Vec<TunnelOut>)> {
+    let mut plain = Vec::new();
+    let mut tunnels = Vec::new();
+    let mut key = None;
+    for a in actions {
+        match (a, key.take()) {
+            (Action::SetField(OxmField::TunnelId(id, None)), None) => {
+                key = Some(u32::try_from(*id).ok()?);
+            }
+            (Action::Output { port, .. }, Some(key)) => {
+                tunnels.push(TunnelOut { port: *port, key })
+            }
+            (Action::Output { port, .. }, None) if tunnels.is_empty() => plain.push(*port),
+            _ => return None,
+        }
+    }
+    key.is_none().then_some((plain, tunnels))
 }
 
 /// The plan's flow changes, deletions first, for one atomic bundle.
@@ -375,11 +384,11 @@ fn flow_messages(plan: &Plan) -> Vec<Message> {
         )
     });
     let adds = plan.add_flows.iter().map(|f| {
-        let mut actions = Vec::new();
-        if let Some(key) = f.set_tunnel {
-            actions.push(Action::SetField(OxmField::TunnelId(u64::from(key), None)));
+        let mut actions: Vec<Action> = f.out_ports.iter().map(|p| Action::output(*p)).collect();
+        for t in &f.tunnels {
+            actions.push(Action::SetField(OxmField::TunnelId(u64::from(t.key), None)));
+            actions.push(Action::output(t.port));
         }
-        actions.extend(f.out_ports.iter().map(|p| Action::output(*p)));
         with_match(FlowMod::add(0).priority(FLOW_PRIORITY).cookie(f.cookie), f)
             .apply_actions(actions)
     });
