@@ -81,13 +81,6 @@ pub fn check(spec: &LabSpec) -> Result<()> {
             spec.written_name(l)
         );
     }
-    if let Some((name, _)) = spec.nodes.iter().find(|(_, n)| n.is_segment()) {
-        anyhow::bail!(
-            "{} is a LAN segment, which only a local lab (`ovswire lab up`) wires; for \
-             Kubernetes, replace it with point-to-point links or a node that bridges them",
-            spec.names.node(name)
-        );
-    }
     Ok(())
 }
 
@@ -134,21 +127,30 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
     if let Some(mtu) = spec.mtu {
         topo_spec["mtu"] = mtu.into();
     }
+    let segments: Vec<&str> = spec
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.is_segment())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !segments.is_empty() {
+        topo_spec["segments"] = json!(segments);
+    }
     objects.push(json!({
         "apiVersion": "ovswire.io/v1alpha1",
         "kind": "Topology",
         "metadata": { "name": ns, "namespace": ns, "labels": labels },
         "spec": topo_spec,
     }));
+    // A pod for every node but the segments, which are the agents' flows.
     let mut ifaces: BTreeMap<&str, Vec<&str>> = spec
         .nodes
-        .keys()
-        .map(|n| (n.as_str(), Vec::new()))
+        .iter()
+        .filter(|(_, n)| !n.is_segment())
+        .map(|(name, _)| (name.as_str(), Vec::new()))
         .collect();
-    for l in &spec.links {
-        for e in [&l.a, &l.b] {
-            ifaces.entry(&e.node).or_default().push(&e.ifname);
-        }
+    for e in spec.interfaces() {
+        ifaces.entry(&e.node).or_default().push(&e.ifname);
     }
     for (node, names) in ifaces {
         let mut names = names;

@@ -1,7 +1,7 @@
 //! What the cluster asks of the agents: the wires, where their pods run, and how to reach each
 //! node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::wire::{Rejected, Wire};
@@ -48,16 +48,68 @@ impl Desired {
         a.or(b)
     }
 
-    /// The wires with at least one end on `node`.
+    /// The wires with at least one end on `node`, and every member's wire of the LAN segments
+    /// with a member on `node` (its frames go to the other members' nodes).
     pub fn wires_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Wire> + 'a {
-        self.wires.iter().filter(move |w| {
+        let here = move |w: &Wire| {
             let (a, b) = self.nodes_of(w);
             a == Some(node) || b == Some(node)
+        };
+        let segments: BTreeSet<(&str, &str)> = self
+            .wires
+            .iter()
+            .filter(|w| here(w))
+            .filter_map(|w| Some((w.lab.as_str(), w.segment.as_deref()?)))
+            .collect();
+        self.wires.iter().filter(move |w| {
+            here(w)
+                || w.segment
+                    .as_deref()
+                    .is_some_and(|s| segments.contains(&(w.lab.as_str(), s)))
         })
     }
 
     /// A node's underlay address.
     pub fn addr_of(&self, node: &str) -> Option<IpAddr> {
         self.node_addrs.get(node).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_with_a_member_of_a_segment_gets_every_members_wire() {
+        let wire = |pod: &str, seg_if: &str| Wire {
+            lab: "lab".into(),
+            a: ("lan".into(), seg_if.into()),
+            b: (pod.into(), "eth1".into()),
+            mtu: None,
+            down: false,
+            impair: Default::default(),
+            segment: Some("lan".into()),
+        };
+        let mut p2p = wire("r3", "x");
+        p2p.a = ("r4".into(), "eth1".into());
+        p2p.segment = None;
+        let d = Desired {
+            synced: true,
+            wires: vec![wire("r1", "e1"), wire("r2", "e2"), wire("r3", "e3"), p2p],
+            pod_nodes: [("r1", "n1"), ("r2", "n2"), ("r3", "n3"), ("r4", "n3")]
+                .into_iter()
+                .map(|(p, n)| (("lab".to_owned(), p.to_owned()), n.to_owned()))
+                .collect(),
+            ..Desired::default()
+        };
+        let on = |node| -> Vec<String> { d.wires_on(node).map(Wire::name).collect() };
+        assert_eq!(
+            on("n1"),
+            ["lan:e1--r1:eth1", "lan:e2--r2:eth1", "lan:e3--r3:eth1"]
+        );
+        assert_eq!(on("n3").len(), 4);
+        assert!(on("n4").is_empty());
+        // Each member's wire is reported by its member's node.
+        assert_eq!(d.reporter(&d.wires[1]), Some("n2"));
     }
 }

@@ -37,6 +37,8 @@ pub struct Wire {
     pub down: bool,
     /// What each direction does to its frames (`a->b` from [`Self::a`]).
     pub impair: ovswire_core::impair::LinkImpairment,
+    /// The LAN segment the link joins its other end to, when one end's pod is a segment.
+    pub segment: Option<String>,
 }
 
 impl Wire {
@@ -55,6 +57,7 @@ impl Wire {
             mtu,
             down,
             impair: Default::default(),
+            segment: None,
         }
     }
 
@@ -79,8 +82,7 @@ impl TryFrom<&Wire> for LinkSpec {
             } else {
                 ovswire_core::AdminState::Up
             },
-            // LAN segments are wired in local labs; a Topology carries point-to-point wires.
-            segment: None,
+            segment: w.segment.clone(),
         })
     }
 }
@@ -245,6 +247,17 @@ pub(crate) fn parse_ovswire(namespace: &str, topology: &Topology) -> Parsed {
             return out;
         }
     };
+    let mut segments = BTreeSet::new();
+    for (i, seg) in topology.spec.segments.iter().enumerate() {
+        if let Err(e) = check_object_name("segment name", seg) {
+            out.rejected.push(reject(
+                format!("spec.segments[{i}]"),
+                format!("{e}; rename it"),
+            ));
+            return out;
+        }
+        segments.insert(seg.as_str());
+    }
     // Endpoint -> (index in spec.links, name) of the link using it.
     let mut used: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     let mut pending_rejects = Vec::new();
@@ -278,6 +291,22 @@ pub(crate) fn parse_ovswire(namespace: &str, topology: &Topology) -> Parsed {
             continue;
         }
         let mut wire = wire;
+        match (
+            segments.contains(wire.a.0.as_str()),
+            segments.contains(wire.b.0.as_str()),
+        ) {
+            (true, true) => {
+                pending_rejects.push((
+                    n,
+                    Some(name),
+                    "joins two segments; join each to an interface of a pod instead".into(),
+                ));
+                continue;
+            }
+            (true, false) => wire.segment = Some(wire.a.0.clone()),
+            (false, true) => wire.segment = Some(wire.b.0.clone()),
+            (false, false) => {}
+        }
         if let Some(imp) = &link.impair {
             match imp.to_core() {
                 // `a->b` as written is from the first endpoint; the wire's `a` sorts first.

@@ -583,9 +583,21 @@ fn bridge_nodes_are_lan_segments_whose_links_are_member_wires() {
     assert_eq!(members, ["h1:eth1", "h2:eth1", "h3:eth1"]);
     assert!(agent.contains("segments:\n- br-lan\n"), "{agent}");
     assert!(!agent.contains("pods:\n- br-lan"), "{agent}");
-    // Kubernetes has no segments.
-    let e = crate::topo::check(&spec).unwrap_err().to_string();
-    assert!(e.contains("br-lan is a LAN segment"), "{e}");
+    // On Kubernetes the Topology lists the segment, and no pod is made for it.
+    let objects = crate::topo::render(&spec, &crate::topo::PodTemplate::default());
+    let topo = objects.iter().find(|o| o["kind"] == "Topology").unwrap();
+    assert_eq!(topo["spec"]["segments"], serde_json::json!(["br-lan"]));
+    // What the agents read from it: the bridge's links are member wires.
+    let object: ovswire_k8s::crd::Topology = serde_json::from_value(topo.clone()).unwrap();
+    let wires = ovswire_k8s::wires_from_ovswire("bridge-lab", &object).unwrap();
+    let members = wires.iter().filter(|w| w.segment.is_some()).count();
+    assert_eq!(members, 3);
+    let pods: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pods, ["h1", "h2", "h3"]);
 }
 
 #[test]

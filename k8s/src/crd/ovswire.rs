@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 /// Pattern of an endpoint: a pod name (DNS-1123 subdomain), `:`, an interface name (1 to 15
 /// characters, no `/`, `:` or whitespace).
+const SEGMENT_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
 const ENDPOINT_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?:[^/:\s]{1,15}$";
 
 /// The links of a lab (or of part of one) and their defaults.
@@ -60,6 +61,12 @@ pub struct TopologySpec {
     /// The links: each joins two pod interfaces, and each interface is in one link only.
     #[serde(default)]
     pub links: Vec<Link>,
+    /// LAN segments, named like pods: a link with one end on a segment (`lan1:e1`) is a member's
+    /// wire, and every frame a member sends reaches every other member of the segment, on any
+    /// node. The segment's interface names only tell its wires apart; no pod has the name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = SEGMENT_PATTERN), length(max = 253)))]
+    pub segments: Vec<String>,
 }
 
 /// One link: a cable between two pod interfaces.

@@ -44,6 +44,7 @@ fn ovswire_links_become_sorted_wires() {
                 mtu: Some(9000),
                 down: false,
                 impair: Default::default(),
+                segment: None,
             },
             Wire {
                 lab: "lab1".into(),
@@ -52,6 +53,7 @@ fn ovswire_links_become_sorted_wires() {
                 mtu: Some(1500),
                 down: true,
                 impair: Default::default(),
+                segment: None,
             },
             Wire {
                 lab: "lab1".into(),
@@ -60,6 +62,7 @@ fn ovswire_links_become_sorted_wires() {
                 mtu: Some(9000),
                 down: false,
                 impair: Default::default(),
+                segment: None,
             },
         ]
     );
@@ -400,6 +403,7 @@ fn wires_become_links_with_defaults() {
         mtu: None,
         down: true,
         impair: Default::default(),
+        segment: None,
     };
     let l = LinkSpec::try_from(&w).unwrap();
     assert_eq!(l.key.to_string(), "lab/r1:eth1--r2:eth1");
@@ -455,4 +459,51 @@ fn kne_meshnet_objects_give_the_same_links_as_the_static_topology() {
         )
         .unwrap();
     assert_eq!(from_kne, file.links);
+}
+
+#[test]
+fn segments_make_member_wires_and_two_joined_segments_are_refused() {
+    let topo = ovswire(
+        "
+apiVersion: ovswire.io/v1alpha1
+kind: Topology
+metadata: {name: lan, namespace: lab1}
+spec:
+  segments: [lan]
+  links:
+    - endpoints: [r1:eth1, lan:e1]
+    - endpoints: [lan:e2, r2:eth1]
+    - endpoints: [r1:eth2, r2:eth2]
+",
+    );
+    let wires = wires_from_ovswire("lab1", &topo).unwrap();
+    let segs: Vec<Option<&str>> = wires.iter().map(|w| w.segment.as_deref()).collect();
+    assert_eq!(segs, [Some("lan"), Some("lan"), None]);
+    let l = LinkSpec::try_from(&wires[1]).unwrap();
+    assert_eq!(l.member().unwrap().to_string(), "r2:eth1");
+
+    let two = ovswire(
+        "
+apiVersion: ovswire.io/v1alpha1
+kind: Topology
+metadata: {name: lan, namespace: lab1}
+spec:
+  segments: [s1, s2]
+  links:
+    - endpoints: [s1:e1, s2:e1]
+",
+    );
+    let e = wires_from_ovswire("lab1", &two).unwrap_err().to_string();
+    assert!(e.contains("joins two segments"), "{e}");
+    let bad = ovswire(
+        "
+apiVersion: ovswire.io/v1alpha1
+kind: Topology
+metadata: {name: lan, namespace: lab1}
+spec:
+  segments: [Lan]
+",
+    );
+    let e = wires_from_ovswire("lab1", &bad).unwrap_err().to_string();
+    assert!(e.contains("spec.segments[0]"), "{e}");
 }
