@@ -1,7 +1,7 @@
 //! A lab as any supported topology file describes it: nodes (routers) and the links between
 //! their interfaces. Every file format is read into a [`LabSpec`]; the lab is brought up from it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -79,6 +79,9 @@ pub struct MgmtSpec {
     /// Its IPv4 subnet; when not set, the one the nodes' `mgmt-ipv4` addresses fall in, else a
     /// free /24 chosen at `lab up`.
     pub ipv4_subnet: Option<Cidr>,
+    /// Host ends of links to the management network (containerlab's `mgmt-net:IFNAME`): host
+    /// links whose end in the host joins the network's bridge.
+    pub bridged: BTreeSet<String>,
 }
 
 /// A node (router) of a lab: a container when it has an image, else a bare network namespace.

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ovswire_testbed::Testbed;
-use support::{Cli, lab_name, wait_until};
+use support::{Cli, lab_name, netns_exec, pings, wait_until};
 
 const BUSYBOX: &str = "localhost/ovswire/busybox:latest";
 const FRR: &str = "localhost/ovswire/frr:latest";
@@ -563,6 +563,95 @@ fn frr_routers_in_containers_converge_over_every_wire_and_save_their_configs() {
         "{leaf1}"
     );
     cli.ok(&["lab", "down", &lab]);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root, Open vSwitch and a container engine; scripts/test runs it"
+)]
+fn a_mgmt_net_link_joins_a_node_to_the_containers_management_network() {
+    need_image(BUSYBOX);
+    // The engine's bridge is in the machine's namespace: the lab runs there, on its own OVS.
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_name("m");
+    let cli = Cli::in_host(&dir.path().join("state"), &lab);
+    let host_if = format!("{lab}-m");
+    let text = format!(
+        "name: {lab}
+topology:
+  nodes:
+    c1: {{kind: linux, image: {BUSYBOX}, cmd: sleep 100000}}
+    r1: {{kind: linux}}
+  links:
+    - endpoints: [\"r1:eth1\", \"mgmt-net:{host_if}\"]
+      mtu: 1500
+"
+    );
+    let file = lab_file(dir.path(), "mgmt.clab.yml", &text, &[]);
+    cli.up(&file);
+
+    // The host end is a port of the management network's bridge: the one with its gateway.
+    let nodes = json_lines(&cli.ok(&["lab", "inspect", &lab, "--json"]));
+    let c1 = nodes.iter().find(|n| n["name"] == "c1").unwrap();
+    let c1_mgmt: std::net::Ipv4Addr = c1["mgmt_ipv4"].as_str().unwrap().parse().unwrap();
+    let o = c1_mgmt.octets();
+    let gateway = format!("{}.{}.{}.1", o[0], o[1], o[2]);
+    let shown = Command::new("ip")
+        .args(["-o", "addr", "show", "to", &gateway])
+        .output()
+        .unwrap();
+    let bridge = String::from_utf8_lossy(&shown.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no interface has {gateway}"))
+        .to_owned();
+    let link = Command::new("ip")
+        .args(["-o", "link", "show", &host_if])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(link.contains(&format!("master {bridge} ")), "{link}");
+
+    // The node reaches the container over it, as a host on the management network would.
+    let r1 = ovswire_cli::lab::netns_name(&lab, "r1");
+    let addr = format!("{}.{}.{}.250/24", o[0], o[1], o[2]);
+    assert!(
+        netns_exec(&r1, &["ip", "addr", "add", &addr, "dev", "eth1"])
+            .status
+            .success()
+    );
+    wait_until("r1 reaches c1 on the management network", || {
+        pings(&r1, &c1_mgmt.to_string())
+    });
+    cli.ok(&["lab", "down", &lab]);
+    assert!(
+        !Command::new("ip")
+            .args(["link", "show", &host_if])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the host end went with the lab"
+    );
+
+    // Without container nodes there is no management network to join.
+    let text = format!(
+        "name: {lab}
+topology:
+  nodes:
+    r1: {{kind: linux}}
+  links:
+    - endpoints: [\"r1:eth1\", \"mgmt-net:{host_if}\"]
+"
+    );
+    let file = lab_file(dir.path(), "none.clab.yml", &text, &[]);
+    let out = cli.try_up(&file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the lab has none"),
+        "{err}"
+    );
 }
 
 /// The IS-IS neighbours `router` has Up, by system id (host name).

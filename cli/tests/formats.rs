@@ -284,7 +284,7 @@ fn watch_for_a_while(cli: &Cli<'_>, args: &[&str]) -> String {
     cmd.args(args)
         .env("OVSWIRE_STATE_DIR", &cli.state)
         .stdout(std::process::Stdio::piped());
-    let mut child = cli.ns.spawn(cmd).unwrap();
+    let mut child = cli.spawn(cmd);
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();

@@ -250,7 +250,7 @@ fn bad_files_fail_with_the_line_and_make_nothing() {
     let node = Testbed::node("cli").unwrap();
     let lab = lab_name("d");
     let cli = Cli {
-        ns: node.netns(),
+        ns: Some(node.netns()),
         state: node.dir().join("state"),
         ovs: vec![],
         lab: lab.clone(),

@@ -331,6 +331,19 @@ pub async fn addresses(handle: &Handle, name: &str) -> Result<Vec<IpAddr>> {
 
 /// The link holding address `addr`, if any does.
 pub async fn with_address(handle: &Handle, addr: IpAddr) -> Result<Option<IfaceState>> {
+    Ok(link_with_address(handle, addr)
+        .await?
+        .map(|l| IfaceState::of(&l)))
+}
+
+/// The name of the link holding address `addr`, if any does.
+pub async fn name_with_address(handle: &Handle, addr: IpAddr) -> Result<Option<String>> {
+    Ok(link_with_address(handle, addr)
+        .await?
+        .and_then(|l| name_of(&l).map(str::to_owned)))
+}
+
+async fn link_with_address(handle: &Handle, addr: IpAddr) -> Result<Option<LinkMessage>> {
     let mut addrs = handle.address().get().execute();
     let mut index = None;
     while let Some(msg) = addrs
@@ -357,7 +370,7 @@ pub async fn with_address(handle: &Handle, addr: IpAddr) -> Result<Option<IfaceS
         .try_next()
         .await
         .map_err(Error::netlink(format!("look up interface {index}")))?;
-    Ok(link.map(|l| IfaceState::of(&l)))
+    Ok(link)
 }
 
 /// Stops the kernel from giving link `name` IPv6 addresses (`addrgenmode none`); a kernel

@@ -339,6 +339,10 @@ pub(super) fn endpoints_with_addrs(written: &[String]) -> Result<Vec<EndpointSpe
 /// is an interface of that name in the host.
 pub(crate) const HOST_NODE: &str = "host";
 
+/// The node name of the management network in endpoints (`mgmt-net:IFNAME`, containerlab's): a
+/// host link whose end in the host joins the management network's bridge.
+pub(crate) const MGMT_NODE: &str = "mgmt-net";
+
 /// Runs the checks every format shares and builds the [`LabSpec`]: names as written are
 /// checked and mapped to the names systems need (see [`crate::names`]), which the spec carries,
 /// with the written ones kept in [`LabSpec::names`] for showing them back.
@@ -393,12 +397,13 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         Some(declared) => {
             let mut seen = BTreeMap::new();
             for (position, n) in declared.nodes.into_iter().enumerate() {
-                if n.name == HOST_NODE {
+                if n.name == HOST_NODE || n.name == MGMT_NODE {
                     return Err(doc.invalid(
                         &n.at,
                         format!(
-                            "node {HOST_NODE} is the host in endpoints like {HOST_NODE}:eth1 (a \
-                             veth to the host); rename the node"
+                            "node {} names the host in endpoints like {}:eth1 (a veth to the \
+                             host); rename the node",
+                            n.name, n.name
                         ),
                     ));
                 }
@@ -429,7 +434,8 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
             Some(declared.under)
         }
     };
-    let mgmt = check_mgmt(doc, draft.mgmt, &nodes)?;
+    let mut mgmt = check_mgmt(doc, draft.mgmt, &nodes)?;
+    let has_containers = nodes.values().any(NodeSpec::is_container);
 
     // The segments, by system name: written as one link, or declared with a segment kind.
     let segments: BTreeSet<String> = written_segments
@@ -460,6 +466,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
         for e in [&a, &b] {
             if let Some(under) = under
                 && e.node != HOST_NODE
+                && e.node != MGMT_NODE
                 && !written_segments.contains(&e.node)
                 && !seen_declared(&nodes, &node_names, &e.node)
             {
@@ -468,8 +475,21 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
                     e.node
                 )));
             }
-            let node = node_names[&e.node].clone();
             let ifname = names::ifname(&e.ifname).map_err(|err| fail(&err))?;
+            // A link to the management network is a host link whose host end joins its bridge.
+            let node = if e.node == MGMT_NODE {
+                if !has_containers {
+                    return Err(fail(&format!(
+                        "{e} joins the management network of the lab's container nodes, and the \
+                         lab has none; use {HOST_NODE}:{} for a veth to the host",
+                        e.ifname
+                    )));
+                }
+                mgmt.bridged.insert(ifname.clone());
+                HOST_NODE.to_owned()
+            } else {
+                node_names[&e.node].clone()
+            };
             let key = (node.clone(), ifname.clone());
             if let Some(other) = ifnames.get(&key)
                 && *other != e.ifname
@@ -529,7 +549,7 @@ pub(super) fn finish(doc: &Doc<'_>, draft: Draft) -> Result<LabSpec, FileError> 
                     .ifnames
                     .insert(format!("{}:{}", s.node, s.ifname), e.ifname.clone());
             }
-            if s.node != e.node {
+            if s.node != e.node && e.node != MGMT_NODE {
                 shown.nodes.insert(s.node.clone(), e.node.clone());
             }
             let position = nodes.len();
@@ -625,6 +645,7 @@ fn check_mgmt(
         return Ok(MgmtSpec {
             network: draft.network,
             ipv4_subnet: subnet,
+            bridged: BTreeSet::new(),
         });
     };
     let (range, said) = match subnet {
@@ -679,6 +700,7 @@ fn check_mgmt(
     Ok(MgmtSpec {
         network: draft.network,
         ipv4_subnet: Some(range),
+        bridged: BTreeSet::new(),
     })
 }
 

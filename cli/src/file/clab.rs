@@ -7,9 +7,10 @@
 //! are replaced by the environment before parsing, as containerlab does. Links are veth links, in
 //! brief (`endpoints: ["r1:eth1", "r2:eth1"]`) or extended form (`type: veth`, endpoints as
 //! `{node, interface, ipv4, ipv6}`); links to the host (`host:IFNAME` endpoints, `type: host`
-//! links) are veths whose other end is in the host. Links to the management network, macvlans,
-//! vxlans or dummies, and bridge nodes, have no ovswire equivalent and are refused with a message
-//! saying so and what to do instead.
+//! links) are veths whose other end is in the host, and links to the management network
+//! (`mgmt-net:IFNAME`, `type: mgmt-net`) such veths whose host end joins the management network's
+//! bridge. Bridge nodes are LAN segments. Macvlans, vxlans or dummies have no ovswire
+//! equivalent and are refused with a message saying so and what to do instead.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,29 +26,17 @@ use crate::kinds;
 use crate::spec::{EndpointSpec, LabSpec};
 
 /// Special node names of brief endpoints ovswire does not wire (`macvlan:eth0`), what they
-/// stand for, and what to do instead. (`host:IFNAME` is wired: a veth to the host.)
-const SPECIAL_ENDPOINTS: [(&str, &str, &str); 2] = [
-    (
-        "mgmt-net",
-        "containerlab's management network",
-        "reach container nodes at their management address (eth0), or use host:IFNAME for a \
-         veth to the host",
-    ),
-    (
-        "macvlan",
-        "a macvlan interface on the host",
-        "use host:IFNAME for a veth to the host, and bridge or route from there",
-    ),
-];
+/// stand for, and what to do instead. (`host:IFNAME` is wired: a veth to the host, and
+/// `mgmt-net:IFNAME` one to the management network.)
+const SPECIAL_ENDPOINTS: [(&str, &str, &str); 1] = [(
+    "macvlan",
+    "a macvlan interface on the host",
+    "use host:IFNAME for a veth to the host, and bridge or route from there",
+)];
 
 /// Link types that are not node-to-node veth cables (or `host`), what they are, and what to
 /// do instead.
-const UNSUPPORTED_LINK_TYPES: [(&str, &str, &str); 5] = [
-    (
-        "mgmt-net",
-        "a veth to containerlab's management network",
-        "reach container nodes at their management address (eth0), or use type: host",
-    ),
+const UNSUPPORTED_LINK_TYPES: [(&str, &str, &str); 4] = [
     (
         "macvlan",
         "a macvlan on a host interface",
@@ -327,7 +316,8 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
     let kind = link.kind.as_deref().map(|k| k.trim().to_ascii_lowercase());
     match kind.as_deref() {
         None | Some("veth" | "brief") => {}
-        Some("host") => return host_link(link, at.clone(), &fail),
+        Some("host") => return host_link(link, check::HOST_NODE, at.clone(), &fail),
+        Some("mgmt-net") => return host_link(link, check::MGMT_NODE, at.clone(), &fail),
         Some(kind) => {
             return Err(fail(
                 &match UNSUPPORTED_LINK_TYPES.iter().find(|(k, ..)| *k == kind) {
@@ -371,26 +361,28 @@ fn draft_link(doc: &Doc<'_>, i: usize, link: &Link) -> Result<DraftLink, FileErr
     Ok(DraftLink::up(specs, link.mtu, at))
 }
 
-/// A `type: host` link: its `endpoint` (a node's interface) and `host-interface` (the name of
-/// the veth end in the host), as a link between the node and [`check::HOST_NODE`].
+/// A `type: host` or `type: mgmt-net` link: its `endpoint` (a node's interface) and
+/// `host-interface` (the name of the veth end in the host), as a link between the node and
+/// `host` ([`check::HOST_NODE`] or [`check::MGMT_NODE`]).
 fn host_link(
     link: &Link,
+    host: &str,
     at: Vec<Step>,
     fail: &dyn Fn(&str) -> FileError,
 ) -> Result<DraftLink, FileError> {
     let Some(Endpoint::Extended(e)) = &link.endpoint else {
-        return Err(fail(
-            "a type: host link needs endpoint: {node: ..., interface: ...} and host-interface",
-        ));
+        return Err(fail(&format!(
+            "a type: {host} link needs endpoint: {{node: ..., interface: ...}} and host-interface"
+        )));
     };
     let Some(host_if) = &link.host_interface else {
-        return Err(fail(
-            "a type: host link needs host-interface: the name of its end in the host",
-        ));
+        return Err(fail(&format!(
+            "a type: {host} link needs host-interface: the name of its end in the host"
+        )));
     };
     let spec = e.spec().map_err(|m| fail(&m))?;
     let host = EndpointSpec {
-        node: check::HOST_NODE.to_owned(),
+        node: host.to_owned(),
         ifname: host_if.clone(),
         addrs: Vec::new(),
     };

@@ -492,9 +492,20 @@ fn links_to_the_host_are_wired_and_other_special_endpoints_refused() {
     );
     assert_eq!(line, Some(4), "{m}");
     assert!(
-        m.contains("node host is the host in endpoints like host:eth1"),
+        m.contains("node host names the host in endpoints like host:eth1"),
         "{m}"
     );
+    // Links to the management network are host links whose host end joins its bridge.
+    let spec = parse(
+        "name: x\ntopology:\n  nodes:\n    c1: {image: busybox}\n    r1: {}\n  links:\n    - endpoints: [r1:eth1, mgmt-net:r1-m]\n    - type: mgmt-net\n      endpoint: {node: c1, interface: eth1}\n      host-interface: c1-m\n",
+        "t.clab.yml",
+        Format::Containerlab,
+    )
+    .unwrap();
+    let names: Vec<String> = spec.links.iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["r1:eth1--host:r1-m", "c1:eth1--host:c1-m"]);
+    let bridged: Vec<&str> = spec.mgmt.bridged.iter().map(String::as_str).collect();
+    assert_eq!(bridged, ["c1-m", "r1-m"]);
     let (m, _) = error(
         "lab: x\nlinks:\n  - endpoints: [host:a, host:b]\n",
         "t",
@@ -506,8 +517,8 @@ fn links_to_the_host_are_wired_and_other_special_endpoints_refused() {
     let cases = [
         (
             "    - endpoints: [r1:eth1, mgmt-net:r1-eth1]\n",
-            "connects to containerlab's management network, which ovswire does not wire; reach \
-             container nodes at their management address (eth0), or use host:IFNAME",
+            "mgmt-net:r1-eth1 joins the management network of the lab's container nodes, and the \
+             lab has none; use host:r1-eth1 for a veth to the host",
         ),
         (
             "    - endpoints: [\"macvlan:enp0s3\", r1:eth1]\n",

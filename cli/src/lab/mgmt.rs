@@ -201,6 +201,44 @@ pub(super) async fn establish(
     Ok((record, addresses))
 }
 
+/// Joins the host ends of the lab's links to the management network (`mgmt-net:IFNAME`) to
+/// the network's bridge: the host's interface that holds the network's gateway address, as the
+/// engine made it (`br-…` for Docker, `podman…` for Podman). Already joined is fine.
+pub(super) async fn join_bridge(st: &LabState, spec: &LabSpec) -> Result<()> {
+    if spec.mgmt.bridged.is_empty() {
+        return Ok(());
+    }
+    let Some(record) = &st.mgmt else {
+        bail!(
+            "lab {} has no management network for its mgmt-net links",
+            st.name
+        );
+    };
+    let subnet: crate::spec::Cidr = record.subnet.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "management subnet {} of the lab's state: {e}",
+            record.subnet
+        )
+    })?;
+    let gateway = Ipv4Net::of(subnet).gateway();
+    let h = ovswire_netns::link::connect()?;
+    let Some(bridge) = ovswire_netns::link::name_with_address(&h, gateway.into()).await? else {
+        bail!(
+            "no interface of the host has {gateway}, the gateway of management network {}; \
+             the container engine makes its bridge while containers use it: check that the \
+             lab's containers run (`ovswire lab inspect {}`)",
+            record.network,
+            st.name
+        );
+    };
+    for ifname in &spec.mgmt.bridged {
+        ovswire_netns::link::set_master(&h, ifname, &bridge)
+            .await
+            .map_err(|e| anyhow::anyhow!("join {ifname} to the management network: {e}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

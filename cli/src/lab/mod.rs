@@ -485,6 +485,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     // Interfaces, then their addresses.
     let wired = wiring::converge(&mut st, spec, &plugin, &renew, None).await?;
     wiring::addresses(&st, spec, &wired)?;
+    mgmt::join_bridge(&st, spec).await?;
     let summary = wait_settled(&st, spec, engine.as_ref()).await?;
 
     // Commands of nodes whose workload started in this run, once their wires are up.

@@ -19,9 +19,10 @@ pub fn lab_name(tag: &str) -> String {
     )
 }
 
-/// Runs `ovswire` inside a namespace with the lab state kept in `state`.
+/// Runs `ovswire` inside a namespace (or the test's own) with the lab state kept in `state`.
 pub struct Cli<'a> {
-    pub ns: &'a Netns,
+    /// The network namespace it runs in; `None`: the test's own, the machine's.
+    pub ns: Option<&'a Netns>,
     pub state: PathBuf,
     /// Extra `lab up` arguments choosing the OVS.
     pub ovs: Vec<String>,
@@ -34,7 +35,7 @@ impl<'a> Cli<'a> {
     /// The CLI inside `node`, on the node's own OVS, for lab `lab`.
     pub fn on(node: &'a Node, lab: &str) -> Self {
         Self {
-            ns: node.netns(),
+            ns: Some(node.netns()),
             state: node.dir().join("state"),
             ovs: vec![
                 format!("--ovsdb=unix:{}", node.db_sock().display()),
@@ -48,11 +49,31 @@ impl<'a> Cli<'a> {
     /// The CLI inside `ns` on ovswire's own OVS, which it starts (and stops) under `state`.
     pub fn own(ns: &'a Netns, state: &Path, lab: &str) -> Self {
         Self {
-            ns,
+            ns: Some(ns),
             state: state.to_owned(),
             ovs: vec!["--own-ovs".into()],
             lab: lab.to_owned(),
             mounts: None,
+        }
+    }
+
+    /// The CLI in the machine's network namespace, where the container engine's networks are,
+    /// on ovswire's own OVS, which it starts (and stops) under `state`.
+    pub fn in_host(state: &Path, lab: &str) -> Self {
+        Self {
+            ns: None,
+            state: state.to_owned(),
+            ovs: vec!["--own-ovs".into()],
+            lab: lab.to_owned(),
+            mounts: None,
+        }
+    }
+
+    /// Starts `cmd` where this CLI runs.
+    pub fn spawn(&self, mut cmd: Command) -> std::process::Child {
+        match self.ns {
+            Some(ns) => ns.spawn(cmd).expect("start a command in the namespace"),
+            None => cmd.spawn().expect("start a command"),
         }
     }
 
@@ -63,14 +84,11 @@ impl<'a> Cli<'a> {
             Some(m) => m.command(bin),
         };
         cmd.args(args).env("OVSWIRE_STATE_DIR", &self.state);
-        let child = self
-            .ns
-            .spawn({
-                cmd.stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                cmd
-            })
-            .expect("start ovswire");
+        let child = self.spawn({
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd
+        });
         child.wait_with_output().expect("wait for ovswire")
     }
 
