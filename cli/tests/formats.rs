@@ -333,7 +333,17 @@ fn names_as_written_are_taken_and_shown_by_every_command() {
     let leaf = spec.names.node_system("Leaf_1");
     assert!(leaf.starts_with("leaf-1-"), "{leaf}");
 
-    let table = cli.up(&file);
+    let out = cli.try_up(&file);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Progress is told with the written name too.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress
+            .lines()
+            .all(|l| l.starts_with(&format!("lab {written}: "))),
+        "{progress}"
+    );
     assert!(
         has_line(
             &table,

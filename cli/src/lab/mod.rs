@@ -306,6 +306,8 @@ pub struct Summary {
 /// drifted.
 pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary> {
     let name = spec.name.as_str();
+    // Progress is told with the lab's name as the file writes it.
+    let shown = spec.names.lab(name);
     let started = Instant::now();
     let _lock = tokio::task::block_in_place(|| lock(name))?;
     let mut st = LabState::load(name)?.unwrap_or_else(|| LabState::new(name));
@@ -356,7 +358,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
         {
             o.clone()
         }
-        _ => tokio::task::block_in_place(|| ovs::choose(&opts.ovs, &|m| say(name, m)))?,
+        _ => tokio::task::block_in_place(|| ovs::choose(&opts.ovs, &|m| say(shown, m)))?,
     };
     st.ovs = Some(ovs.clone());
     st.save()?;
@@ -364,14 +366,14 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     let topo_path = dir(name).join("topology.yaml");
     let changed = std::fs::read_to_string(&topo_path).ok().as_deref() != Some(topology.as_str());
     if st.agent_running() && changed {
-        say(name, "topology changed; restarting the lab's agent");
+        say(shown, "topology changed; restarting the lab's agent");
         agent::stop_agent(&mut st)?;
     }
     std::fs::write(&topo_path, &topology)
         .with_context(|| format!("write {}", topo_path.display()))?;
     if !st.agent_running() {
         if st.agent_pid.is_some() {
-            say(name, "the lab's agent was not running; starting it again");
+            say(shown, "the lab's agent was not running; starting it again");
         }
         agent::start_agent(&mut st, &ovs, &topo_path).await?;
     }
@@ -392,7 +394,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     }
     if removed > 0 || !gone.is_empty() {
         say(
-            name,
+            shown,
             &format!(
                 "removed {} nodes and {removed} interfaces no longer in the file",
                 gone.len()
@@ -426,7 +428,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     }
     let namespaces = fresh.len();
     if namespaces > 0 {
-        say(name, &format!("made {namespaces} node namespaces"));
+        say(shown, &format!("made {namespaces} node namespaces"));
     }
     if let (Some(engine), Some(wanted), Some(mgmt)) = (&engine, &wanted, st.mgmt.clone()) {
         for node in wanted.keys() {
@@ -442,7 +444,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
             }
         }
         say(
-            name,
+            shown,
             &format!(
                 "starting {} containers on network {} ({})",
                 wanted.len(),
@@ -506,7 +508,7 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
         ),
         ..summary
     };
-    say(name, &summary.line);
+    say(shown, &summary.line);
     Ok(summary)
 }
 
@@ -545,7 +547,7 @@ async fn start_containers(
         }
         if last.elapsed() > Duration::from_secs(1) {
             say(
-                &view.name,
+                view.names.lab(&view.name),
                 &format!("{}/{total} containers running", made.len()),
             );
             last = Instant::now();
@@ -581,7 +583,7 @@ async fn run_exec(
         let (ok, how) = nodes::sh(engine, record, cmd, &log).await?;
         if !ok {
             say(
-                &st.name,
+                st.names.lab(&st.name),
                 &format!(
                     "warning: `{cmd}` on {node} failed ({how}); see {}",
                     log.display()
@@ -607,7 +609,10 @@ async fn wait_settled(st: &LabState, spec: &LabSpec, engine: Option<&Engine>) ->
             return Ok(account(links, true));
         }
         if last.elapsed() > Duration::from_secs(1) {
-            say(&st.name, &format!("{settled}/{expected} links up"));
+            say(
+                st.names.lab(&st.name),
+                &format!("{settled}/{expected} links up"),
+            );
             last = Instant::now();
             if let Some(engine) = engine {
                 for (node, record) in &st.nodes {
@@ -693,6 +698,7 @@ fn account(links: Vec<Link>, settled: bool) -> Summary {
 pub async fn down(name: &str) -> Result<()> {
     let _lock = tokio::task::block_in_place(|| lock(name))?;
     let mut st = state(name)?;
+    let shown = st.names.lab(name).to_owned();
     agent::stop_supervisor(&mut st)?;
     agent::stop_agent(&mut st)?;
     let engine = match &st.engine {
@@ -764,7 +770,7 @@ pub async fn down(name: &str) -> Result<()> {
     {
         // ovswire's own OVS stopped under the lab (a reboot, a killed daemon): start it again
         // so that the lab's bridge leaves its database and its device the kernel.
-        let progress = |m: &str| say(name, m);
+        let progress = |m: &str| say(&shown, m);
         crate::ovs::choose(&crate::ovs::OvsChoice::Own, &progress)?;
     }
     if let Some(ovs) = &st.ovs
@@ -807,13 +813,13 @@ pub async fn down(name: &str) -> Result<()> {
     std::fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;
     let _ = std::fs::remove_file(labs_dir().join(format!(".{name}.lock")));
     say(
-        name,
+        &shown,
         &format!("removed {count} nodes and bridge {}", st.bridge),
     );
     if st.ovs.as_ref().is_some_and(|o| o.own) && names().is_empty() {
         tokio::task::block_in_place(ovs::stop_own)?;
         say(
-            name,
+            &shown,
             "stopped ovswire's Open vSwitch (no lab uses it any more)",
         );
     }

@@ -125,7 +125,7 @@ pub(super) async fn prepare(
         let found = match engine.image(image).await? {
             Some(d) => d,
             None => {
-                say(lab, &format!("pulling image {image}"));
+                say(spec.names.lab(lab), &format!("pulling image {image}"));
                 let pulled = engine.pull(image).await;
                 match (pulled, engine.image(image).await?) {
                     (Ok(()), Some(d)) => d,

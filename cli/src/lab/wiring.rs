@@ -105,7 +105,10 @@ pub(super) async fn converge(
     }
     let makes = todo.iter().filter(|t| t.3 != Step::Check).count();
     if makes > 0 {
-        say(&st.name, &format!("wiring {makes} interfaces"));
+        say(
+            st.names.lab(&st.name),
+            &format!("wiring {makes} interfaces"),
+        );
     }
     let total = todo.len();
     let state: &LabState = st;
@@ -138,7 +141,10 @@ pub(super) async fn converge(
             }
         }
         if last.elapsed() > Duration::from_secs(1) {
-            say(&state.name, &format!("{done}/{total} interfaces done"));
+            say(
+                state.names.lab(&state.name),
+                &format!("{done}/{total} interfaces done"),
+            );
             last = Instant::now();
         }
     }
