@@ -224,6 +224,7 @@ pub async fn run(args: Args) -> Result<()> {
         history: args.history,
     };
     let (agent, events) = Agent::start(db, config, links).await?;
+    tokio::spawn(agent.clone().watch_tunnels());
     if args.kubernetes {
         let (agent, node) = (agent.clone(), node.clone());
         tokio::spawn(async move {

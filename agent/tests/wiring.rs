@@ -5,8 +5,9 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ovswire_core::attach::AttachError;
+use ovswire_core::attach::{AttachError, AttachRequest, Attacher};
 use ovswire_core::model::AdminState;
+use ovswire_core::model::EndpointKey;
 use ovswire_core::plan::OperState;
 use support::{Lab, Result};
 
@@ -670,6 +671,54 @@ fn an_add_from_a_new_sandbox_takes_the_wire_from_the_old_one() -> Result {
     );
     let old_host = ovswire_core::naming::host_ifname("c2", "eth1");
     assert!(!lab.node.netns().links()?.contains(&old_host));
+    assert!(ping(&r1, "10.0.0.2", &[]));
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn racing_adds_and_an_add_racing_its_del_leave_no_dead_sandbox_wired() -> Result {
+    let (lab, r1, _r2) = wired("races")?;
+    let request = |container: &str, netns: &std::path::Path| AttachRequest {
+        container_id: container.into(),
+        netns: netns.to_owned(),
+        key: EndpointKey::new("lab", "r2", "eth1").unwrap(),
+        mtu: None,
+        network: "ovswire".into(),
+    };
+    // Two new sandboxes of r2 ask at once: the later request is wired, the other has nothing.
+    let (early, late) = (lab.node.pod("r2-early")?, lab.node.pod("r2-late")?);
+    let agent = lab.agent();
+    let (a, b) = (
+        request("c2-early", early.path()),
+        request("c2-late", late.path()),
+    );
+    let (ra, rb) = lab.on(async move { tokio::join!(agent.attach(a), agent.attach(b)) });
+    assert!(ra.is_err() && rb.is_ok(), "{ra:?} {rb:?}");
+    assert!(!early.links()?.iter().any(|l| l == "eth1"));
+    let host = |c: &str| ovswire_core::naming::host_ifname(c, "eth1");
+    assert!(!lab.node.netns().links()?.contains(&host("c2-early")));
+    late.add_address("eth1", "10.0.0.2/30")?;
+    lab.wait_for("the link up to the later sandbox", || {
+        lab.status(LINK) == Some(OperState::Up)
+    })?;
+    assert!(ping(&r1, "10.0.0.2", &[]));
+
+    // An ADD and the DEL of its sandbox at once: nothing of that sandbox is left wired.
+    let gone = lab.node.pod("r2-gone")?;
+    let agent = lab.agent();
+    let add = request("c2-gone", gone.path());
+    let (added, deleted) =
+        lab.on(async move { tokio::join!(agent.attach(add), agent.detach("c2-gone", "eth1")) });
+    assert!(deleted.is_ok(), "{deleted:?}");
+    assert!(added.is_err(), "{added:?}");
+    assert!(!gone.links()?.iter().any(|l| l == "eth1"));
+    assert!(!lab.node.netns().links()?.contains(&host("c2-gone")));
+    // The later sandbox keeps its wire.
+    assert_eq!(lab.status(LINK), Some(OperState::Up));
     assert!(ping(&r1, "10.0.0.2", &[]));
     Ok(())
 }

@@ -37,6 +37,14 @@ impl LabSpec {
         self.nodes.values().any(NodeSpec::is_container)
     }
 
+    /// The LAN segments' names.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_segment())
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The link ends that are interfaces of nodes: every end but those on LAN segments.
     pub fn interfaces(&self) -> impl Iterator<Item = &EndpointSpec> {
         self.links

@@ -127,12 +127,7 @@ pub fn render(spec: &LabSpec, pod: &PodTemplate) -> Vec<Value> {
     if let Some(mtu) = spec.mtu {
         topo_spec["mtu"] = mtu.into();
     }
-    let segments: Vec<&str> = spec
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.is_segment())
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let segments: Vec<&str> = spec.segments().collect();
     if !segments.is_empty() {
         topo_spec["segments"] = json!(segments);
     }

@@ -63,6 +63,29 @@ fn lab_file(dir: &Path, name: &str, text: &str, files: &[(&str, &str)]) -> PathB
     path
 }
 
+/// Example lab `file` of `examples/`, with its directory `configs`, copied under `node`'s
+/// directory with each `(from, to)` of `edits` made in the file.
+fn example_lab(
+    node: &ovswire_testbed::Node,
+    configs: &str,
+    file: &str,
+    edits: &[(&str, &str)],
+) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dir = node.dir().join("lab");
+    std::fs::create_dir_all(dir.join(configs)).unwrap();
+    for entry in std::fs::read_dir(examples.join(configs)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(configs).join(entry.file_name())).unwrap();
+    }
+    let mut text = std::fs::read_to_string(examples.join(file)).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{file} has {from}");
+        text = text.replace(from, to);
+    }
+    lab_file(&dir, file, &text, &[])
+}
+
 fn has_carrier(cli: &Cli<'_>, node: &str, ifname: &str) -> bool {
     let out = cli.run(&[
         "lab",
@@ -444,18 +467,15 @@ fn frr_routers_in_containers_converge_over_every_wire_and_save_their_configs() {
     let lab = lab_name("f");
     let cli = Cli::on(&node, &lab);
     // The example lab, as its README tells users to run it, under a name of the test's own.
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let dir = node.dir().join("lab");
-    std::fs::create_dir_all(dir.join("frr-clos")).unwrap();
-    for entry in std::fs::read_dir(examples.join("frr-clos")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join("frr-clos").join(entry.file_name())).unwrap();
-    }
-    let text = std::fs::read_to_string(examples.join("frr-clos.clab.yml"))
-        .unwrap()
-        .replace("name: frr-clos", &format!("name: {lab}"))
-        .replace("${FRR_IMAGE:=quay.io/frrouting/frr:10.2.1}", FRR);
-    let file = lab_file(&dir, "frr-clos.clab.yml", &text, &[]);
+    let file = example_lab(
+        &node,
+        "frr-clos",
+        "frr-clos.clab.yml",
+        &[
+            ("name: frr-clos", &format!("name: {lab}")),
+            ("${FRR_IMAGE:=quay.io/frrouting/frr:10.2.1}", FRR),
+        ],
+    );
     let table = cli.up(&file);
     assert_eq!(table.matches("  up").count(), 8, "{table}");
 
@@ -687,18 +707,15 @@ fn frr_routers_on_a_lan_segment_form_a_broadcast_isis_adjacency_between_all_thre
     let lab = lab_name("l");
     let cli = Cli::on(&node, &lab);
     // The example lab, as its comments tell users to run it, under a name of the test's own.
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let dir = node.dir().join("lab");
-    std::fs::create_dir_all(dir.join("frr-lan")).unwrap();
-    for entry in std::fs::read_dir(examples.join("frr-lan")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join("frr-lan").join(entry.file_name())).unwrap();
-    }
-    let text = std::fs::read_to_string(examples.join("frr-lan.yaml"))
-        .unwrap()
-        .replace("lab: frr-lan", &format!("lab: {lab}"))
-        .replace("localhost/ovswire/frr:latest", FRR);
-    let file = lab_file(&dir, "frr-lan.yaml", &text, &[]);
+    let file = example_lab(
+        &node,
+        "frr-lan",
+        "frr-lan.yaml",
+        &[
+            ("lab: frr-lan", &format!("lab: {lab}")),
+            ("localhost/ovswire/frr:latest", FRR),
+        ],
+    );
     let table = cli.up(&file);
     assert_eq!(table.matches("  up").count(), 3, "{table}");
 

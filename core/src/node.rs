@@ -129,6 +129,9 @@ pub struct NodeState {
     by_container: BTreeMap<ContainerIf, EndpointKey>,
     /// Endpoints whose veth is being created: their port number is taken.
     reserved: BTreeMap<ContainerIf, (EndpointKey, u32)>,
+    /// ADDs being made that must not register when they complete, with why: their sandbox was
+    /// deleted meanwhile, or a newer sandbox asked for the same endpoint.
+    cancelled: BTreeMap<ContainerIf, String>,
     observed: Observed,
     statuses: BTreeMap<LinkKey, OperState>,
     here: Here,
@@ -474,6 +477,30 @@ impl NodeState {
             .collect()
     }
 
+    /// Whether the agent has tunnel ports to other nodes, whose BFD sessions are worth reading.
+    pub fn has_tunnels(&self) -> bool {
+        !self.elsewhere.tunnels.is_empty()
+    }
+
+    /// Takes in the BFD state of the agent's tunnel ports, by port name (see
+    /// [`crate::plan::ObservedPort::forwarding`]); the events it makes, `None` when nothing
+    /// changed.
+    pub fn observe_forwarding(
+        &mut self,
+        forwarding: &BTreeMap<String, Option<bool>>,
+    ) -> Option<Vec<LinkEvent>> {
+        let mut changed = false;
+        for (name, f) in forwarding {
+            if let Some(p) = self.observed.ports.get_mut(name)
+                && p.forwarding != *f
+            {
+                p.forwarding = *f;
+                changed = true;
+            }
+        }
+        changed.then(|| self.refresh_statuses())
+    }
+
     /// Takes in a fresh observation and drops the endpoints in `gone` (their veth vanished:
     /// the pod is gone).
     pub fn observe(&mut self, observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
@@ -522,6 +549,20 @@ impl NodeState {
             .map(|l| l.mtu)
             .or(req.mtu)
             .unwrap_or(DEFAULT_MTU);
+        // Two sandboxes racing for one endpoint: the later request is the pod's live sandbox
+        // (a runtime makes a new one after the old one died), whichever veth is made first.
+        for (other, (key, _)) in &self.reserved {
+            if *key == req.key {
+                self.cancelled.insert(
+                    other.clone(),
+                    format!(
+                        "a newer sandbox ({}) asked for {}:{} while this ADD was made; its \
+                         interface is removed",
+                        req.container_id, req.key.pod, req.key.ifname
+                    ),
+                );
+            }
+        }
         self.reserved.insert(id, (req.key.clone(), ofport));
         let ep = Endpoint {
             key: req.key.clone(),
@@ -541,18 +582,25 @@ impl NodeState {
     /// The second half of an ADD: releases the reservation and, when the veth pair of
     /// `attachment` was `created`, registers the endpoint with port number `ofport` (replacing
     /// one of an older sandbox of the same pod). Returns the endpoint it replaced, whose host
-    /// interface the caller removes (the old sandbox's interface goes with it).
+    /// interface the caller removes (the old sandbox's interface goes with it). Fails, when the
+    /// pair was made, if the ADD was cancelled meanwhile (a DEL of its sandbox, or a newer
+    /// sandbox's ADD for the same endpoint): the caller removes the pair it made.
     pub fn complete_attach(
         &mut self,
         attachment: &Attachment,
         ofport: u32,
         created: Result<(), AttachError>,
     ) -> Result<Option<Endpoint>, AttachError> {
-        self.reserved.remove(&(
+        let id = (
             attachment.container_id.clone(),
             attachment.key.ifname.clone(),
-        ));
+        );
+        self.reserved.remove(&id);
+        let cancelled = self.cancelled.remove(&id);
         created?;
+        if let Some(why) = cancelled {
+            return Err(AttachError::NotReady(why));
+        }
         let replaced = self.remove_endpoint(&attachment.key);
         self.insert_endpoint(Endpoint {
             key: attachment.key.clone(),
@@ -570,10 +618,15 @@ impl NodeState {
     /// derived name when nothing was registered, so a repeated DEL still cleans up) and the
     /// events (its link is pending from now on, before its flows are even gone).
     pub fn detach(&mut self, container_id: &str, ifname: &str) -> (String, Vec<LinkEvent>) {
-        let key = self
-            .by_container
-            .get(&(container_id.to_owned(), ifname.to_owned()))
-            .cloned();
+        let id = (container_id.to_owned(), ifname.to_owned());
+        if self.reserved.contains_key(&id) {
+            // Its ADD is being made: it must not register when it completes.
+            self.cancelled.insert(
+                id.clone(),
+                "the sandbox was deleted while this ADD was made; its interface is removed".into(),
+            );
+        }
+        let key = self.by_container.get(&id).cloned();
         match key.and_then(|k| self.remove_endpoint(&k)) {
             Some(ep) => (ep.host_ifname, self.refresh_statuses()),
             None => (host_ifname(container_id, ifname), Vec::new()),
@@ -657,17 +710,6 @@ impl NodeState {
         let changed = *entry != view;
         *entry = view;
         (changed && self.rebuild_elsewhere()).then(|| self.refresh_statuses())
-    }
-
-    /// A peer stopped answering: its endpoints are gone until it reports again, so the wires
-    /// to it lose carrier here. `None` when that changes nothing.
-    pub fn peer_lost(&mut self, node: &str) -> Option<Vec<LinkEvent>> {
-        let view = self.peers.get_mut(node)?;
-        if view.endpoints.is_empty() {
-            return None;
-        }
-        view.endpoints.clear();
-        self.rebuild_elsewhere().then(|| self.refresh_statuses())
     }
 
     fn has_local_end(&self, key: &LinkKey) -> bool {

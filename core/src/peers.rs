@@ -318,6 +318,15 @@ mod tests {
         )
     }
 
+    /// Hands out OpenFlow port numbers from 40001, as the agent's allocator would.
+    fn port_numbers() -> impl FnMut() -> Option<u32> {
+        let mut next = 40000;
+        move || {
+            next += 1;
+            Some(next)
+        }
+    }
+
     fn here(node: &str) -> Here {
         Here {
             node: node.into(),
@@ -350,11 +359,7 @@ mod tests {
             view.endpoints.insert(l.key.b().clone(), true);
         }
         let peers = BTreeMap::from([("b".to_owned(), view)]);
-        let mut next = 40000;
-        let mut alloc = || {
-            next += 1;
-            Some(next)
-        };
+        let mut alloc = port_numbers();
         let e = rebuild(
             &here("a"),
             &links,
@@ -522,11 +527,7 @@ mod tests {
             ("b".to_owned(), view("192.0.2.2", "r3:eth1")),
             ("c".to_owned(), view("192.0.2.3", "r4:eth1")),
         ]);
-        let mut next = 40000;
-        let mut alloc = || {
-            next += 1;
-            Some(next)
-        };
+        let mut alloc = port_numbers();
         let e = rebuild(
             &here("a"),
             &links,
@@ -571,6 +572,8 @@ mod tests {
                     ofport_request: Some(t.ofport),
                     ofport: crate::plan::OfportState::Assigned(t.ofport),
                     external_ids: want.external_ids,
+                    bfd: want.bfd,
+                    forwarding: Some(true),
                 },
             );
         }

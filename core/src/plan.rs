@@ -94,6 +94,8 @@ pub struct PortWant {
     pub kind: Option<String>,
     /// Interface `options` (a tunnel's `remote_ip` and `key=flow`).
     pub options: BTreeMap<String, String>,
+    /// Interface `bfd` (a tunnel's BFD session, see [`TUNNEL_BFD`]).
+    pub bfd: BTreeMap<String, String>,
     /// Ownership and identity.
     pub external_ids: BTreeMap<String, String>,
 }
@@ -187,6 +189,13 @@ pub struct Tunnel {
     pub remote_ip: String,
 }
 
+/// The BFD session on every tunnel: Open vSwitch's own liveness check of the far node's
+/// datapath, with control packets every 600 ms, so a far node (or its ovs-vswitchd) that stops
+/// is seen within 1.8 s (three packets missed), whatever its agent does, and a datapath that
+/// stalls for less than that does not flap its wires.
+pub const TUNNEL_BFD: [(&str, &str); 3] =
+    [("enable", "true"), ("min_rx", "600"), ("min_tx", "600")];
+
 impl Tunnel {
     /// The tunnel to `node` as a port the agent wants.
     pub fn want(&self, node: &str) -> PortWant {
@@ -195,6 +204,10 @@ impl Tunnel {
             ofport: self.ofport,
             kind: Some("vxlan".into()),
             options: [("remote_ip", self.remote_ip.as_str()), ("key", "flow")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            bfd: TUNNEL_BFD
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
@@ -241,6 +254,7 @@ impl ImpairPort {
             ofport: self.ofport,
             kind: None,
             options: BTreeMap::new(),
+            bfd: BTreeMap::new(),
             external_ids: [
                 (OWNER_KEY, OWNER_VALUE),
                 (IMPAIR_LINK_KEY, link.to_string().as_str()),
@@ -297,6 +311,11 @@ pub struct ObservedPort {
     pub ofport: OfportState,
     /// `Interface.external_ids`.
     pub external_ids: BTreeMap<String, String>,
+    /// `Interface.bfd`.
+    pub bfd: BTreeMap<String, String>,
+    /// Whether its BFD session says the far end forwards (`bfd_status:forwarding`); `None`
+    /// without a session.
+    pub forwarding: Option<bool>,
 }
 
 /// A port as OpenFlow shows it.
@@ -737,6 +756,17 @@ impl<'a> World<'a> {
         })
     }
 
+    /// Whether the tunnel to `node` carries frames as far as its BFD session tells: not when
+    /// the session says the far end does not forward (the node, its ovs-vswitchd or the underlay
+    /// between is down), whatever the node's agent does.
+    fn forwards(&self, node: &str, observed: &Observed) -> bool {
+        self.elsewhere
+            .tunnels
+            .get(node)
+            .and_then(|t| observed.ports.get(&t.name))
+            .is_none_or(|p| p.forwarding != Some(false))
+    }
+
     /// Nodes that hold the far end of a link with a local end: the tunnels needed.
     pub fn needed_nodes(&self) -> BTreeSet<String> {
         self.links
@@ -772,6 +802,7 @@ impl<'a> World<'a> {
                     ofport: ep.ofport,
                     kind: None,
                     options: BTreeMap::new(),
+                    bfd: BTreeMap::new(),
                     external_ids: ep.external_ids(),
                 });
             }
@@ -786,7 +817,9 @@ impl<'a> World<'a> {
             wanted.insert(&tunnel.name);
             let want = tunnel.want(node);
             let same = observed.ports.get(&tunnel.name).is_some_and(|p| {
-                p.ofport_request == Some(tunnel.ofport) && p.external_ids == want.external_ids
+                p.ofport_request == Some(tunnel.ofport)
+                    && p.external_ids == want.external_ids
+                    && p.bfd == want.bfd
             });
             if !same {
                 if observed.ports.contains_key(&tunnel.name) {
@@ -845,7 +878,7 @@ impl<'a> World<'a> {
                 link.admin == AdminState::Up
                     && self.complete_with(link, observed, adding)
                     && match self.ends(link) {
-                        Ends::Cross { end, .. } => end.ready,
+                        Ends::Cross { end, .. } => end.ready && self.forwards(&end.node, observed),
                         _ => true,
                     }
             });
@@ -965,6 +998,14 @@ impl<'a> World<'a> {
                         end.node
                     ));
                 }
+                if !self.forwards(&end.node, observed) {
+                    return OperState::Pending(format!(
+                        "node {} does not answer through the tunnel (BFD): the node or its Open \
+                         vSwitch is down or unreachable over the underlay; the wire comes back \
+                         with it",
+                        end.node
+                    ));
+                }
                 match link.admin {
                     AdminState::Down => OperState::Down,
                     AdminState::Up if up(local.ofport) => OperState::Up,
@@ -998,6 +1039,8 @@ mod tests {
                     ofport_request: Some(p.ofport),
                     ofport: OfportState::Assigned(p.ofport),
                     external_ids: p.external_ids.clone(),
+                    bfd: p.bfd.clone(),
+                    forwarding: None,
                 },
             );
             // A new veth end starts administratively down.
@@ -1564,5 +1607,53 @@ mod tests {
         // The others deliver to r2 through its impairment port.
         assert_eq!(outs(32768), [40001, 32770]);
         assert_eq!(outs(32770), [32768, 40001]);
+    }
+
+    #[test]
+    fn a_cross_node_wire_loses_carrier_while_its_tunnel_does_not_forward_and_stays_wired() {
+        let mut lab = Lab::new(&[link("r1", "r2")], &[ep("r1", 32768, "c1")]);
+        let r2 = EndpointKey::parse("lab", "r2:eth1").unwrap();
+        lab.elsewhere.endpoints.insert(
+            r2,
+            RemoteEnd {
+                node: "b".into(),
+                ready: true,
+            },
+        );
+        let tunnel = Tunnel {
+            name: "vxtest".into(),
+            ofport: 32769,
+            remote_ip: "192.0.2.2".into(),
+        };
+        lab.elsewhere.tunnels.insert("b".into(), tunnel);
+        let key = lab.links.keys().next().unwrap().clone();
+        lab.elsewhere.keys.insert(key, 77);
+        let rounds = lab.converge();
+        // The tunnel asks Open vSwitch for a BFD session.
+        let added: Vec<_> = rounds.iter().flat_map(|r| &r.add_ports).collect();
+        let tunnel = added.iter().find(|p| p.name == "vxtest").unwrap();
+        assert_eq!(tunnel.bfd["enable"], "true");
+        assert!(lab.up(32768));
+
+        // BFD says the far datapath stopped: carrier goes, the flows and the port stay.
+        lab.obs.ports.get_mut("vxtest").unwrap().forwarding = Some(false);
+        let rounds = lab.converge();
+        assert_eq!(rounds.len(), 1);
+        assert!(rounds[0].add_flows.is_empty() && rounds[0].del_flows.is_empty());
+        assert!(!rounds[0].touches_ovsdb());
+        assert!(!lab.up(32768));
+        let OperState::Pending(why) = lab.status("r1", "r2") else {
+            panic!("pending");
+        };
+        assert!(
+            why.contains("node b does not answer through the tunnel"),
+            "{why}"
+        );
+
+        // It forwards again: carrier is back.
+        lab.obs.ports.get_mut("vxtest").unwrap().forwarding = Some(true);
+        lab.converge();
+        assert!(lab.up(32768));
+        assert_eq!(lab.status("r1", "r2"), OperState::Up);
     }
 }

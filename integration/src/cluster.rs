@@ -215,6 +215,14 @@ impl Cluster {
         }
     }
 
+    /// Kills node `i`'s ovs-vswitchd with SIGKILL, as a crash would; [`Self::restart_vswitchd`]
+    /// brings it back.
+    pub fn kill_vswitchd(&mut self, i: usize) -> Result<()> {
+        self.node(i)?;
+        self.nodes[i].kill_vswitchd();
+        Ok(())
+    }
+
     /// Restarts node `i`'s ovs-vswitchd. Its `br-phy` interface is recreated empty, so the
     /// node's underlay address is put back on it, as a server's network configuration would.
     pub fn restart_vswitchd(&mut self, i: usize) -> Result<()> {

@@ -149,6 +149,8 @@ pub struct PortSpec {
     pub ofport_request: Option<u16>,
     /// `Interface.options`.
     pub options: BTreeMap<String, String>,
+    /// `Interface.bfd`: BFD on the interface (`enable`, `min_rx`, `min_tx`, ...).
+    pub bfd: BTreeMap<String, String>,
     /// `Interface.mtu_request`.
     pub mtu_request: Option<u32>,
     /// `Port.external_ids`.
@@ -165,6 +167,7 @@ impl PortSpec {
             kind: String::new(),
             ofport_request: None,
             options: BTreeMap::new(),
+            bfd: BTreeMap::new(),
             mtu_request: None,
             port_external_ids: BTreeMap::new(),
             iface_external_ids: BTreeMap::new(),
@@ -194,6 +197,12 @@ impl PortSpec {
         self
     }
 
+    /// Set an `Interface.bfd` key.
+    pub fn bfd(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.bfd.insert(key.into(), value.into());
+        self
+    }
+
     /// Request an MTU.
     pub fn mtu_request(mut self, mtu: u32) -> Self {
         self.mtu_request = Some(mtu);
@@ -220,6 +229,9 @@ impl PortSpec {
             .with("external_ids", string_map(&self.iface_external_ids));
         if let Some(ofport) = self.ofport_request {
             row.insert("ofport_request", ofport);
+        }
+        if !self.bfd.is_empty() {
+            row.insert("bfd", string_map(&self.bfd));
         }
         if let Some(mtu) = self.mtu_request {
             row.insert("mtu_request", mtu);
@@ -309,9 +321,15 @@ pub struct InterfaceState {
     pub ofport_request: Option<u32>,
     /// `external_ids`.
     pub external_ids: BTreeMap<String, String>,
+    /// `bfd`: the BFD configuration.
+    pub bfd: BTreeMap<String, String>,
+    /// `bfd_status`: the BFD session's state (`state`, `forwarding`, ...), ephemeral.
+    pub bfd_status: BTreeMap<String, String>,
 }
 
-const IFACE_COLUMNS: [&str; 9] = [
+const IFACE_COLUMNS: [&str; 11] = [
+    "bfd",
+    "bfd_status",
     "_uuid",
     "name",
     "ofport",
@@ -351,6 +369,8 @@ impl InterfaceState {
                 .optional_i64()?
                 .and_then(|n| u32::try_from(n).ok()),
             external_ids: row.get("external_ids")?.string_map()?,
+            bfd: row.get("bfd")?.string_map()?,
+            bfd_status: row.get("bfd_status")?.string_map()?,
         })
     }
 }
@@ -815,6 +835,38 @@ impl Vswitch {
             .execute()
             .await?;
         r[0].rows()?.iter().map(InterfaceState::from_row).collect()
+    }
+
+    /// `bfd_status` of the interfaces of type `kind` tagged `key=value` in `external_ids`, by
+    /// name: a small read for watching tunnels' BFD sessions.
+    pub async fn bfd_status_tagged(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let r = self
+            .client
+            .transact(DB)
+            .op(Operation::select_columns(
+                "Interface",
+                vec![
+                    Condition::eq("type", kind),
+                    Condition::includes("external_ids", Value::map([(key, value)])),
+                ],
+                ["name", "bfd_status"],
+            ))
+            .execute()
+            .await?;
+        r[0].rows()?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.get("name")?.as_str()?.to_owned(),
+                    row.get("bfd_status")?.string_map()?,
+                ))
+            })
+            .collect()
     }
 
     /// Bumps `next_cfg` and returns its new value: [`wait_applied`](Self::wait_applied) with it

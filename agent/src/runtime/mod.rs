@@ -31,6 +31,9 @@ use ovs::Ovs;
 
 /// How long [`Agent::set_admin`] waits for OVS to apply a change.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the BFD sessions of the tunnels to other nodes are read: with their 1.8 s
+/// detection time, a far node that stops takes carrier away within about 2.1 s.
+const BFD_POLL: Duration = Duration::from_millis(250);
 /// How long an ADD waits for its port to be recorded in OVSDB (the plugin gives an ADD 10 s).
 const DURABLE_WITHIN: Duration = Duration::from_secs(8);
 
@@ -242,15 +245,34 @@ impl Agent {
         }
     }
 
-    /// A peer stopped answering: its endpoints are gone until it reports again, so the wires
-    /// to it lose carrier here.
-    pub fn peer_lost(&self, node: &str) {
+    /// A peer's agent stopped answering. Its wires stay: whether they carry frames is the
+    /// tunnel's BFD session's to tell ([`Self::watch_tunnels`]), and a wire goes only when the
+    /// peer reports its end gone.
+    pub fn peer_silent(&self, node: &str) {
         self.telemetry.peer(node, false);
-        let events = self.state().peer_lost(node);
-        if let Some(events) = events {
-            warn!(peer = node, "peer unreachable; its wires lose carrier here");
-            self.publish(events);
-            self.kick();
+    }
+
+    /// Reads the BFD sessions of the tunnels every [`BFD_POLL`] and takes their state in: a
+    /// far node whose datapath stops forwarding takes carrier off the wires to it (they stay
+    /// wired, and come back with it). Runs until the process ends.
+    pub async fn watch_tunnels(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(BFD_POLL).await;
+            if !self.state().has_tunnels() {
+                continue;
+            }
+            let forwarding = match self.ovs.read().await.tunnels_forwarding().await {
+                Ok(f) => f,
+                Err(e) => {
+                    debug!(error = %e, "cannot read the tunnels' BFD state");
+                    continue;
+                }
+            };
+            if let Some(events) = self.state().observe_forwarding(&forwarding) {
+                info!(?forwarding, "a tunnel's BFD state changed");
+                self.publish(events);
+                self.kick();
+            }
         }
     }
 
@@ -703,7 +725,19 @@ impl Attacher for Agent {
             NetdevError::Exists { .. } => AttachError::Exists(e.to_string()),
             other => AttachError::Internal(other.to_string()),
         });
-        let replaced = self.state().complete_attach(&attachment, ofport, created)?;
+        let made = created.is_ok();
+        let completed = self.state().complete_attach(&attachment, ofport, created);
+        let replaced = match completed {
+            Err(e) if made => {
+                // Cancelled while it was made: what it made goes.
+                info!(endpoint = %attachment.key, container = %attachment.container_id, reason = %e, "ADD cancelled");
+                if let Err(del) = self.netdev.delete(&attachment.host_ifname).await {
+                    warn!(host = %attachment.host_ifname, error = %del, "cannot remove a cancelled ADD's interface");
+                }
+                return Err(e);
+            }
+            other => other?,
+        };
         if let Some(old) = replaced {
             info!(endpoint = %attachment.key, old = %old.container_id, new = %attachment.container_id, "moving the wire to the pod's new sandbox");
             // The old sandbox's interface must not keep carrier on a wire that is not its own.

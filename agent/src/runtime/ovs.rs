@@ -121,6 +121,19 @@ impl Ovs {
         &self.of
     }
 
+    /// Whether the BFD session of each of the agent's tunnel ports says its far end forwards,
+    /// by port name.
+    pub async fn tunnels_forwarding(&self) -> Result<BTreeMap<String, Option<bool>>> {
+        let status = self
+            .db
+            .bfd_status_tagged("vxlan", OWNER_KEY, OWNER_VALUE)
+            .await?;
+        Ok(status
+            .iter()
+            .map(|(name, s)| (name.clone(), bfd_forwarding(s)))
+            .collect())
+    }
+
     /// Everything the agent owns: its ports in OVSDB, its flows, and every OpenFlow port.
     pub async fn observe(&self) -> Result<Observed> {
         let (ports, flows, of_ports) = tokio::try_join!(
@@ -153,6 +166,8 @@ impl Ovs {
                     ofport_request: iface.ofport_request,
                     ofport,
                     external_ids: iface.external_ids,
+                    forwarding: bfd_forwarding(&iface.bfd_status),
+                    bfd: iface.bfd,
                 };
                 (iface.name, port)
             })
@@ -339,10 +354,18 @@ fn port_spec(p: &ovswire_core::plan::PortWant) -> PortSpec {
     for (k, v) in &p.options {
         spec = spec.option(k, v);
     }
+    for (k, v) in &p.bfd {
+        spec = spec.bfd(k, v);
+    }
     for (k, v) in &p.external_ids {
         spec = spec.iface_external_id(k, v).port_external_id(k, v);
     }
     spec
+}
+
+/// Whether a BFD session says its far end forwards; `None` without a session.
+pub fn bfd_forwarding(status: &BTreeMap<String, String>) -> Option<bool> {
+    status.get("forwarding").map(|f| f == "true")
 }
 
 /// The plain outputs and the tunnel outputs of a list of actions in the form [`flow_messages`]

@@ -2,9 +2,10 @@
 //! theirs. It reaches the peers through a [`PeerTransport`]: on a running agent, the Peers
 //! API's client (`api/peers.rs`).
 //!
-//! An exchange runs as soon as this node's report changes and every [`HEARTBEAT`] otherwise; a
-//! peer that fails [`LOST_AFTER`] exchanges in a row is treated as gone, so wires to it lose
-//! carrier here until it answers again.
+//! An exchange runs as soon as this node's report changes and every [`HEARTBEAT`] otherwise. A
+//! peer that fails [`LOST_AFTER`] exchanges in a row is reported silent, and nothing more: its
+//! wires keep what they have, their carrier follows the tunnel's BFD session, and a wire goes
+//! only when the peer, answering again, reports its end gone.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,7 +23,7 @@ use crate::error::Error;
 pub const DEFAULT_PORT: u16 = 7471;
 /// How often peers exchange when nothing changes.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// Failed exchanges in a row after which a peer is treated as gone.
+/// Failed exchanges in a row after which a peer is reported silent.
 pub const LOST_AFTER: u32 = 3;
 
 /// How the exchange loop reaches a peer node.
@@ -70,8 +71,12 @@ pub async fn exchange_loop<T: PeerTransport>(agent: Arc<Agent>, transport: Arc<T
                     *n += 1;
                     debug!(peer = node, error = %e, "exchange failed");
                     if *n == LOST_AFTER {
-                        warn!(peer = node, error = %e, "peer does not answer");
-                        agent.peer_lost(&node);
+                        warn!(
+                            peer = node,
+                            error = %e,
+                            "peer does not answer; its wires stay as they are"
+                        );
+                        agent.peer_silent(&node);
                     }
                 }
             }

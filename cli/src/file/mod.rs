@@ -212,12 +212,7 @@ pub fn agent_topology(spec: &LabSpec) -> String {
     }
     // Links' nodes are listed too, in case `spec` was not built by `parse`: the agent requires
     // every endpoint's pod to be listed.
-    let segments: BTreeSet<&str> = spec
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.is_segment())
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let segments: BTreeSet<&str> = spec.segments().collect();
     let pods = spec
         .nodes
         .keys()

@@ -276,9 +276,13 @@ fn peer_reports_that_change_nothing_are_dropped() {
     );
     assert_eq!(st.far_node(&l.key).as_deref(), Some("n2"));
 
-    assert!(st.peer_lost("n2").is_some());
+    // The far end goes only when its node reports it gone.
+    let gone = PeerView {
+        endpoints: BTreeMap::new(),
+        ..peer_with(end("r2", "eth1"), 6, 0)
+    };
+    assert!(st.absorb_peer("n2", gone).is_some());
     assert_eq!(st.far_node(&l.key), None);
-    assert!(st.peer_lost("n2").is_none());
     assert!(!st.set_peer_address("n2", Some("192.0.2.2".into())));
     assert!(st.set_peer_address("n2", Some("192.0.2.9".into())));
 }
@@ -322,6 +326,8 @@ fn apply(st: &mut NodeState, plan: &Plan) {
                 ofport_request: Some(p.ofport),
                 ofport: OfportState::Assigned(p.ofport),
                 external_ids: p.external_ids.clone(),
+                bfd: p.bfd.clone(),
+                forwarding: None,
             },
         );
         observed.of_ports.insert(
@@ -485,4 +491,59 @@ fn a_segment_is_no_pod_and_its_members_are_impaired_on_their_node() {
     st.set_impair(&key, "delay=2ms".parse().unwrap()).unwrap();
     let dirs: Vec<Direction> = st.impair_ports().iter().map(|p| p.1).collect();
     assert_eq!(dirs, [Direction::AtoB, Direction::BtoA]);
+}
+
+/// Reserves an ADD that is still being made.
+fn reserved(st: &mut NodeState, req: &AttachRequest) -> (u32, Attachment) {
+    let Reservation::New { ofport, attachment } = st.reserve(req).unwrap() else {
+        panic!("{req:?} is registered already");
+    };
+    (ofport, attachment)
+}
+
+#[test]
+fn a_del_during_its_add_leaves_nothing_registered() {
+    let mut st = node("n1", &[link(("r1", "eth1"), ("r2", "eth1"), 1500)]);
+    let req = request("c1", "r1", "eth1", None);
+    let (ofport, attachment) = reserved(&mut st, &req);
+    // The DEL finds nothing registered yet, and removes the derived interface.
+    let (host, _) = st.detach("c1", "eth1");
+    assert_eq!(host, attachment.host_ifname);
+    let e = st.complete_attach(&attachment, ofport, Ok(())).unwrap_err();
+    assert!(
+        matches!(&e, AttachError::NotReady(m) if m.contains("deleted")),
+        "{e:?}"
+    );
+    assert_eq!(st.endpoint_count(), 0);
+    // A new sandbox of the pod is wired as usual.
+    attach(&mut st, &request("c2", "r1", "eth1", None));
+    assert_eq!(st.endpoint_count(), 1);
+}
+
+#[test]
+fn two_sandboxes_racing_for_an_endpoint_leave_the_later_one_wired() {
+    for later_completes_first in [true, false] {
+        let mut st = node("n1", &[link(("r1", "eth1"), ("r2", "eth1"), 1500)]);
+        let (old_port, old) = reserved(&mut st, &request("old", "r1", "eth1", None));
+        let (new_port, new) = reserved(&mut st, &request("new", "r1", "eth1", None));
+        let complete_old = |st: &mut NodeState| st.complete_attach(&old, old_port, Ok(()));
+        if later_completes_first {
+            assert!(
+                st.complete_attach(&new, new_port, Ok(()))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(complete_old(&mut st).is_err());
+        } else {
+            assert!(complete_old(&mut st).is_err());
+            assert!(
+                st.complete_attach(&new, new_port, Ok(()))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert!(st.attachment("new", "eth1").is_some());
+        assert!(st.attachment("old", "eth1").is_none());
+        assert_eq!(st.endpoint_count(), 1);
+    }
 }
