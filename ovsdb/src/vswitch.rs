@@ -1033,8 +1033,12 @@ mod tests {
                 .with("mtu", 1500i64)
                 .with("ofport_request", 40000i64)
                 .with("external_ids", Value::map([("owner", "me")]))
+                .with("bfd", Value::map([("enable", "true")]))
+                .with("bfd_status", Value::map([("forwarding", "false")]))
         };
         let s = InterfaceState::from_row(&row(Value::empty())).unwrap();
+        assert_eq!(s.bfd["enable"], "true");
+        assert_eq!(s.bfd_status["forwarding"], "false");
         assert_eq!(
             (s.ofport, s.link_state.as_deref(), s.mtu),
             (OfPort::Pending, Some("up"), Some(1500))
