@@ -238,7 +238,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let peer_clients = match &token {
         Some(token) => {
-            let clients = Arc::new(PeerClients::new(token, args.peer_port)?);
+            let clients = Arc::new(PeerClients::new(token, args.peer_port, args.underlay_ip)?);
             tokio::spawn(exchange_loop(agent.clone(), clients.clone()));
             Some(clients)
         }

@@ -132,6 +132,9 @@ pub struct NodeState {
     /// ADDs being made that must not register when they complete, with why: their sandbox was
     /// deleted meanwhile, or a newer sandbox asked for the same endpoint.
     cancelled: BTreeMap<ContainerIf, String>,
+    /// Tunnel ports whose BFD session has said the far end forwards at least once: only then
+    /// does its saying otherwise take carrier away (a session still coming up says so too).
+    bfd_seen_up: BTreeSet<String>,
     observed: Observed,
     statuses: BTreeMap<LinkKey, OperState>,
     here: Here,
@@ -198,6 +201,10 @@ impl NodeState {
         }
         st.elsewhere = elsewhere;
         st.here = here;
+        let mut observed = observed;
+        for (name, p) in &mut observed.ports {
+            p.forwarding = st.bfd_heard(name, p.forwarding);
+        }
         st.observed = observed;
         st.refresh_statuses();
         st.last_report = Some(st.report());
@@ -491,22 +498,41 @@ impl NodeState {
     ) -> Option<Vec<LinkEvent>> {
         let mut changed = false;
         for (name, f) in forwarding {
+            let f = self.bfd_heard(name, *f);
             if let Some(p) = self.observed.ports.get_mut(name)
-                && p.forwarding != *f
+                && p.forwarding != f
             {
-                p.forwarding = *f;
+                p.forwarding = f;
                 changed = true;
             }
         }
         changed.then(|| self.refresh_statuses())
     }
 
+    /// What a tunnel's BFD session says, as the planner takes it: `Some(false)` only from a
+    /// session that has been up before.
+    fn bfd_heard(&mut self, port: &str, forwarding: Option<bool>) -> Option<bool> {
+        match forwarding {
+            Some(true) => {
+                self.bfd_seen_up.insert(port.to_owned());
+                Some(true)
+            }
+            Some(false) if self.bfd_seen_up.contains(port) => Some(false),
+            _ => None,
+        }
+    }
+
     /// Takes in a fresh observation and drops the endpoints in `gone` (their veth vanished:
     /// the pod is gone).
-    pub fn observe(&mut self, observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
+    pub fn observe(&mut self, mut observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
         for key in gone {
             self.remove_endpoint(key);
         }
+        for (name, p) in &mut observed.ports {
+            p.forwarding = self.bfd_heard(name, p.forwarding);
+        }
+        self.bfd_seen_up
+            .retain(|name| observed.ports.contains_key(name));
         self.observed = observed;
         self.committed.clear();
         self.refresh_statuses()
@@ -704,9 +730,9 @@ impl NodeState {
         if entry.heard && view.generation < entry.generation {
             return None;
         }
-        if view.underlay_ip.is_none() {
-            view.underlay_ip = entry.underlay_ip.clone();
-        }
+        // Where a node's tunnel goes is this node's to know (configured, or its Node object),
+        // never what a report says.
+        view.underlay_ip = entry.underlay_ip.clone();
         let changed = *entry != view;
         *entry = view;
         (changed && self.rebuild_elsewhere()).then(|| self.refresh_statuses())

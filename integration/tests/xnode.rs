@@ -824,3 +824,101 @@ fn a_lan_segment_across_three_nodes_copies_each_frame_once_to_every_member() -> 
     wait_until("r3 back on the LAN", 15, || ping(&pods[0], "10.0.9.3", &[]))?;
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
+    let _slot = Slot::take();
+    // r1 on node0 wired to r2 on node1; node2 holds the token too.
+    let topology =
+        "lab: xi\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r1:eth2, r9:eth1]\n";
+    let cluster = Cluster::with_topology(3, 1500, Some(topology))?;
+    let (r1, r2) = (cluster.pod(0, "r1")?, cluster.pod(1, "r2")?);
+    cluster.cni_add(0, "xi", "r1", &r1, "eth1")?;
+    cluster.cni_add(1, "xi", "r2", &r2, "eth1")?;
+    cluster.cni_add(0, "xi", "r1", &r1, "eth2")?;
+    let r9 = cluster.pod(2, "r9")?;
+    cluster.cni_add(2, "xi", "r9", &r9, "eth1")?;
+    r1.add_address("eth1", "10.0.0.1/24")?;
+    r2.add_address("eth1", "10.0.0.2/24")?;
+    wait_until("r1 pings r2", 30, || ping(&r1, "10.0.0.2", &[]))?;
+
+    let addr = format!("http://{}:7471", cluster.underlay().ip(0));
+    let token = cluster.token().to_owned();
+    let node2_ip = cluster.underlay().ip(2).to_string();
+    let report = |node: &str, underlay: &str, generation: u64| NodeState {
+        node: node.into(),
+        underlay_ip: underlay.into(),
+        generation,
+        endpoints: vec![ovswire_proto::v1::PeerEndpoint {
+            lab: "xi".into(),
+            pod: "r9".into(),
+            ifname: "eth1".into(),
+            ready: true,
+        }],
+        ..NodeState::default()
+    };
+    // From node2: claiming to be node1 (to take r2's frames or move node1's tunnel), claiming
+    // an unknown node, and, as itself, a report carrying another tunnel address.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let reports = vec![
+        report("node1", &node2_ip, u64::MAX),
+        report("intruder", &node2_ip, 1),
+        report("node2", "flow", now),
+    ];
+    let outcome = cluster.node(2)?.netns().block_on(|_| async move {
+        let channel = tonic::transport::Endpoint::from_shared(addr)
+            .expect("a URL")
+            .connect()
+            .await
+            .expect("node0's Peers API answers on the underlay");
+        let mut client = ovswire_proto::v1::peers_client::PeersClient::new(channel);
+        let mut out = Vec::new();
+        for state in reports {
+            let mut req = tonic::Request::new(state);
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            out.push(client.exchange(req).await.map(drop));
+        }
+        Ok::<_, ovswire_testbed::Error>(out)
+    })?;
+    for r in &outcome[..2] {
+        let status = r
+            .as_ref()
+            .expect_err("a report for another node must be refused");
+        ensure!(status.code() == tonic::Code::PermissionDenied, "{status:?}");
+    }
+    ensure!(
+        outcome[2].is_ok(),
+        "node2 speaks for itself: {:?}",
+        outcome[2]
+    );
+    // The wire is intact, and the tunnel to node2 (for r9, which it holds) goes to node2's
+    // configured address, not to the one its report gave.
+    ensure!(ping(&r1, "10.0.0.2", &[]), "the wire r1-r2 still carries");
+    let remote = |node: &str| -> Result<String> {
+        let name = ovswire_core::naming::tunnel_name(node);
+        Ok(cluster
+            .node(0)?
+            .vsctl(&["get", "Interface", &name, "options:remote_ip"])?)
+    };
+    wait_until("a tunnel from node0 to node2", 15, || {
+        remote("node2").is_ok()
+    })?;
+    ensure!(
+        remote("node2")?.trim().trim_matches('"') == node2_ip,
+        "{}",
+        remote("node2")?
+    );
+    ensure!(
+        remote("node1")?.trim().trim_matches('"') == cluster.underlay().ip(1).to_string(),
+        "{}",
+        remote("node1")?
+    );
+    Ok(())
+}

@@ -115,6 +115,7 @@ impl Peers for PeersService {
         &self,
         request: Request<pb::NodeState>,
     ) -> Result<Response<pb::NodeState>, Status> {
+        let from = request.remote_addr().map(|a| a.ip());
         let state = request.into_inner();
         check_object_name("node name", &state.node)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -124,6 +125,7 @@ impl Peers for PeersService {
                 state.node
             )));
         }
+        speaks_for_itself(&state.node, self.agent.peers().get(&state.node), from)?;
         self.agent
             .absorb_peer(&state.node, convert::peer_view(&state));
         let report = self.agent.report();
@@ -159,11 +161,46 @@ impl Peers for PeersService {
     }
 }
 
+/// Checks that a report for `node` may be taken from address `from`: the node is one of this
+/// agent's peers (configured, or a Kubernetes Node) and the call comes from its underlay
+/// address, so a node speaks only for itself.
+fn speaks_for_itself(
+    node: &str,
+    known: Option<&Option<String>>,
+    from: Option<std::net::IpAddr>,
+) -> Result<(), Status> {
+    let address = match known {
+        None => {
+            return Err(Status::permission_denied(format!(
+                "node {node} is not a peer of this node; configure it with --peer {node}=ADDRESS \
+                 (on Kubernetes, peers are the cluster's Nodes)"
+            )));
+        }
+        Some(None) => {
+            return Err(Status::permission_denied(format!(
+                "the underlay address of node {node} is not known here; configure it with --peer \
+                 {node}=ADDRESS or the node's ovswire.io/underlay-ip annotation"
+            )));
+        }
+        Some(Some(a)) => a,
+    };
+    let expected: Option<std::net::IpAddr> = address.parse().ok();
+    if from.is_none() || from != expected {
+        let from = from.map_or_else(|| "an unknown address".to_owned(), |a| a.to_string());
+        return Err(Status::permission_denied(format!(
+            "a report for node {node} came from {from}, not from its underlay address \
+             {address}: a node speaks only for itself"
+        )));
+    }
+    Ok(())
+}
+
 /// Clients to every peer: the [`PeerTransport`] of a running agent, and the call that sets the
 /// far end of a cross-node link. Its `Debug` leaves the token out.
 pub struct PeerClients {
     auth: MetadataValue<tonic::metadata::Ascii>,
     port: u16,
+    local: Option<std::net::IpAddr>,
     clients: Mutex<BTreeMap<String, (String, PeersClient<Channel>)>>,
 }
 
@@ -185,8 +222,9 @@ impl std::fmt::Debug for PeerClients {
 }
 
 impl PeerClients {
-    /// Clients for peers that serve on `port` and share `token`.
-    pub fn new(token: &str, port: u16) -> Result<Self, Error> {
+    /// Clients for peers that serve on `port` and share `token`, calling from this node's
+    /// underlay address `local` when it has one (peers check that a node calls from its own).
+    pub fn new(token: &str, port: u16, local: Option<std::net::IpAddr>) -> Result<Self, Error> {
         let mut auth: MetadataValue<tonic::metadata::Ascii> =
             format!("Bearer {token}").parse().map_err(|_| {
                 Error::Config("the peer token has characters not allowed in a header".into())
@@ -196,6 +234,7 @@ impl PeerClients {
         Ok(Self {
             auth,
             port,
+            local,
             clients: Mutex::new(BTreeMap::new()),
         })
     }
@@ -221,6 +260,7 @@ impl PeerClients {
                 .connect_timeout(CALL_TIMEOUT)
                 .timeout(CALL_TIMEOUT)
                 .tcp_nodelay(true)
+                .local_address(self.local)
                 .connect_lazy();
         let c = PeersClient::new(channel)
             .max_decoding_message_size(MESSAGE_LIMIT)
@@ -376,10 +416,25 @@ mod tests {
     #[test]
     fn debug_never_shows_the_token() {
         let token = "s3cr3t-t0ken-0123456789";
-        let clients = PeerClients::new(token, 7471).unwrap();
+        let clients = PeerClients::new(token, 7471, None).unwrap();
         let text = format!("{clients:?}");
         assert!(!text.contains(token), "{text}");
         assert!(text.contains("redacted"), "{text}");
         assert!(!format!("{:?}", clients.auth).contains(token));
+    }
+
+    #[test]
+    fn a_report_is_taken_only_from_its_node_s_own_address() {
+        let known = Some("192.0.2.2".to_owned());
+        let at = |ip: &str| Some(ip.parse().unwrap());
+        assert!(speaks_for_itself("n2", Some(&known), at("192.0.2.2")).is_ok());
+        let e = speaks_for_itself("n2", Some(&known), at("192.0.2.3")).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.message().contains("came from 192.0.2.3"), "{e:?}");
+        assert!(speaks_for_itself("n2", Some(&known), None).is_err());
+        let e = speaks_for_itself("n9", None, at("192.0.2.2")).unwrap_err();
+        assert!(e.message().contains("not a peer"), "{e:?}");
+        let e = speaks_for_itself("n2", Some(&None), at("192.0.2.2")).unwrap_err();
+        assert!(e.message().contains("not known here"), "{e:?}");
     }
 }

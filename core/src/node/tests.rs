@@ -283,8 +283,17 @@ fn peer_reports_that_change_nothing_are_dropped() {
     };
     assert!(st.absorb_peer("n2", gone).is_some());
     assert_eq!(st.far_node(&l.key), None);
+    // The reports' underlay address (192.0.2.2) is not taken: only configuration gives one.
+    assert_eq!(st.peers()["n2"], None);
+    assert!(st.set_peer_address("n2", Some("192.0.2.2".into())));
     assert!(!st.set_peer_address("n2", Some("192.0.2.2".into())));
     assert!(st.set_peer_address("n2", Some("192.0.2.9".into())));
+    let moved = PeerView {
+        underlay_ip: Some("flow".into()),
+        ..peer_with(end("r2", "eth1"), 7, 0)
+    };
+    st.absorb_peer("n2", moved);
+    assert_eq!(st.peers()["n2"].as_deref(), Some("192.0.2.9"));
 }
 
 #[test]
@@ -546,4 +555,26 @@ fn two_sandboxes_racing_for_an_endpoint_leave_the_later_one_wired() {
         assert!(st.attachment("old", "eth1").is_none());
         assert_eq!(st.endpoint_count(), 1);
     }
+}
+
+#[test]
+fn a_bfd_session_takes_carrier_away_only_once_it_has_been_up() {
+    let mut st = node("n1", &[]);
+    st.observed.ports.insert(
+        "vx1".into(),
+        crate::plan::ObservedPort {
+            name: "vx1".into(),
+            ofport_request: Some(40000),
+            ofport: OfportState::Assigned(40000),
+            external_ids: BTreeMap::new(),
+            bfd: BTreeMap::new(),
+            forwarding: None,
+        },
+    );
+    let says = |f: Option<bool>| BTreeMap::from([("vx1".to_owned(), f)]);
+    // A session coming up says "not forwarding" first: that is not news.
+    assert!(st.observe_forwarding(&says(Some(false))).is_none());
+    assert!(st.observe_forwarding(&says(Some(true))).is_some());
+    assert!(st.observe_forwarding(&says(Some(false))).is_some());
+    assert_eq!(st.observed.ports["vx1"].forwarding, Some(false));
 }
