@@ -178,8 +178,14 @@ fn a_crashed_agent_restarts_without_touching_wires() -> Result {
         }
     });
     std::thread::sleep(Duration::from_millis(300));
+    let before = lab.agent().report().generation;
     lab.crash();
     let agent = lab.start()?;
+    // The restarted agent's reports are newer than all of its last run's: its incarnation,
+    // counted in OVSDB, is one more, whatever the clock says.
+    let after = agent.report().generation;
+    assert_eq!(after >> 32, (before >> 32) + 1, "{before:#x} {after:#x}");
+    assert!(after > before);
     lab.settle()?;
     let out = pinger.join().expect("pinger");
     let text = String::from_utf8_lossy(&out.stdout);

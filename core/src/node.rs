@@ -54,8 +54,8 @@ pub struct Report {
     pub endpoints: BTreeMap<EndpointKey, bool>,
     /// Keys this node chose, with the node at the link's far end.
     pub keys: BTreeMap<LinkKey, (String, u32)>,
-    /// Grows with every report (wall-clock nanoseconds, kept strictly increasing), so peers
-    /// can drop a report that arrives after a newer one. The agent stamps it when it sends.
+    /// Grows with every report (the agent's incarnation, then a counter), so peers can drop a
+    /// report that arrives after a newer one. The agent stamps it when it sends.
     pub generation: u64,
 }
 

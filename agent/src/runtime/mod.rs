@@ -48,20 +48,11 @@ enum Next {
     Replan,
 }
 
-/// The generation for a new report: the clock, or one more than the last when the clock has
-/// not moved on.
+/// The generation for a new report: the agent's incarnation (its starts, counted in OVSDB) in
+/// the high 32 bits and a counter of its reports in the low ones, so a restarted agent's reports
+/// are newer than all of its last run's, whatever the clock does.
 fn next_generation(last: &AtomicU64) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut prev = last.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(prev + 1);
-        match last.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(p) => prev = p,
-        }
-    }
+    last.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 /// Settings of a running agent.
@@ -117,6 +108,7 @@ impl Agent {
             impair: ovs.impaired_links().await?,
         };
         let observed = ovs.observe().await?;
+        let incarnation = ovs.next_incarnation().await?;
         let state = NodeState::adopt(config.here, links, persisted, &config.peers, observed);
         info!(
             endpoints = state.endpoint_count(),
@@ -134,7 +126,7 @@ impl Agent {
             applied: 0.into(),
             events: broadcast::channel(1024).0,
             peer_wake: Notify::new(),
-            generation: 0.into(),
+            generation: (u64::from(incarnation) << 32).into(),
             telemetry: telemetry::Telemetry::new(config.history),
             stages: impair::Stages::default(),
         });

@@ -28,6 +28,11 @@ const MGMT_WAIT: Duration = Duration::from_secs(10);
 pub(crate) const ADMIN_DOWN_PREFIX: &str = "ovswire-down:";
 /// `Bridge.external_ids` key prefix recording a link's impairments set through the API.
 pub(crate) const IMPAIR_PREFIX: &str = "ovswire-impair:";
+/// `Bridge.external_ids` key counting the agent's starts on this bridge.
+const INCARNATION_KEY: &str = "ovswire-incarnation";
+/// The first incarnation: its generations (`incarnation << 32`) are above the wall-clock
+/// nanoseconds earlier agents sent, so peers that still hold one of those take the new ones.
+pub const FIRST_INCARNATION: u32 = 1 << 29;
 
 type Result<T, E = OvsError> = std::result::Result<T, E>;
 
@@ -332,6 +337,20 @@ impl Ovs {
             .db
             .set_bridge_external_id(&self.bridge.name, &key, Some(&impair.to_string()))
             .await?)
+    }
+
+    /// Counts this start of the agent in `Bridge.external_ids` and returns its number: one
+    /// more than the last start's, whatever the clock says.
+    pub async fn next_incarnation(&self) -> Result<u32> {
+        let ids = self.db.bridge_external_ids(&self.bridge.name).await?;
+        let next = ids
+            .get(INCARNATION_KEY)
+            .and_then(|v| v.parse::<u32>().ok())
+            .map_or(FIRST_INCARNATION, |n| n.max(FIRST_INCARNATION - 1) + 1);
+        self.db
+            .set_bridge_external_id(&self.bridge.name, INCARNATION_KEY, Some(&next.to_string()))
+            .await?;
+        Ok(next)
     }
 
     /// Records (or clears) a link as administratively down, so restarts keep it down.
