@@ -499,10 +499,16 @@ pub async fn up(spec: &LabSpec, file: &Path, opts: &UpOptions) -> Result<Summary
     if engine.is_some() && !nodes::container_nodes(&st).is_empty() {
         agent::start_supervisor(&mut st)?;
     }
+    let segments = spec.segments().count();
     let summary = Summary {
         line: format!(
-            "{} nodes, {} in {:.1} s",
-            spec.nodes.len(),
+            "{} nodes, {}{} in {:.1} s",
+            spec.nodes.len() - segments,
+            match segments {
+                0 => String::new(),
+                1 => "1 LAN segment, ".to_owned(),
+                n => format!("{n} LAN segments, "),
+            },
             summary.line,
             started.elapsed().as_secs_f64()
         ),
