@@ -54,6 +54,36 @@ fn ping(ns: &Netns, addr: &str, extra: &[&str]) -> bool {
     ns.output("ping", &args).is_ok_and(|o| o.status.success())
 }
 
+/// LLDP, LACP, STP and IS-IS frames sent out of `from`'s eth1, and the IEEE 802.1 frames
+/// `to`'s eth1 saw meanwhile, as hex lines each.
+fn l2_control_frames(from: &Netns, to: &Netns) -> Result<(String, String)> {
+    let mut recv = Command::new("python3");
+    recv.args([L2_SCRIPT, "recv", "eth1", "3"])
+        .stdout(Stdio::piped());
+    let recv = to.spawn(recv)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = from.exec("python3", &[L2_SCRIPT, "send", "eth1"])?;
+    let got = String::from_utf8(recv.wait_with_output()?.stdout)?;
+    Ok((sent, got))
+}
+
+/// Starts `count` pings from `ns` to `addr`, one every 10 ms.
+fn ping_every_10ms(ns: &Netns, addr: &str, count: u32) -> Result<std::process::Child> {
+    let mut pinger = Command::new("ping");
+    pinger
+        .args(["-i", "0.01", "-c", &count.to_string(), "-W", "1", addr])
+        .stdout(Stdio::piped());
+    Ok(ns.spawn(pinger)?)
+}
+
+/// Waits for `pinger` to end and checks that every ping was answered; `what` says what
+/// happened meanwhile.
+fn no_ping_lost(pinger: std::process::Child, what: &str) -> Result<()> {
+    let out = String::from_utf8(pinger.wait_with_output()?.stdout)?;
+    ensure!(out.contains(" 0% packet loss"), "{what}:\n{out}");
+    Ok(())
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,13 +199,7 @@ fn a_cross_node_wire_carries_ping_tcp_jumbo_frames_and_l2_control_frames() -> Re
     eprintln!("TCP across nodes: {:.2} Gbit/s", bps / 1e9);
 
     // LLDP, LACP, STP and IS-IS frames arrive intact on the far node.
-    let mut recv = Command::new("python3");
-    recv.args([L2_SCRIPT, "recv", "eth1", "3"])
-        .stdout(Stdio::piped());
-    let recv = p.r2.spawn(recv)?;
-    std::thread::sleep(Duration::from_millis(500));
-    let sent = p.r1.exec("python3", &[L2_SCRIPT, "send", "eth1"])?;
-    let got = String::from_utf8(recv.wait_with_output()?.stdout)?;
+    let (sent, got) = l2_control_frames(&p.r1, &p.r2)?;
     ensure!(sent.lines().count() == 4, "four control frames sent");
     for frame in sent.lines() {
         ensure!(
@@ -236,19 +260,11 @@ fn restarts_of_an_agent_a_vswitchd_and_a_pod_keep_or_restore_the_wire() -> Resul
     wait_until("a first ping", 15, || ping(&p.r1, "10.0.0.2", &[]))?;
 
     // kill -9 of node1's agent under traffic: not one packet lost.
-    let mut pinger = Command::new("ping");
-    pinger
-        .args(["-i", "0.01", "-c", "400", "-W", "1", "10.0.0.2"])
-        .stdout(Stdio::piped());
-    let pinger = p.r1.spawn(pinger)?;
+    let pinger = ping_every_10ms(&p.r1, "10.0.0.2", 400)?;
     std::thread::sleep(Duration::from_millis(500));
     p.cluster.restart_agent(1, Stop::Kill)?;
     p.cluster.restart_agent(0, Stop::Kill)?;
-    let out = String::from_utf8(pinger.wait_with_output()?.stdout)?;
-    ensure!(
-        out.contains(" 0% packet loss"),
-        "pings were lost while agents restarted:\n{out}"
-    );
+    no_ping_lost(pinger, "pings were lost while agents restarted")?;
     ensure!(carrier(&p.r1, "eth1") && carrier(&p.r2, "eth1"));
 
     // node1's ovs-vswitchd restarts: the wire comes back by itself.
@@ -285,22 +301,14 @@ fn a_silent_peer_agent_keeps_its_wires_and_a_stopped_datapath_takes_carrier_away
 
     // node1's agent is gone for 60 s under a ping every 10 ms: not one frame is lost, and the
     // wire stays up on node0 (its tunnel's BFD session still answers).
-    let mut pinger = Command::new("ping");
-    pinger
-        .args(["-i", "0.01", "-c", "6300", "-W", "1", "10.0.0.2"])
-        .stdout(Stdio::piped());
-    let pinger = p.r1.spawn(pinger)?;
+    let pinger = ping_every_10ms(&p.r1, "10.0.0.2", 6300)?;
     std::thread::sleep(Duration::from_millis(500));
     p.cluster.stop_agent(1, Stop::Kill)?;
     std::thread::sleep(Duration::from_secs(60));
     let l = &links(&p.cluster, 0, "xl")?[0];
     ensure!(l.oper == OperState::Up as i32, "{l:?}");
     p.cluster.start_agent(1)?;
-    let out = String::from_utf8(pinger.wait_with_output()?.stdout)?;
-    ensure!(
-        out.contains(" 0% packet loss"),
-        "pings were lost while node1's agent was away:\n{out}"
-    );
+    no_ping_lost(pinger, "pings were lost while node1's agent was away")?;
 
     // node1's ovs-vswitchd dies: r1 loses carrier within 3 s, and the wire stays wired.
     p.cluster.kill_vswitchd(1)?;
@@ -777,13 +785,7 @@ fn a_lan_segment_across_three_nodes_copies_each_frame_once_to_every_member() -> 
         );
     }
     // LLDP, LACP, STP and IS-IS frames from node0 reach the member on node2 intact.
-    let mut recv = Command::new("python3");
-    recv.args([L2_SCRIPT, "recv", "eth1", "3"])
-        .stdout(Stdio::piped());
-    let recv = pods[3].spawn(recv)?;
-    std::thread::sleep(Duration::from_millis(500));
-    let sent = pods[0].exec("python3", &[L2_SCRIPT, "send", "eth1"])?;
-    let got = String::from_utf8(recv.wait_with_output()?.stdout)?;
+    let (sent, got) = l2_control_frames(&pods[0], &pods[3])?;
     for frame in sent.lines() {
         ensure!(
             got.lines().filter(|l| *l == frame).count() == 1,
@@ -792,18 +794,10 @@ fn a_lan_segment_across_three_nodes_copies_each_frame_once_to_every_member() -> 
     }
 
     // kill -9 of node0's agent under a 10 ms ping across: not one packet lost.
-    let mut pinger = Command::new("ping");
-    pinger
-        .args(["-i", "0.01", "-c", "300", "-W", "1", "10.0.9.3"])
-        .stdout(Stdio::piped());
-    let pinger = pods[0].spawn(pinger)?;
+    let pinger = ping_every_10ms(&pods[0], "10.0.9.3", 300)?;
     std::thread::sleep(Duration::from_millis(500));
     cluster.restart_agent(0, Stop::Kill)?;
-    let out = String::from_utf8(pinger.wait_with_output()?.stdout)?;
-    ensure!(
-        out.contains(" 0% packet loss"),
-        "pings were lost while the agent restarted:\n{out}"
-    );
+    no_ping_lost(pinger, "pings were lost while the agent restarted")?;
 
     // r3's cable out, on its node: r3 alone leaves the LAN.
     set_state(
