@@ -22,6 +22,10 @@ pub struct Desired {
     /// Node → its underlay address: annotation `ovswire.io/underlay-ip` when set, else the
     /// node's first `InternalIP`.
     pub node_addrs: BTreeMap<String, IpAddr>,
+    /// The nodes an ovswire agent's pod is scheduled on (a pod labelled
+    /// [`AGENT_LABEL`](crate::AGENT_LABEL) in the agents' own namespace): the only nodes
+    /// agents exchange with, so the peer token goes to no node that runs none.
+    pub agent_nodes: BTreeSet<String>,
 }
 
 impl Desired {

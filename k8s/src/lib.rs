@@ -59,6 +59,6 @@ mod wire;
 
 pub use desired::Desired;
 pub use error::{Error, Result};
-pub use source::{Source, SourceConfig, UNDERLAY_ANNOTATION};
+pub use source::{AGENT_LABEL, Source, SourceConfig, UNDERLAY_ANNOTATION};
 pub use status::{FIELD_MANAGER_PREFIX, LinkReport, StatusConfig, StatusReporter, StatusWriter};
 pub use wire::{Origin, OriginKind, Rejected, Wire, wires_from_meshnet, wires_from_ovswire};

@@ -60,6 +60,8 @@ pub struct Source {
     client: Client,
     config: SourceConfig,
     topologies: Writer<Topology>,
+    /// The namespace the agents run in (the client's: in a pod, its service account's).
+    agent_namespace: String,
 }
 
 impl Debug for Source {
@@ -107,6 +109,7 @@ impl Source {
     /// A source reading through `client`, with the default [`SourceConfig`].
     pub fn new(client: Client) -> Self {
         Self {
+            agent_namespace: client.default_namespace().to_owned(),
             client,
             config: SourceConfig::default(),
             topologies: Writer::default(),
@@ -138,6 +141,7 @@ impl Source {
             client,
             config,
             topologies,
+            agent_namespace,
         } = self;
         let (meshnet, meshnet_writer) = reflector::store::<MeshnetTopology>();
         let (pods, pod_writer) = reflector::store::<Pod>();
@@ -228,6 +232,7 @@ impl Source {
                             &meshnet.state(),
                             &pods.state(),
                             &nodes.state(),
+                            &agent_namespace,
                         );
                         log_problems(&mut problems, found);
                         tx.send_if_modified(|current| {
@@ -331,13 +336,24 @@ fn strip_meshnet(t: &mut MeshnetTopology) {
     t.status = None;
 }
 
-/// Keeps a pod's name and node only: the cache holds every scheduled pod of the cluster.
+/// The label (key and value) of the agents' pods, as `deploy/agent/daemonset.yaml` sets it.
+pub const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "ovswire-agent");
+
+/// Keeps a pod's name and node, and the agents' label: the cache holds every scheduled pod of
+/// the cluster.
 fn strip_pod(pod: &mut Pod) {
     let node_name = pod.spec.as_mut().and_then(|s| s.node_name.take());
+    let agent = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(AGENT_LABEL.0))
+        .is_some_and(|v| v == AGENT_LABEL.1);
     *pod = Pod {
         metadata: ObjectMeta {
             name: pod.metadata.name.take(),
             namespace: pod.metadata.namespace.take(),
+            labels: agent.then(|| [(AGENT_LABEL.0.to_owned(), AGENT_LABEL.1.to_owned())].into()),
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
@@ -376,6 +392,7 @@ pub(crate) fn build(
     meshnet: &[Arc<MeshnetTopology>],
     pods: &[Arc<Pod>],
     nodes: &[Arc<Node>],
+    agent_namespace: &str,
 ) -> (Desired, BTreeSet<String>) {
     type Lab<'a> = (Vec<&'a Topology>, Vec<&'a MeshnetTopology>);
     let mut labs: BTreeMap<String, Lab<'_>> = BTreeMap::new();
@@ -426,6 +443,15 @@ pub(crate) fn build(
             desired
                 .pod_nodes
                 .insert((namespace.clone(), name.clone()), node.clone());
+        }
+        let agent = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(AGENT_LABEL.0))
+            .is_some_and(|v| v == AGENT_LABEL.1);
+        if agent && namespace == agent_namespace {
+            desired.agent_nodes.insert(node.clone());
         }
     }
 

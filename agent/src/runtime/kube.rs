@@ -99,8 +99,10 @@ pub async fn run(
                 if !d.synced {
                     continue;
                 }
+                // Peers are the nodes an agent runs on. A node stays a peer when its agent's pod
+                // goes (a rolling update): its wires stay, their liveness is the tunnels' BFD.
                 for (peer, addr) in &d.node_addrs {
-                    if *peer != here {
+                    if *peer != here && d.agent_nodes.contains(peer) {
                         agent.set_peer_address(peer, Some(addr.to_string()));
                     }
                 }

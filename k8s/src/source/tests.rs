@@ -246,7 +246,13 @@ spec:
     )
     .unwrap();
     let node: Node = serde_json::from_value(node("n3", "10.0.0.3", Some("not-an-ip"))).unwrap();
-    let (d, problems) = build(&[Arc::new(topology)], &[], &[], &[Arc::new(node)]);
+    let (d, problems) = build(
+        &[Arc::new(topology)],
+        &[],
+        &[],
+        &[Arc::new(node)],
+        "ovswire",
+    );
     assert_eq!(names(&d), ["r1:eth1--r2:eth1"]);
     assert_eq!(d.rejected.len(), 1);
     let problems: Vec<_> = problems.into_iter().collect();
@@ -287,4 +293,28 @@ async fn a_tls_client_builds() {
     let config = kube::Config::new("https://192.0.2.1:6443".parse().unwrap());
     let client = Client::try_from(config).expect("TLS client stack");
     let _: Api<Topology> = Api::all(client);
+}
+
+#[tokio::test(start_paused = true)]
+async fn peers_are_the_nodes_an_agent_pod_runs_on_in_the_agents_namespace() {
+    let agent = |namespace: &str, name: &str, node: &str| {
+        let mut p = pod(namespace, name, node);
+        p["metadata"]["labels"] = serde_json::json!({AGENT_LABEL.0: AGENT_LABEL.1});
+        p
+    };
+    let mut all = pods();
+    // The fake client's namespace, like an agent's service account's, is `default`.
+    all.push(agent("default", "ovswire-agent-a", "n1"));
+    all.push(agent("default", "ovswire-agent-b", "n2"));
+    // The same label elsewhere makes no peer.
+    all.push(agent("someone-else", "impostor", "n3"));
+    let (mut rx, _watches) = start(vec![
+        (OVSWIRE, Listing::Items(vec![yaml(OVSWIRE_RING)])),
+        (MESHNET, Listing::Items(vec![])),
+        (PODS, Listing::Items(all)),
+        (NODES, Listing::Items(nodes())),
+    ]);
+    let d = next(&mut rx).await;
+    let agents: Vec<&str> = d.agent_nodes.iter().map(String::as_str).collect();
+    assert_eq!(agents, ["n1", "n2"]);
 }

@@ -36,7 +36,7 @@ fn topology(yaml: &str) -> Topology {
 
 fn desired(objects: &[&Topology], placement: &[(&str, &str, &str)]) -> Desired {
     let arcs: Vec<Arc<Topology>> = objects.iter().map(|t| Arc::new((*t).clone())).collect();
-    let (mut d, _) = crate::source::build(&arcs, &[], &[], &[]);
+    let (mut d, _) = crate::source::build(&arcs, &[], &[], &[], "ovswire");
     d.pod_nodes = placement
         .iter()
         .map(|(ns, pod, node)| ((ns.to_string(), pod.to_string()), node.to_string()))
