@@ -59,6 +59,9 @@ pub struct Report {
     pub generation: u64,
 }
 
+/// How many starts of a peer's agent a report may claim since the last report heard from it.
+pub const MAX_INCARNATION_LEAP: u64 = 1 << 20;
+
 /// Where a link's ends are and what it can carry, for status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkInfo {
@@ -716,6 +719,27 @@ impl NodeState {
         let changed = view.underlay_ip != underlay_ip;
         view.underlay_ip = underlay_ip;
         changed
+    }
+
+    /// Checks a report's generation against the last one heard from `node`: the high 32 bits
+    /// (the sender's incarnation, one more per start of its agent) may not leap more than
+    /// [`MAX_INCARNATION_LEAP`] ahead, or one report would make every later one look old.
+    pub fn check_generation(&self, node: &str, generation: u64) -> Result<(), String> {
+        let Some(last) = self
+            .peers
+            .get(node)
+            .filter(|v| v.heard)
+            .map(|v| v.generation)
+        else {
+            return Ok(());
+        };
+        if (generation >> 32) > (last >> 32) + MAX_INCARNATION_LEAP {
+            return Err(format!(
+                "generation {generation:#x} of node {node} leaps far beyond the last one heard \
+                 ({last:#x}); a report's generation is its agent's incarnation and a counter"
+            ));
+        }
+        Ok(())
     }
 
     /// Takes in a peer's report. `None` when it changes nothing: it is this node's own, older

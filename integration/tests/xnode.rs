@@ -857,13 +857,16 @@ fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
     };
     // From node2: claiming to be node1 (to take r2's frames or move node1's tunnel), claiming
     // an unknown node, and, as itself, a report carrying another tunnel address.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as u64;
+    // Newer than node2's own reports (its agent started a few times): taken, tunnel address
+    // aside.
+    let newer = ((1u64 << 29) + 1000) << 32;
     let reports = vec![
         report("node1", &node2_ip, u64::MAX),
         report("intruder", &node2_ip, 1),
-        report("node2", "flow", now),
+        report("node2", "flow", newer),
+        // As itself, with a generation no restart count reaches: every later report would
+        // look old.
+        report("node2", &node2_ip, u64::MAX),
     ];
     let outcome = cluster.node(2)?.netns().block_on(|_| async move {
         let channel = tonic::transport::Endpoint::from_shared(addr)
@@ -892,6 +895,10 @@ fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
         "node2 speaks for itself: {:?}",
         outcome[2]
     );
+    let absurd = outcome[3]
+        .as_ref()
+        .expect_err("an absurd generation must be refused");
+    ensure!(absurd.code() == tonic::Code::InvalidArgument, "{absurd:?}");
     // The wire is intact, and the tunnel to node2 (for r9, which it holds) goes to node2's
     // configured address, not to the one its report gave.
     ensure!(ping(&r1, "10.0.0.2", &[]), "the wire r1-r2 still carries");

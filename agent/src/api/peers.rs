@@ -127,6 +127,9 @@ impl Peers for PeersService {
         }
         speaks_for_itself(&state.node, self.agent.peers().get(&state.node), from)?;
         self.agent
+            .check_generation(&state.node, state.generation)
+            .map_err(Status::invalid_argument)?;
+        self.agent
             .absorb_peer(&state.node, convert::peer_view(&state));
         let report = self.agent.report();
         Ok(Response::new(convert::node_state(

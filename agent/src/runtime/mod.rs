@@ -224,6 +224,12 @@ impl Agent {
         }
     }
 
+    /// Whether a report's generation from `node` is believable (see
+    /// [`NodeState::check_generation`]).
+    pub fn check_generation(&self, node: &str, generation: u64) -> Result<(), String> {
+        self.state().check_generation(node, generation)
+    }
+
     /// Takes in a peer's report; replans when it changes anything.
     pub fn absorb_peer(&self, node: &str, view: PeerView) {
         self.telemetry.peer(node, true);

@@ -61,6 +61,10 @@ pub async fn exchange_loop<T: PeerTransport>(agent: Arc<Agent>, transport: Arc<T
         for (node, result) in futures::future::join_all(calls).await {
             match result {
                 Ok(view) => {
+                    if let Err(e) = agent.check_generation(&node, view.generation) {
+                        warn!(peer = node, error = e, "peer's answer ignored");
+                        continue;
+                    }
                     agent.absorb_peer(&node, view);
                     if failures.remove(&node).is_some_and(|n| n >= LOST_AFTER) {
                         info!(peer = node, "peer reachable again");

@@ -578,3 +578,20 @@ fn a_bfd_session_takes_carrier_away_only_once_it_has_been_up() {
     assert!(st.observe_forwarding(&says(Some(false))).is_some());
     assert_eq!(st.observed.ports["vx1"].forwarding, Some(false));
 }
+
+#[test]
+fn a_generation_leaping_far_ahead_is_refused() {
+    let l = link(("r1", "eth1"), ("r2", "eth1"), 9000);
+    let mut st = node("n1", std::slice::from_ref(&l));
+    let first = (5u64 << 32) | 7;
+    // Nothing heard yet: any generation is taken.
+    assert!(st.check_generation("n2", u64::MAX).is_ok());
+    st.absorb_peer("n2", peer_with(end("r2", "eth1"), first, 0));
+    assert!(st.check_generation("n2", first + 1).is_ok());
+    assert!(
+        st.check_generation("n2", (6 << 32) | 1).is_ok(),
+        "a restart"
+    );
+    let e = st.check_generation("n2", u64::MAX).unwrap_err();
+    assert!(e.contains("leaps far beyond"), "{e}");
+}
