@@ -250,7 +250,7 @@ impl Agent {
         self.telemetry.peer(node, false);
     }
 
-    /// Reads the BFD sessions of the tunnels every [`BFD_POLL`] and takes their state in: a
+    /// Reads the BFD sessions of the tunnels every 250 ms and takes their state in: a
     /// far node whose datapath stops forwarding takes carrier off the wires to it (they stay
     /// wired, and come back with it). Runs until the process ends.
     pub async fn watch_tunnels(self: Arc<Self>) {
