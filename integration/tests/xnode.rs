@@ -67,6 +67,18 @@ fn l2_control_frames(from: &Netns, to: &Netns) -> Result<(String, String)> {
     Ok((sent, got))
 }
 
+/// A Peers client of the agent at `addr` (`http://IP:7471`), from the caller's namespace.
+async fn peers_client(
+    addr: String,
+) -> ovswire_proto::v1::peers_client::PeersClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(addr)
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("the Peers API answers on the underlay");
+    ovswire_proto::v1::peers_client::PeersClient::new(channel)
+}
+
 /// Starts `count` pings from `ns` to `addr`, one every 10 ms.
 fn ping_every_10ms(ns: &Netns, addr: &str, count: u32) -> Result<std::process::Child> {
     let mut pinger = Command::new("ping");
@@ -511,12 +523,7 @@ fn peers_without_the_token_are_refused() -> Result<()> {
     let cluster = Cluster::new(2, 1500)?;
     let addr = format!("http://{}:7471", cluster.underlay().ip(0));
     let outcome = cluster.node(1)?.netns().block_on(|_| async move {
-        let channel = tonic::transport::Endpoint::from_shared(addr)
-            .expect("a URL")
-            .connect()
-            .await
-            .expect("node0's Peers API answers on the underlay");
-        let mut client = ovswire_proto::v1::peers_client::PeersClient::new(channel);
+        let mut client = peers_client(addr).await;
         let state = NodeState {
             node: "intruder".into(),
             ..NodeState::default()
@@ -869,12 +876,7 @@ fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
         report("node2", &node2_ip, u64::MAX),
     ];
     let outcome = cluster.node(2)?.netns().block_on(|_| async move {
-        let channel = tonic::transport::Endpoint::from_shared(addr)
-            .expect("a URL")
-            .connect()
-            .await
-            .expect("node0's Peers API answers on the underlay");
-        let mut client = ovswire_proto::v1::peers_client::PeersClient::new(channel);
+        let mut client = peers_client(addr).await;
         let mut out = Vec::new();
         for state in reports {
             let mut req = tonic::Request::new(state);

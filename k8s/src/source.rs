@@ -339,16 +339,20 @@ fn strip_meshnet(t: &mut MeshnetTopology) {
 /// The label (key and value) of the agents' pods, as `deploy/agent/daemonset.yaml` sets it.
 pub const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "ovswire-agent");
 
+/// Whether a pod carries the agents' label.
+fn is_agent(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(AGENT_LABEL.0))
+        .is_some_and(|v| v == AGENT_LABEL.1)
+}
+
 /// Keeps a pod's name and node, and the agents' label: the cache holds every scheduled pod of
 /// the cluster.
 fn strip_pod(pod: &mut Pod) {
     let node_name = pod.spec.as_mut().and_then(|s| s.node_name.take());
-    let agent = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(AGENT_LABEL.0))
-        .is_some_and(|v| v == AGENT_LABEL.1);
+    let agent = is_agent(pod);
     *pod = Pod {
         metadata: ObjectMeta {
             name: pod.metadata.name.take(),
@@ -444,13 +448,7 @@ pub(crate) fn build(
                 .pod_nodes
                 .insert((namespace.clone(), name.clone()), node.clone());
         }
-        let agent = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(AGENT_LABEL.0))
-            .is_some_and(|v| v == AGENT_LABEL.1);
-        if agent && namespace == agent_namespace {
+        if is_agent(pod) && namespace == agent_namespace {
             desired.agent_nodes.insert(node.clone());
         }
     }
