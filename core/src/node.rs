@@ -204,11 +204,7 @@ impl NodeState {
         }
         st.elsewhere = elsewhere;
         st.here = here;
-        let mut observed = observed;
-        for (name, p) in &mut observed.ports {
-            p.forwarding = st.bfd_heard(name, p.forwarding);
-        }
-        st.observed = observed;
+        st.take_observed(observed);
         st.refresh_statuses();
         st.last_report = Some(st.report());
         st
@@ -527,18 +523,24 @@ impl NodeState {
 
     /// Takes in a fresh observation and drops the endpoints in `gone` (their veth vanished:
     /// the pod is gone).
-    pub fn observe(&mut self, mut observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
+    pub fn observe(&mut self, observed: Observed, gone: &[EndpointKey]) -> Vec<LinkEvent> {
         for key in gone {
             self.remove_endpoint(key);
         }
+        self.take_observed(observed);
+        self.committed.clear();
+        self.refresh_statuses()
+    }
+
+    /// Keeps `observed` as what OVS has, with its tunnels' BFD state as the planner takes it
+    /// (see [`Self::bfd_heard`]).
+    fn take_observed(&mut self, mut observed: Observed) {
         for (name, p) in &mut observed.ports {
             p.forwarding = self.bfd_heard(name, p.forwarding);
         }
         self.bfd_seen_up
             .retain(|name| observed.ports.contains_key(name));
         self.observed = observed;
-        self.committed.clear();
-        self.refresh_statuses()
     }
 
     /// The first half of an ADD: the existing attachment when this container's interface is

@@ -318,6 +318,11 @@ mod tests {
         )
     }
 
+    /// Links by their key, as the agent holds them.
+    fn by_key<const N: usize>(links: [LinkSpec; N]) -> BTreeMap<LinkKey, LinkSpec> {
+        links.into_iter().map(|l| (l.key.clone(), l)).collect()
+    }
+
     /// Hands out OpenFlow port numbers from 40001, as the agent's allocator would.
     fn port_numbers() -> impl FnMut() -> Option<u32> {
         let mut next = 40000;
@@ -341,16 +346,11 @@ mod tests {
         // chooser never hands one key to two links between the same nodes.
         let l1 = link("lab1", "r1:eth1", "r2:eth1");
         let l2 = link("lab2", "r1:eth1", "r2:eth1");
-        let links: BTreeMap<_, _> = [l1.clone(), l2.clone()]
-            .into_iter()
-            .map(|l| (l.key.clone(), l))
-            .collect();
-        let eps: BTreeMap<_, _> = [
+        let links = by_key([l1.clone(), l2.clone()]);
+        let eps = BTreeMap::from([
             local("lab1", "r1:eth1", 32768),
             local("lab2", "r1:eth1", 32769),
-        ]
-        .into_iter()
-        .collect();
+        ]);
         let mut view = PeerView {
             underlay_ip: Some("192.0.2.2".into()),
             ..PeerView::default()
@@ -507,17 +507,16 @@ mod tests {
             segment: Some("lan".into()),
             ..link("lab", &format!("{pod}:eth1"), &format!("lan:e{n}"))
         };
-        let links: BTreeMap<_, _> = [member("r1", 1), member("r2", 2), member("r3", 3)]
-            .into_iter()
-            .chain([member("r4", 4)])
-            .map(|l| (l.key.clone(), l))
-            .collect();
-        let eps: BTreeMap<_, _> = [
+        let links = by_key([
+            member("r1", 1),
+            member("r2", 2),
+            member("r3", 3),
+            member("r4", 4),
+        ]);
+        let eps = BTreeMap::from([
             local("lab", "r1:eth1", 32768),
             local("lab", "r2:eth1", 32769),
-        ]
-        .into_iter()
-        .collect();
+        ]);
         let view = |ip: &str, member: &str| PeerView {
             underlay_ip: Some(ip.into()),
             endpoints: [(EndpointKey::parse("lab", member).unwrap(), true)].into(),
