@@ -10,5 +10,6 @@ pub mod api;
 pub mod cni;
 pub mod error;
 pub mod netdev;
+pub mod pki;
 pub mod run;
 pub mod runtime;

@@ -174,16 +174,16 @@ pub async fn run(args: Args) -> Result<()> {
         rundir: args.ovs_rundir.clone(),
         adopt: args.adopt_bridge,
     };
-    let token = match (&args.underlay_ip, &args.peer_token_file) {
+    let tls = match (&args.underlay_ip, &args.peer_tls_dir) {
         (None, _) => None,
         (Some(_), None) => {
             return Err(Error::Config(
-                "--underlay-ip needs --peer-token-file: agents authenticate each other with a \
-                 shared token"
+                "--underlay-ip needs --peer-tls-dir: agents call each other over mutual TLS, \
+                 each with its node's certificate (`ovswire-agent pki issue`, docs/security.md)"
                     .into(),
             ));
         }
-        (Some(_), Some(path)) => Some(load_token(path)?),
+        (Some(_), Some(dir)) => Some(api::tls::PeerTls::load(dir, &node)?),
     };
     if args.underlay_ip.is_none() && !args.peers.is_empty() {
         return Err(Error::Config(
@@ -236,9 +236,14 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         tokio::spawn(agent.clone().run(events));
     }
-    let peer_clients = match &token {
-        Some(token) => {
-            let clients = Arc::new(PeerClients::new(token, args.peer_port, args.underlay_ip)?);
+    let peer_clients = match &tls {
+        Some(tls) => {
+            tokio::spawn(tls.clone().watch());
+            let clients = Arc::new(PeerClients::new(
+                tls.clone(),
+                args.peer_port,
+                args.underlay_ip,
+            ));
             tokio::spawn(exchange_loop(agent.clone(), clients.clone()));
             Some(clients)
         }
@@ -295,7 +300,7 @@ pub async fn run(args: Args) -> Result<()> {
                 ),
         );
     }
-    if let (Some(token), Some(ip)) = (&token, args.underlay_ip) {
+    if let (Some(tls), Some(ip)) = (&tls, args.underlay_ip) {
         let addr = args
             .peer_listen
             .unwrap_or_else(|| SocketAddr::new(ip, args.peer_port));
@@ -304,24 +309,21 @@ pub async fn run(args: Args) -> Result<()> {
             .map_err(Error::io(format!(
                 "cannot serve the Peers API on {addr}; is another agent running?"
             )))?;
-        let peers = peers_server::PeersServer::new(api::peers::PeersService::new(agent.clone()))
+        let svc = peers_server::PeersServer::new(api::peers::PeersService::new(agent.clone()))
             .max_decoding_message_size(api::peers::MESSAGE_LIMIT)
             .max_encoding_message_size(api::peers::MESSAGE_LIMIT);
-        let svc = tonic::service::interceptor::InterceptedService::new(
-            peers,
-            api::peers::authenticate(
-                token,
-                "missing or wrong peer token; agents of one cluster must share the same \
-                 --peer-token-file",
-            ),
-        );
-        info!(%addr, "serving peers");
+        info!(%addr, "serving peers (mutual TLS)");
         let max = args.peer_max_connections as usize;
         servers.spawn(
             api::limits::server()
                 .add_service(svc)
                 .serve_with_incoming_shutdown(
-                    api::limits::incoming(listener, max, "peers"),
+                    api::tls::incoming(
+                        listener,
+                        tls.clone(),
+                        api::peers::admit(agent.clone()),
+                        max,
+                    ),
                     stopped(stop_rx.clone()),
                 ),
         );

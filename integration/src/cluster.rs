@@ -3,8 +3,8 @@
 //! [`Cluster::new`] starts N testbed nodes (each a network namespace with its own OVS), joins
 //! them on one underlay (see [`ovswire_testbed::Underlay`]: `br-phy` with the node's address,
 //! as on a real server) and runs the real `ovswire-agent` in each node with the cross-node
-//! flags: its underlay address, every other node as a peer, and a token file shared by the
-//! cluster.
+//! flags: its underlay address, every other node as a peer, and its own certificate from the
+//! cluster's peer CA (both made by `ovswire-agent pki`, as an operator would).
 //!
 //! ```no_run
 //! use ovswire_integration::cluster::Cluster;
@@ -19,10 +19,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,10 +32,10 @@ use serde_json::{Value, json};
 
 use crate::agent::{AgentProcess, Binaries};
 
-/// The name of the peer token file in each node's directory.
-const TOKEN_FILE: &str = "peer-token";
-/// Random bytes in a token (printed as twice as many hex digits).
-const TOKEN_BYTES: usize = 32;
+/// The directory of a node's Peers identity, in the node's directory.
+const IDENTITY_DIR: &str = "pki";
+/// The cluster's peer CA, in node0's directory.
+const CA_DIR: &str = "peer-ca";
 
 /// How an agent is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +55,6 @@ pub struct Cluster {
     underlay: Underlay,
     nodes: Vec<Node>,
     bins: Binaries,
-    token: String,
     topology: Option<String>,
     /// More labs' topology files, passed as extra `--topology` flags.
     more_topologies: Vec<String>,
@@ -77,13 +73,12 @@ impl Cluster {
     /// whole; each agent wires the ends whose pods land on its node).
     pub fn with_topology(nodes: usize, mtu: u32, topology: Option<&str>) -> Result<Self> {
         let bins = Binaries::locate()?;
-        let (nodes, underlay, token) = prepare(nodes, mtu)?;
+        let (nodes, underlay) = prepare(&bins, nodes, mtu)?;
         let mut cluster = Self {
             agents: Vec::with_capacity(nodes.len()),
             underlay,
             nodes,
             bins,
-            token,
             topology: topology.map(str::to_owned),
             more_topologies: Vec::new(),
             extra_args: BTreeMap::new(),
@@ -98,13 +93,12 @@ impl Cluster {
     /// Like [`Self::with_topology`] with one topology file per lab.
     pub fn with_topologies(nodes: usize, mtu: u32, topologies: &[&str]) -> Result<Self> {
         let bins = Binaries::locate()?;
-        let (nodes, underlay, token) = prepare(nodes, mtu)?;
+        let (nodes, underlay) = prepare(&bins, nodes, mtu)?;
         let mut cluster = Self {
             agents: Vec::with_capacity(nodes.len()),
             underlay,
             nodes,
             bins,
-            token,
             topology: topologies.first().map(|t| (*t).to_owned()),
             more_topologies: topologies.iter().skip(1).map(|t| (*t).to_owned()).collect(),
             extra_args: BTreeMap::new(),
@@ -138,9 +132,16 @@ impl Cluster {
         &self.bins
     }
 
-    /// The token every agent was given in `--peer-token-file`.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The directory of node `i`'s Peers identity (its agent's `--peer-tls-dir`).
+    pub fn identity_dir(&self, i: usize) -> Result<std::path::PathBuf> {
+        Ok(self.node(i)?.dir().join(IDENTITY_DIR))
+    }
+
+    /// Issues a certificate named `name` from the cluster's CA into `out`, with `ovswire-agent
+    /// pki issue` (a test's identity, or a node's rotated one).
+    pub fn issue_identity(&self, name: &str, out: &Path) -> Result<()> {
+        let ca = self.node(0)?.dir().join(CA_DIR);
+        issue(&self.bins, &ca, name, out)
     }
 
     /// The agent of node `i`, unless it is stopped.
@@ -166,7 +167,7 @@ impl Cluster {
             .zip(self.underlay.members())
             .map(|(n, m)| (n.name(), m.ip))
             .collect();
-        let mut args = cross_node_args(i, &peers, &node.dir().join(TOKEN_FILE));
+        let mut args = cross_node_args(i, &peers, &node.dir().join(IDENTITY_DIR));
         args.extend(self.extra_args.get(&i).into_iter().flatten().cloned());
         Ok(args)
     }
@@ -338,9 +339,10 @@ impl Cluster {
     }
 }
 
-/// Starts `count` nodes named `node<i>` in parallel, joins them on an underlay and gives each
-/// a copy of one fresh token (`<node dir>/peer-token`, mode 0600).
-fn prepare(count: usize, mtu: u32) -> Result<(Vec<Node>, Underlay, String)> {
+/// Starts `count` nodes named `node<i>` in parallel, joins them on an underlay, makes the
+/// cluster's peer CA (`<node0 dir>/peer-ca`) and gives each node its certificate
+/// (`<node dir>/pki`), with the agent's own `pki` commands.
+fn prepare(bins: &Binaries, count: usize, mtu: u32) -> Result<(Vec<Node>, Underlay)> {
     ensure!(
         (1..=64).contains(&count),
         "a cluster has 1 to 64 nodes, not {count}"
@@ -356,16 +358,49 @@ fn prepare(count: usize, mtu: u32) -> Result<(Vec<Node>, Underlay, String)> {
     })?;
     let refs: Vec<&Node> = nodes.iter().collect();
     let underlay = Testbed::underlay(&refs, mtu).context("join the nodes on an underlay")?;
-    let token = new_token()?;
+    let ca = nodes[0].dir().join(CA_DIR);
+    pki(bins, &["init", "--dir", &ca.display().to_string()])?;
     for node in &nodes {
-        write_private(&node.dir().join(TOKEN_FILE), &token)?;
+        issue(bins, &ca, node.name(), &node.dir().join(IDENTITY_DIR))?;
     }
-    Ok((nodes, underlay, token))
+    Ok((nodes, underlay))
+}
+
+/// Runs `ovswire-agent pki ARGS`.
+fn pki(bins: &Binaries, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new(&bins.agent)
+        .arg("pki")
+        .args(args)
+        .output()
+        .with_context(|| format!("run {} pki", bins.agent.display()))?;
+    ensure!(
+        out.status.success(),
+        "ovswire-agent pki {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Issues a certificate named `name` from the CA in `ca` into `out`.
+fn issue(bins: &Binaries, ca: &Path, name: &str, out: &Path) -> Result<()> {
+    pki(
+        bins,
+        &[
+            "issue",
+            "--ca",
+            &ca.display().to_string(),
+            "--node",
+            name,
+            "--out",
+            &out.display().to_string(),
+        ],
+    )
 }
 
 /// The cross-node flags of node `me` among `nodes` (name, underlay address); `--node-name`
 /// comes from [`AgentProcess`].
-fn cross_node_args(me: usize, nodes: &[(&str, Ipv4Addr)], token_file: &Path) -> Vec<String> {
+fn cross_node_args(me: usize, nodes: &[(&str, Ipv4Addr)], identity: &Path) -> Vec<String> {
     let mut args = vec![format!("--underlay-ip={}", nodes[me].1)];
     args.extend(
         nodes
@@ -374,29 +409,8 @@ fn cross_node_args(me: usize, nodes: &[(&str, Ipv4Addr)], token_file: &Path) -> 
             .filter(|&(i, _)| i != me)
             .map(|(_, (name, ip))| format!("--peer={name}={ip}")),
     );
-    args.push(format!("--peer-token-file={}", token_file.display()));
+    args.push(format!("--peer-tls-dir={}", identity.display()));
     args
-}
-
-/// A fresh random token: [`TOKEN_BYTES`] bytes from the kernel's generator, in hex.
-fn new_token() -> Result<String> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("read random bytes from /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Writes `text` to a new file only its owner can read (mode 0600 from the start).
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -412,59 +426,49 @@ mod tests {
             ("node1", Ipv4Addr::new(172, 31, 0, 11)),
             ("node2", Ipv4Addr::new(172, 31, 0, 12)),
         ];
-        let args = cross_node_args(1, &nodes, Path::new("/n1/peer-token"));
+        let args = cross_node_args(1, &nodes, Path::new("/n1/pki"));
         assert_eq!(
             args,
             [
                 "--underlay-ip=172.31.0.11",
                 "--peer=node0=172.31.0.10",
                 "--peer=node2=172.31.0.12",
-                "--peer-token-file=/n1/peer-token",
+                "--peer-tls-dir=/n1/pki",
             ]
         );
         let alone = cross_node_args(0, &nodes[..1], Path::new("/t"));
-        assert_eq!(alone, ["--underlay-ip=172.31.0.10", "--peer-token-file=/t"]);
+        assert_eq!(alone, ["--underlay-ip=172.31.0.10", "--peer-tls-dir=/t"]);
     }
 
-    #[test]
-    fn tokens_are_fresh_hex() {
-        let (a, b) = (new_token().unwrap(), new_token().unwrap());
-        assert_eq!(a.len(), 2 * TOKEN_BYTES);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn token_files_are_private_and_never_overwritten() {
-        let path = std::env::temp_dir().join(format!("ovswire-token-test-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        write_private(&path, "secret").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        let again = write_private(&path, "other");
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(mode & 0o777, 0o600);
-        assert!(again.is_err());
-        assert_eq!(text, "secret");
-    }
-
-    /// Everything but the agents: nodes on one underlay, each with the same token.
+    /// Everything but the agents: nodes on one underlay, each with its own certificate.
     #[test]
     #[cfg_attr(
         not(feature = "root-tests"),
         ignore = "needs root and Open vSwitch; scripts/test runs it"
     )]
-    fn nodes_share_an_underlay_and_a_token() {
-        let (nodes, underlay, token) = prepare(3, 1500).unwrap();
+    fn nodes_share_an_underlay_and_each_has_its_certificate() {
+        let bins = Binaries::locate().unwrap();
+        let (nodes, underlay) = prepare(&bins, 3, 1500).unwrap();
         let names: Vec<&str> = nodes.iter().map(Node::name).collect();
         assert_eq!(names, ["node0", "node1", "node2"]);
+        let mut certs = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             assert_eq!(node.underlay_ip().unwrap(), Some(underlay.ip(i)));
-            let file = node.dir().join(TOKEN_FILE);
-            assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
-            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            let dir = node.dir().join(IDENTITY_DIR);
+            let mode = std::fs::metadata(dir.join("tls.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
+            certs.push(std::fs::read(dir.join("tls.crt")).unwrap());
         }
-        assert!(prepare(0, 1500).unwrap_err().to_string().contains("not 0"));
+        certs.dedup();
+        assert_eq!(certs.len(), 3, "one certificate per node");
+        assert!(
+            prepare(&bins, 0, 1500)
+                .unwrap_err()
+                .to_string()
+                .contains("not 0")
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use ovswire_agent::api::tls::{Dial, PeerTls};
 use ovswire_integration::cluster::{Cluster, Stop};
+use ovswire_integration::measure::rss_mb;
 use ovswire_integration::wait_until;
 use ovswire_proto::v1::{
     AdminState, Endpoint, Link, LinkRef, ListLinksRequest, NodeState, OperState,
@@ -67,16 +69,48 @@ fn l2_control_frames(from: &Netns, to: &Netns) -> Result<(String, String)> {
     Ok((sent, got))
 }
 
-/// A Peers client of the agent at `addr` (`http://IP:7471`), from the caller's namespace.
+type PeersClient = ovswire_proto::v1::peers_client::PeersClient<tonic::transport::Channel>;
+
+/// A Peers client of node0's agent (at `ip`, port 7471) from the caller's namespace, showing the
+/// certificate named `name` in directory `identity`.
 async fn peers_client(
-    addr: String,
-) -> ovswire_proto::v1::peers_client::PeersClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(addr)
-        .expect("a URL")
-        .connect()
+    identity: std::path::PathBuf,
+    name: String,
+    ip: std::net::Ipv4Addr,
+) -> std::result::Result<PeersClient, String> {
+    let tls = PeerTls::load(&identity, &name).map_err(|e| e.to_string())?;
+    let to = std::net::SocketAddr::from((ip, 7471));
+    let dial =
+        Dial::new(tls, "node0", to, None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let channel = tonic::transport::Endpoint::from_static("http://node0:7471")
+        .connect_with_connector(dial)
         .await
-        .expect("the Peers API answers on the underlay");
-    ovswire_proto::v1::peers_client::PeersClient::new(channel)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(PeersClient::new(channel))
+}
+
+/// The certificate node0's Peers API shows a client calling from the caller's namespace with
+/// the identity `name` in `identity` (DER).
+async fn served_certificate(
+    identity: std::path::PathBuf,
+    name: &str,
+    ip: std::net::Ipv4Addr,
+) -> Vec<u8> {
+    let tls = PeerTls::load(&identity, name).expect("a test identity");
+    let tcp = tokio::net::TcpStream::connect((ip, 7471))
+        .await
+        .expect("node0's Peers port");
+    let node0 = rustls_pki_types::ServerName::try_from("node0").expect("a name");
+    let stream = tokio_rustls::TlsConnector::from(tls.client())
+        .connect(node0, tcp)
+        .await
+        .expect("a TLS handshake with node0");
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("node0 shows a certificate")[0]
+        .to_vec()
 }
 
 /// Starts `count` pings from `ns` to `addr`, one every 10 ms.
@@ -518,30 +552,108 @@ fn a_small_underlay_is_reported_as_the_effective_mtu() -> Result<()> {
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
-fn peers_without_the_token_are_refused() -> Result<()> {
+fn peers_need_the_cluster_s_certificate_a_peer_s_address_and_take_a_rotated_certificate()
+-> Result<()> {
     let _slot = Slot::take();
     let cluster = Cluster::new(2, 1500)?;
-    let addr = format!("http://{}:7471", cluster.underlay().ip(0));
-    let outcome = cluster.node(1)?.netns().block_on(|_| async move {
-        let mut client = peers_client(addr).await;
+    let ip0 = cluster.underlay().ip(0);
+    let node1 = cluster.node(1)?;
+    // A certificate for node1 from another CA.
+    let foreign_ca = node1.dir().join("foreign-ca");
+    let foreign = node1.dir().join("foreign");
+    ovswire_agent::pki::init(&foreign_ca, 30)?;
+    ovswire_agent::pki::issue_into(&foreign_ca, "node1", &[], 30, &foreign)?;
+    let (plain, other_ca) = node1.netns().block_on(|_| async move {
         let state = NodeState {
-            node: "intruder".into(),
+            node: "node1".into(),
             ..NodeState::default()
         };
-        let bare = client.exchange(state.clone()).await.map(drop);
-        let mut req = tonic::Request::new(state);
-        req.metadata_mut().insert(
-            "authorization",
-            "Bearer not-the-token-at-all".parse().unwrap(),
-        );
-        let wrong = client.exchange(req).await.map(drop);
-        Ok::<_, ovswire_testbed::Error>((bare, wrong))
+        // Plaintext HTTP/2, as agents spoke with a bearer token before.
+        let plain = async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{ip0}:7471"))
+                .expect("a URL")
+                .connect()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            PeersClient::new(channel)
+                .exchange(state.clone())
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))
+        }
+        .await;
+        let other_ca = async {
+            peers_client(foreign, "node1".into(), ip0)
+                .await?
+                .exchange(state.clone())
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))
+        }
+        .await;
+        Ok((plain, other_ca))
     })?;
-    let (bare, wrong) = outcome;
-    for r in [bare, wrong] {
-        let status = r.expect_err("an unauthenticated exchange must fail");
-        ensure!(status.code() == tonic::Code::Unauthenticated, "{status:?}");
-    }
+    ensure!(plain.is_err(), "a plaintext exchange was taken");
+    ensure!(other_ca.is_err(), "a certificate of another CA was taken");
+    ensure!(
+        cluster.agent(0)?.log().contains("TLS handshake failed"),
+        "{}",
+        cluster.logs(20)
+    );
+
+    // From an address that is no peer's, on node1's underlay: closed at once, unread.
+    node1
+        .netns()
+        .exec("ip", &["addr", "add", "172.31.0.200/24", "dev", "br-phy"])?;
+    let closed_at_once = node1.netns().block_on(|_| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("172.31.0.200:0".parse().expect("an address"))
+            .expect("the stranger's address");
+        let mut stream = socket
+            .connect((ip0, 7471).into())
+            .await
+            .expect("the kernel accepts before the agent decides");
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
+        )
+        .await;
+        Ok(matches!(read, Ok(Ok(0)) | Ok(Err(_))))
+    })?;
+    ensure!(closed_at_once, "a stranger's connection was kept open");
+    ensure!(
+        cluster
+            .agent(0)?
+            .log()
+            .contains("from an address that is no peer's"),
+        "{}",
+        cluster.logs(20)
+    );
+
+    // node0's certificate, issued again while its agent runs, is the one served from the next
+    // connection on.
+    let (me, ip) = (cluster.identity_dir(1)?, ip0);
+    let served = || -> Result<Vec<u8>> {
+        let me = me.clone();
+        Ok(node1
+            .netns()
+            .block_on(|_| async move { Ok(served_certificate(me, "node1", ip).await) })?)
+    };
+    let before = served()?;
+    cluster.issue_identity("node0", &cluster.identity_dir(0)?)?;
+    wait_until("node0 serves its new certificate", 20, || {
+        served().is_ok_and(|now| now != before)
+    })?;
+    ensure!(
+        cluster
+            .agent(0)?
+            .log()
+            .contains("peer certificate files changed"),
+        "{}",
+        cluster.logs(20)
+    );
     Ok(())
 }
 
@@ -575,7 +687,7 @@ fn the_peers_server_caps_connections_and_closes_silent_ones() -> Result<()> {
     })??;
     let closed = |c: &std::net::TcpStream, wait: Duration| -> bool {
         c.set_read_timeout(Some(wait)).expect("a read timeout");
-        // The server speaks first (its HTTP/2 SETTINGS): read until the end or the wait.
+        // The server says nothing before the client's TLS hello: read until the end or the wait.
         let mut buf = [0u8; 1024];
         let mut c = c;
         loop {
@@ -623,6 +735,113 @@ fn the_peers_server_caps_connections_and_closes_silent_ones() -> Result<()> {
         "{}",
         cluster.logs(20)
     );
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn a_flood_of_idle_connections_to_the_peers_port_leaves_wires_cni_and_peers_serving() -> Result<()>
+{
+    use std::io::Read;
+    use std::net::IpAddr;
+    let _slot = Slot::take();
+    let topology =
+        "lab: xf\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r1:eth2, r3:eth1]\n";
+    let cluster = Cluster::with_topology(2, 1500, Some(topology))?;
+    let (r1, r2, r3) = (
+        cluster.pod(0, "r1")?,
+        cluster.pod(1, "r2")?,
+        cluster.pod(0, "r3")?,
+    );
+    cluster.cni_add(0, "xf", "r1", &r1, "eth1")?;
+    cluster.cni_add(1, "xf", "r2", &r2, "eth1")?;
+    r1.add_address("eth1", "10.0.0.1/24")?;
+    r2.add_address("eth1", "10.0.0.2/24")?;
+    wait_until("r1 pings r2", 30, || ping(&r1, "10.0.0.2", &[]))?;
+    let pid = cluster.agent(0)?.pid();
+    let rss_before = rss_mb(pid).context("the agent's RSS")?;
+
+    // 10,000 connections from an address on the underlay that is no peer's, and 500 from
+    // node1's own, all saying nothing and kept open by this process.
+    let files = 12_000;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, files, files)?;
+    let node1 = cluster.node(1)?;
+    node1
+        .netns()
+        .exec("ip", &["addr", "add", "172.31.0.201/24", "dev", "br-phy"])?;
+    let (ip0, ip1) = (cluster.underlay().ip(0), cluster.underlay().ip(1));
+    let stranger = IpAddr::from([172, 31, 0, 201]);
+    let pinger = ping_every_10ms(&r1, "10.0.0.2", 1000)?;
+    let flood = node1.netns().block_on(|_| async move {
+        let mut held: Vec<(IpAddr, std::net::TcpStream)> = Vec::new();
+        for (from, count) in [(stranger, 10_000), (IpAddr::from(ip1), 500)] {
+            for _ in 0..count {
+                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+                socket.bind((from, 0).into()).expect("a source address");
+                let stream = socket
+                    .connect((ip0, 7471).into())
+                    .await
+                    .expect("the kernel accepts before the agent decides");
+                held.push((from, stream.into_std().expect("a std stream")));
+            }
+        }
+        Ok(held)
+    })?;
+    ensure!(flood.len() == 10_500);
+
+    // While they are held: a same-node wire is made through CNI, the cross-node wire lost no
+    // frame, and node1 flaps it through node0's Peers API.
+    cluster.cni_add(0, "xf", "r1", &r1, "eth2")?;
+    cluster.cni_add(0, "xf", "r3", &r3, "eth1")?;
+    r1.add_address("eth2", "10.0.1.1/24")?;
+    r3.add_address("eth1", "10.0.1.3/24")?;
+    wait_until("r1 pings r3", 15, || ping(&r1, "10.0.1.3", &[]))?;
+    no_ping_lost(pinger, "10,000 idle connections to node0's Peers port")?;
+    let r1r2 = link_ref("xf", ("r1", "eth1"), ("r2", "eth1"));
+    set_state(&cluster, 1, r1r2.clone(), false)?;
+    wait_until("node1's flap to reach r1", 10, || !carrier(&r1, "eth1"))?;
+    set_state(&cluster, 1, r1r2, true)?;
+    wait_until("r1 pings r2 again", 30, || ping(&r1, "10.0.0.2", &[]))?;
+    let rss_during = rss_mb(pid).context("the agent's RSS")?;
+    ensure!(
+        rss_during < rss_before + 20.0,
+        "the agent grew from {rss_before:.1} to {rss_during:.1} MiB under the flood"
+    );
+
+    // Every stranger's connection was closed unread, and all but a few of node1's.
+    let mut open = [0usize; 2];
+    for (from, stream) in &flood {
+        stream.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let mut buf = [0u8; 64];
+        let mut stream = stream;
+        if matches!(stream.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            open[usize::from(*from != stranger)] += 1;
+        }
+    }
+    ensure!(
+        open[0] == 0,
+        "{} connections from a stranger stayed open",
+        open[0]
+    );
+    ensure!(
+        open[1] <= 16,
+        "{} connections from node1 stayed open (16 at most)",
+        open[1]
+    );
+    let log = cluster.agent(0)?.log();
+    ensure!(
+        log.contains("from an address that is no peer's")
+            && log.contains("too many connections from one address"),
+        "{}",
+        cluster.logs(20)
+    );
+    drop(flood);
+    let l = links(&cluster, 0, "xf")?;
+    ensure!(l.iter().all(|l| l.oper == OperState::Up as i32), "{l:?}");
     Ok(())
 }
 
@@ -831,9 +1050,9 @@ fn a_lan_segment_across_three_nodes_copies_each_frame_once_to_every_member() -> 
     not(feature = "root-tests"),
     ignore = "needs root and Open vSwitch; scripts/test runs it"
 )]
-fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
+fn a_certified_node_speaks_only_for_itself() -> Result<()> {
     let _slot = Slot::take();
-    // r1 on node0 wired to r2 on node1; node2 holds the token too.
+    // r1 on node0 wired to r2 on node1; node2 is a peer too.
     let topology =
         "lab: xi\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r1:eth2, r9:eth1]\n";
     let cluster = Cluster::with_topology(3, 1500, Some(topology))?;
@@ -847,8 +1066,7 @@ fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
     r2.add_address("eth1", "10.0.0.2/24")?;
     wait_until("r1 pings r2", 30, || ping(&r1, "10.0.0.2", &[]))?;
 
-    let addr = format!("http://{}:7471", cluster.underlay().ip(0));
-    let token = cluster.token().to_owned();
+    let ip0 = cluster.underlay().ip(0);
     let node2_ip = cluster.underlay().ip(2).to_string();
     let report = |node: &str, underlay: &str, generation: u64| NodeState {
         node: node.into(),
@@ -862,45 +1080,82 @@ fn a_token_holder_speaks_only_for_its_own_node() -> Result<()> {
         }],
         ..NodeState::default()
     };
-    // From node2: claiming to be node1 (to take r2's frames or move node1's tunnel), claiming
-    // an unknown node, and, as itself, a report carrying another tunnel address.
+    // Identities on node2: its own, and valid certificates of the cluster's CA named for node1
+    // and for a node the cluster does not have.
+    let node2_dir = cluster.node(2)?.dir().to_owned();
+    let own = cluster.identity_dir(2)?;
+    let (as_node1, as_intruder) = (node2_dir.join("as-node1"), node2_dir.join("as-intruder"));
+    cluster.issue_identity("node1", &as_node1)?;
+    cluster.issue_identity("intruder", &as_intruder)?;
     // Newer than node2's own reports (its agent started a few times): taken, tunnel address
     // aside.
     let newer = ((1u64 << 29) + 1000) << 32;
     let reports = vec![
-        report("node1", &node2_ip, u64::MAX),
-        report("intruder", &node2_ip, 1),
-        report("node2", "flow", newer),
+        // node2's certificate, claiming to be node1 (to take r2's frames or move node1's
+        // tunnel).
+        (own.clone(), "node2", report("node1", &node2_ip, u64::MAX)),
+        // A certificate for node1, from node2's address.
+        (as_node1, "node1", report("node1", &node2_ip, u64::MAX)),
+        // A node the cluster does not know.
+        (as_intruder, "intruder", report("intruder", &node2_ip, 1)),
+        // As itself, with another tunnel address.
+        (own.clone(), "node2", report("node2", "flow", newer)),
         // As itself, with a generation no restart count reaches: every later report would
         // look old.
-        report("node2", &node2_ip, u64::MAX),
+        (own.clone(), "node2", report("node2", &node2_ip, u64::MAX)),
     ];
-    let outcome = cluster.node(2)?.netns().block_on(|_| async move {
-        let mut client = peers_client(addr).await;
+    let flap = |from: &str| ovswire_proto::v1::PeerLinkState {
+        link: Some(link_ref("xi", ("r1", "eth1"), ("r2", "eth1"))),
+        admin: AdminState::Down as i32,
+        from_node: from.into(),
+    };
+    // node2 taking down the far end of a link it has no end of, as itself and as node1.
+    let flaps = vec![flap("node2"), flap("node1")];
+    let (outcome, flapped) = cluster.node(2)?.netns().block_on(|_| async move {
         let mut out = Vec::new();
-        for state in reports {
-            let mut req = tonic::Request::new(state);
-            req.metadata_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
-            out.push(client.exchange(req).await.map(drop));
+        for (dir, name, state) in reports {
+            let mut client = peers_client(dir, name.into(), ip0)
+                .await
+                .expect("a TLS client");
+            out.push(client.exchange(state).await.map(drop));
         }
-        Ok::<_, ovswire_testbed::Error>(out)
+        let mut client = peers_client(own, "node2".into(), ip0)
+            .await
+            .expect("a TLS client");
+        let mut flapped = Vec::new();
+        for req in flaps {
+            flapped.push(client.set_link_state(req).await.map(drop));
+        }
+        Ok((out, flapped))
     })?;
-    for r in &outcome[..2] {
+    // node2's certificate, claiming node1 from node1's own address: the certificate alone
+    // refuses it.
+    let (own2, ip1) = (
+        cluster.identity_dir(2)?,
+        cluster.underlay().ip(1).to_string(),
+    );
+    let borrowed = cluster.node(1)?.netns().block_on(|_| async move {
+        let mut client = peers_client(own2, "node2".into(), ip0)
+            .await
+            .expect("a TLS client");
+        Ok(client.exchange(report("node1", &ip1, 7)).await.map(drop))
+    })?;
+    for r in outcome[..3].iter().chain(&flapped).chain([&borrowed]) {
         let status = r
             .as_ref()
-            .expect_err("a report for another node must be refused");
+            .expect_err("a call for another node must be refused");
         ensure!(status.code() == tonic::Code::PermissionDenied, "{status:?}");
     }
     ensure!(
-        outcome[2].is_ok(),
+        outcome[3].is_ok(),
         "node2 speaks for itself: {:?}",
-        outcome[2]
+        outcome[3]
     );
-    let absurd = outcome[3]
+    let absurd = outcome[4]
         .as_ref()
         .expect_err("an absurd generation must be refused");
     ensure!(absurd.code() == tonic::Code::InvalidArgument, "{absurd:?}");
+    ensure!(carrier(&r1, "eth1"), "r1 kept its carrier");
     // The wire is intact, and the tunnel to node2 (for r9, which it holds) goes to node2's
     // configured address, not to the one its report gave.
     ensure!(ping(&r1, "10.0.0.2", &[]), "the wire r1-r2 still carries");

@@ -24,7 +24,7 @@ pub struct Desired {
     pub node_addrs: BTreeMap<String, IpAddr>,
     /// The nodes an ovswire agent's pod is scheduled on (a pod labelled
     /// [`AGENT_LABEL`](crate::AGENT_LABEL) in the agents' own namespace): the only nodes
-    /// agents exchange with, so the peer token goes to no node that runs none.
+    /// agents exchange with, so no node that runs none is called or let in.
     pub agent_nodes: BTreeSet<String>,
 }
 

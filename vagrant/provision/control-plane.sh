@@ -43,11 +43,15 @@ echo "control-plane: building ${image} (the first build takes a while)"
 podman build --quiet -f /ovswire/deploy/images/agent.Dockerfile -t "${image}" /ovswire
 podman push --quiet --tls-verify=false "${image}"
 
-# ovswire (its images from the registry) with the token its agents share, then the sample lab.
+# ovswire (its images from the registry) with the peer CA its agents' certificates come from,
+# then the sample lab. The CA is made with the agent image's own `pki init`.
 kubectl apply -f /ovswire/deploy/namespace.yaml
-if ! kubectl -n ovswire-system get secret ovswire-peer-token >/dev/null 2>&1; then
-  kubectl -n ovswire-system create secret generic ovswire-peer-token \
-    --from-literal=token="$(head -c 32 /dev/urandom | base64)"
+if ! kubectl -n ovswire-system get secret ovswire-peer-ca >/dev/null 2>&1; then
+  ca="$(mktemp -d)"
+  podman run --rm -v "${ca}:/ca" "${image}" /usr/local/bin/ovswire-agent pki init --dir /ca/peer-ca
+  kubectl -n ovswire-system create secret generic ovswire-peer-ca \
+    --from-file="${ca}/peer-ca/ca.crt" --from-file="${ca}/peer-ca/ca.key"
+  rm -rf "${ca}"
 fi
 kubectl apply -k /ovswire/vagrant/manifests/ovswire
 kubectl wait --for=condition=Established --timeout=2m \

@@ -72,17 +72,26 @@ pub fn incoming(
 pub struct Limited {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    /// Anything else the connection holds until it closes (its count against its source).
+    _held: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
     /// Until the first bytes arrive.
     silent: Option<Pin<Box<Sleep>>>,
 }
 
 impl Limited {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
         Self {
             stream,
             _slot: slot,
+            _held: None,
             silent: Some(Box::pin(tokio::time::sleep(FIRST_BYTES_WITHIN))),
         }
+    }
+
+    /// The same connection, also holding `held` until it closes.
+    pub(crate) fn holding(mut self, held: impl std::fmt::Debug + Send + Sync + 'static) -> Self {
+        self._held = Some(Box::new(held));
+        self
     }
 }
 

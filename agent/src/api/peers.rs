@@ -2,10 +2,13 @@
 //! the client this agent calls them with (the transport of the exchange loop in
 //! [`crate::runtime::peers`]).
 //!
-//! Every call carries `authorization: Bearer <token>`, the cluster's shared peer token read
-//! from a file (a Kubernetes Secret in a cluster); calls without it are refused.
+//! Agents call each other over mutual TLS ([`super::tls`]), each with its node's certificate.
+//! A call is taken only from a known peer (configured, or a Kubernetes Node running an agent
+//! pod), from that node's underlay address, with a certificate naming that node, and only about
+//! that node: its report, or the far end of a link it holds the other end of.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,12 +19,12 @@ use ovswire_core::peers::{Here, PeerView};
 use ovswire_proto::v1 as pb;
 use ovswire_proto::v1::peers_client::PeersClient;
 use ovswire_proto::v1::peers_server::Peers;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::convert;
+use super::tls::{self, PeerInfo, PeerTls};
 use crate::error::Error;
 use crate::runtime::Agent;
 use crate::runtime::peers::PeerTransport;
@@ -33,32 +36,11 @@ pub const MESSAGE_LIMIT: usize = 16 << 20;
 /// How long one call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Reads a token (the shared peer token, the Wires TCP token): the file's content without
-/// surrounding whitespace. The file must belong to the agent's user and be readable and
+/// Reads the Wires TCP token: the file's content without surrounding whitespace. The file must belong to the agent's user and be readable and
 /// writable by nobody else (a Kubernetes Secret mounted with `defaultMode: 0400` is).
 pub fn load_token(path: &Path) -> Result<String, Error> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let unreadable = || Error::io(format!("cannot read the token file {}", path.display()));
-    let meta = std::fs::metadata(path).map_err(unreadable())?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "the token file {} has mode {:o}: other users can read or replace it; \
-             `chmod 600` it",
-            path.display(),
-            mode & 0o777
-        )));
-    }
-    // `/proc/self` belongs to the user this process runs as.
-    let me = std::fs::metadata("/proc/self").map_err(unreadable())?.uid();
-    if meta.uid() != me {
-        return Err(Error::Config(format!(
-            "the token file {} belongs to user {}, not to the agent's user {me}; \
-             `chown {me}` it",
-            path.display(),
-            meta.uid()
-        )));
-    }
+    crate::pki::check_private(path)?;
     let token = std::fs::read_to_string(path)
         .map_err(unreadable())?
         .trim()
@@ -109,23 +91,57 @@ impl PeersService {
     }
 }
 
+impl PeersService {
+    /// Checks that a call saying it comes from node `claimed` does: `claimed` is a known peer,
+    /// the connection comes from its underlay address, and its certificate names it.
+    fn check_caller<T>(&self, request: &Request<T>, claimed: &str) -> Result<(), Status> {
+        check_object_name("node name", claimed)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if claimed == self.agent.here().node {
+            return Err(Status::invalid_argument(format!(
+                "both ends call themselves node {claimed}; give every agent its own --node-name"
+            )));
+        }
+        let info = request.extensions().get::<PeerInfo>();
+        let certificate = info.and_then(|i| i.certificate.as_ref()).ok_or_else(|| {
+            Status::unauthenticated(
+                "the call came without a client certificate; peers call over mutual TLS with \
+                 their node's certificate (--peer-tls-dir)",
+            )
+        })?;
+        if !tls::names_node(certificate, claimed) {
+            return Err(Status::permission_denied(format!(
+                "the caller's certificate is not node {claimed}'s: a node speaks only for itself"
+            )));
+        }
+        speaks_for_itself(
+            claimed,
+            self.agent.peers().get(claimed),
+            info.map(|i| i.remote.ip().to_canonical()),
+        )
+    }
+
+    /// Checks that node `from` holds the far end of link `key`: a node changes only its own
+    /// links' far ends.
+    fn check_link_of(&self, key: &LinkKey, from: &str) -> Result<(), Status> {
+        if self.agent.far_node(key).as_deref() == Some(from) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "link {key} has no end on node {from} here: a node changes only its own links"
+            )))
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Peers for PeersService {
     async fn exchange(
         &self,
         request: Request<pb::NodeState>,
     ) -> Result<Response<pb::NodeState>, Status> {
-        let from = request.remote_addr().map(|a| a.ip());
+        self.check_caller(&request, &request.get_ref().node.clone())?;
         let state = request.into_inner();
-        check_object_name("node name", &state.node)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if state.node == self.agent.here().node {
-            return Err(Status::invalid_argument(format!(
-                "both ends call themselves node {}; give every agent its own --node-name",
-                state.node
-            )));
-        }
-        speaks_for_itself(&state.node, self.agent.peers().get(&state.node), from)?;
         self.agent
             .check_generation(&state.node, state.generation)
             .map_err(Status::invalid_argument)?;
@@ -143,8 +159,10 @@ impl Peers for PeersService {
         &self,
         request: Request<pb::PeerLinkState>,
     ) -> Result<Response<pb::PeerLinkStateReply>, Status> {
+        self.check_caller(&request, &request.get_ref().from_node.clone())?;
         let req = request.into_inner();
         let key = convert::link_key(req.link.as_ref())?;
+        self.check_link_of(&key, &req.from_node)?;
         let admin = convert::admin_from_proto(req.admin)?;
         debug!(link = %key, ?admin, from = req.from_node, "peer sets link state");
         self.agent.set_admin(&key, admin).await?;
@@ -155,13 +173,27 @@ impl Peers for PeersService {
         &self,
         request: Request<pb::PeerLinkImpairment>,
     ) -> Result<Response<pb::PeerLinkStateReply>, Status> {
+        self.check_caller(&request, &request.get_ref().from_node.clone())?;
         let req = request.into_inner();
         let key = convert::link_key(req.link.as_ref())?;
+        self.check_link_of(&key, &req.from_node)?;
         let impair = convert::impairment(req.impairment.as_ref())?;
         debug!(link = %key, %impair, from = req.from_node, "peer sets link impairment");
         self.agent.set_impair(&key, impair).await?;
         Ok(Response::new(pb::PeerLinkStateReply {}))
     }
+}
+
+/// The addresses the Peers server lets connect: this agent's peers' underlay addresses, as
+/// known at the time of each connection.
+pub fn admit(agent: Arc<Agent>) -> tls::Admit {
+    Arc::new(move |ip| {
+        agent
+            .peers()
+            .values()
+            .flatten()
+            .any(|a| a.parse::<IpAddr>().is_ok_and(|a| a.to_canonical() == ip))
+    })
 }
 
 /// Checks that a report for `node` may be taken from address `from`: the node is one of this
@@ -199,84 +231,64 @@ fn speaks_for_itself(
 }
 
 /// Clients to every peer: the [`PeerTransport`] of a running agent, and the call that sets the
-/// far end of a cross-node link. Its `Debug` leaves the token out.
+/// far end of a cross-node link. Each calls over mutual TLS, from this node's underlay address.
+#[derive(Debug)]
 pub struct PeerClients {
-    auth: MetadataValue<tonic::metadata::Ascii>,
+    tls: Arc<PeerTls>,
     port: u16,
-    local: Option<std::net::IpAddr>,
-    clients: Mutex<BTreeMap<String, (String, PeersClient<Channel>)>>,
+    local: Option<IpAddr>,
+    clients: Mutex<BTreeMap<String, Made>>,
 }
 
-impl std::fmt::Debug for PeerClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let peers: Vec<String> = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        f.debug_struct("PeerClients")
-            .field("auth", &"Bearer <redacted>")
-            .field("port", &self.port)
-            .field("peers", &peers)
-            .finish()
-    }
-}
+/// A peer's client: the address and TLS identity version it was made with, and the client.
+type Made = (String, u64, PeersClient<Channel>);
 
 impl PeerClients {
-    /// Clients for peers that serve on `port` and share `token`, calling from this node's
+    /// Clients for peers that serve on `port`, calling with identity `tls` from this node's
     /// underlay address `local` when it has one (peers check that a node calls from its own).
-    pub fn new(token: &str, port: u16, local: Option<std::net::IpAddr>) -> Result<Self, Error> {
-        let mut auth: MetadataValue<tonic::metadata::Ascii> =
-            format!("Bearer {token}").parse().map_err(|_| {
-                Error::Config("the peer token has characters not allowed in a header".into())
-            })?;
-        // Kept out of HPACK's table and out of the header's own Debug.
-        auth.set_sensitive(true);
-        Ok(Self {
-            auth,
+    pub fn new(tls: Arc<PeerTls>, port: u16, local: Option<IpAddr>) -> Self {
+        Self {
+            tls,
             port,
             local,
             clients: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
     fn client(&self, node: &str, ip: &str) -> Result<PeersClient<Channel>, Error> {
+        let version = self.tls.version();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((have, c)) = clients.get(node)
+        if let Some((have, made, c)) = clients.get(node)
             && have == ip
+            && *made == version
         {
             return Ok(c.clone());
         }
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_owned()
+        let bad = |message: String| Error::Peer {
+            node: node.to_owned(),
+            message,
         };
+        let addr: IpAddr = ip
+            .parse()
+            .map_err(|_| bad(format!("bad peer address {ip}")))?;
+        let dial = tls::Dial::new(
+            self.tls.clone(),
+            node,
+            SocketAddr::new(addr, self.port),
+            self.local,
+            CALL_TIMEOUT,
+        )?;
+        // The URL only names the peer in logs: the connector decides where to connect.
         let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{host}:{}", self.port))
-                .map_err(|e| Error::Peer {
-                    node: node.to_owned(),
-                    message: format!("bad peer address {ip}: {e}"),
-                })?
-                .connect_timeout(CALL_TIMEOUT)
+            tonic::transport::Endpoint::from_shared(format!("http://{node}:{}", self.port))
+                .map_err(|e| bad(format!("bad peer name: {e}")))?
                 .timeout(CALL_TIMEOUT)
-                .tcp_nodelay(true)
-                .local_address(self.local)
-                .connect_lazy();
+                .connect_with_connector_lazy(dial);
         let c = PeersClient::new(channel)
             .max_decoding_message_size(MESSAGE_LIMIT)
             .max_encoding_message_size(MESSAGE_LIMIT);
-        clients.insert(node.to_owned(), (ip.to_owned(), c.clone()));
+        clients.insert(node.to_owned(), (ip.to_owned(), version, c.clone()));
         Ok(c)
-    }
-
-    fn request<T>(&self, msg: T) -> Request<T> {
-        let mut req = Request::new(msg);
-        req.metadata_mut()
-            .insert("authorization", self.auth.clone());
-        req
     }
 
     /// Sets the far end of a cross-node link on peer `node`, whose agent is at `ip` when its
@@ -289,7 +301,7 @@ impl PeerClients {
         admin: AdminState,
         from: String,
     ) -> Result<(), Error> {
-        let req = self.request(pb::PeerLinkState {
+        let req = Request::new(pb::PeerLinkState {
             link: Some(convert::link_ref(key)),
             admin: convert::admin_to_proto(admin),
             from_node: from,
@@ -307,7 +319,7 @@ impl PeerClients {
         impair: &ovswire_core::impair::LinkImpairment,
         from: String,
     ) -> Result<(), Error> {
-        let req = self.request(pb::PeerLinkImpairment {
+        let req = Request::new(pb::PeerLinkImpairment {
             link: Some(convert::link_ref(key)),
             impairment: Some(impair.into()),
             from_node: from,
@@ -355,7 +367,7 @@ impl PeerTransport for PeerClients {
         };
         let mut client = self.client(node, ip)?;
         let reply = client
-            .exchange(self.request(convert::node_state(here, &report, node)))
+            .exchange(Request::new(convert::node_state(here, &report, node)))
             .await
             .map_err(|s| peer(s.message().to_owned()))?
             .into_inner();
@@ -414,16 +426,6 @@ mod tests {
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let e = load_token(&path).unwrap_err().to_string();
         assert!(e.contains("belongs to user 65534"), "{e}");
-    }
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let token = "s3cr3t-t0ken-0123456789";
-        let clients = PeerClients::new(token, 7471, None).unwrap();
-        let text = format!("{clients:?}");
-        assert!(!text.contains(token), "{text}");
-        assert!(text.contains("redacted"), "{text}");
-        assert!(!format!("{:?}", clients.auth).contains(token));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// ovswire-agent: wires pods on this node through Open vSwitch (OVSDB + OpenFlow, no OVS tools).
 #[derive(Debug, Parser)]
 #[command(name = "ovswire-agent", version)]
 pub struct Args {
+    /// A tool to run instead of the agent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// OVSDB server: `unix:PATH` or `tcp:HOST:PORT`.
     #[arg(
         long,
@@ -70,7 +73,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_max_connections: u32,
     /// The token clients of --wires-listen must present (`authorization: Bearer <token>`): a
-    /// file of the agent's user that nobody else may read, like the peer token's.
+    /// file of the agent's user that nobody else may read (mode 600 or 400).
     #[arg(long, env = "OVSWIRE_WIRES_TOKEN_FILE")]
     pub wires_token_file: Option<PathBuf>,
     /// Allow --wires-listen on a non-loopback address.
@@ -106,13 +109,57 @@ pub struct Args {
     /// The port peers serve their Peers API on.
     #[arg(long, env = "OVSWIRE_PEER_PORT", default_value_t = super::peers::DEFAULT_PORT)]
     pub peer_port: u16,
-    /// File holding the token all agents of the cluster share to authenticate each other
-    /// (mode 0600; at least 16 characters). Required with --underlay-ip.
-    #[arg(long, env = "OVSWIRE_PEER_TOKEN_FILE")]
-    pub peer_token_file: Option<PathBuf>,
+    /// Directory of this node's Peers identity: `ca.crt` (the cluster's peer CA), `tls.crt`
+    /// (this node's certificate, named for the node) and `tls.key` (mode 0600), as `ovswire-agent
+    /// pki issue` makes them. Required with --underlay-ip; files replaced while the agent runs
+    /// are used from the next connection on.
+    #[arg(long, env = "OVSWIRE_PEER_TLS_DIR")]
+    pub peer_tls_dir: Option<PathBuf>,
     /// Log filter, e.g. `info` or `ovswire_agent=debug`.
     #[arg(long, env = "OVSWIRE_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// The tools `ovswire-agent` also is.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificates for the Peers API (mutual TLS between agents).
+    #[command(subcommand)]
+    Pki(Pki),
+}
+
+/// `ovswire-agent pki`: make a cluster's peer CA, and issue each node its certificate.
+#[derive(Debug, Subcommand)]
+pub enum Pki {
+    /// Make the cluster's peer CA in DIR: `ca.crt`, and `ca.key`, which stays off the nodes.
+    Init {
+        /// Where to write the CA (created mode 0700); an existing CA is never replaced.
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many days the CA is valid.
+        #[arg(long, default_value_t = crate::pki::CA_DAYS)]
+        days: u32,
+    },
+    /// Issue node NAME's certificate into OUT (`ca.crt`, `tls.crt`, `tls.key`), the directory
+    /// its agent reads with --peer-tls-dir; issuing again rotates it.
+    Issue {
+        /// The CA's directory (from `pki init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's name: the agent's --node-name (on Kubernetes, the Node's name).
+        #[arg(long)]
+        node: String,
+        /// The node's underlay address, written in the certificate for people reading it
+        /// (repeat for more).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// The node's directory (created mode 0700).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many days the certificate is valid.
+        #[arg(long, default_value_t = crate::pki::NODE_DAYS)]
+        days: u32,
+    },
 }
 
 /// The datapath type flag.
