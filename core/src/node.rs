@@ -15,8 +15,8 @@ use crate::naming::impair_ifnames;
 use crate::naming::{FIRST_OFPORT, LAST_OFPORT, host_ifname};
 use crate::peers::{self, Here, PeerView};
 use crate::plan::{
-    Elsewhere, Endpoint, ImpairPort, ImpairPorts, Observed, OfPort, OfportState, OperState, Plan,
-    World,
+    Elsewhere, Endpoint, ImpairPort, ImpairPorts, Observed, ObservedPort, OfPort, OfportState,
+    OperState, Plan, PortWant, World,
 };
 use crate::stats::Direction;
 
@@ -532,6 +532,24 @@ impl NodeState {
         self.refresh_statuses()
     }
 
+    /// The ports the agent committed that no observation has shown numbered yet.
+    pub fn committed_ports(&self) -> Vec<String> {
+        self.committed.iter().cloned().collect()
+    }
+
+    /// Takes in what OVS now says of some of the agent's ports (those it committed, once
+    /// ovs-vswitchd applied them): the rest of the observation stands.
+    pub fn observe_ports(&mut self, ports: Vec<ObservedPort>) -> Vec<LinkEvent> {
+        for mut p in ports {
+            if p.ofport != OfportState::Pending {
+                self.committed.remove(&p.name);
+            }
+            p.forwarding = self.bfd_heard(&p.name, p.forwarding);
+            self.observed.ports.insert(p.name.clone(), p);
+        }
+        self.refresh_statuses()
+    }
+
     /// Keeps `observed` as what OVS has, with its tunnels' BFD state as the planner takes it
     /// (see [`Self::bfd_heard`]).
     fn take_observed(&mut self, mut observed: Observed) {
@@ -688,10 +706,29 @@ impl NodeState {
         observed || (wanted.is_some() && self.committed.contains(host_ifname))
     }
 
-    /// Ports the agent's OVSDB transaction just committed (with the numbers the planner asked
-    /// for), until the next observation shows them.
-    pub fn committed(&mut self, names: impl IntoIterator<Item = String>) {
-        self.committed.extend(names);
+    /// Records an OVSDB transaction of the agent's as committed: the ports of `added` are in
+    /// OVSDB with the numbers the planner asked for (pending until ovs-vswitchd numbers them
+    /// and an observation shows it), the ports of `deleted` are gone. The next plans build on
+    /// this without waiting for ovs-vswitchd.
+    pub fn committed(&mut self, added: &[PortWant], deleted: &[String]) {
+        for name in deleted {
+            self.observed.ports.remove(name);
+            self.committed.remove(name);
+        }
+        for p in added {
+            self.committed.insert(p.name.clone());
+            self.observed.ports.insert(
+                p.name.clone(),
+                ObservedPort {
+                    name: p.name.clone(),
+                    ofport_request: Some(p.ofport),
+                    ofport: OfportState::Pending,
+                    external_ids: p.external_ids.clone(),
+                    bfd: p.bfd.clone(),
+                    forwarding: None,
+                },
+            );
+        }
     }
 
     /// Every registered (container id, interface name).

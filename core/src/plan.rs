@@ -351,13 +351,14 @@ pub struct Observed {
     pub of_ports: BTreeMap<u32, OfPort>,
 }
 
-/// A host end to take up or down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A host end to take up or down (administratively, on the host: its pod end's carrier
+/// follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortState {
     /// OpenFlow port number.
     pub ofport: u32,
-    /// Its current MAC.
-    pub mac: [u8; 6],
+    /// The host interface.
+    pub name: String,
     /// Up (true) or down.
     pub up: bool,
 }
@@ -885,7 +886,7 @@ impl<'a> World<'a> {
             if of.down == up {
                 plan.port_states.push(PortState {
                     ofport: ep.ofport,
-                    mac: of.mac,
+                    name: ep.host_ifname.clone(),
                     up,
                 });
             }

@@ -88,7 +88,12 @@ impl AgentProcess {
         let mut cmd = Command::new(&bins.agent);
         cmd.arg(format!("--ovsdb=unix:{}", node.db_sock().display()))
             .arg(format!("--ovs-rundir={}", node.rundir().display()))
-            .args(["--bridge=ovsbr0", "--datapath-type=netdev", "--log=info"])
+            .args(["--bridge=ovsbr0", "--datapath-type=netdev"])
+            // `OVSWIRE_TEST_AGENT_LOG=ovswire_agent=debug` to see the agents' rounds.
+            .arg(format!(
+                "--log={}",
+                std::env::var("OVSWIRE_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into())
+            ))
             .arg(format!("--cni-socket={}", cni_socket.display()))
             .arg(format!("--wires-socket={}", wires_socket.display()))
             .arg(format!("--node-name={}", node.name()))

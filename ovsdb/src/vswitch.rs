@@ -820,6 +820,33 @@ impl Vswitch {
             .collect()
     }
 
+    /// The state of those of the named interfaces that exist, in one transaction (one select
+    /// by name each): a small read of a few rows of a large table.
+    pub async fn interfaces_named(&self, names: &[&str]) -> Result<Vec<InterfaceState>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r = self
+            .client
+            .transact(DB)
+            .ops(names.iter().map(|n| {
+                Operation::select_columns(
+                    "Interface",
+                    vec![Condition::eq("name", *n)],
+                    IFACE_COLUMNS,
+                )
+            }))
+            .execute()
+            .await?;
+        let mut found = Vec::with_capacity(names.len());
+        for result in r.iter().take(names.len()) {
+            for row in result.rows()? {
+                found.push(InterfaceState::from_row(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Every interface whose `external_ids` hold `key=value` (e.g. the rows an application
     /// tagged as its own), in one select.
     pub async fn interfaces_tagged(&self, key: &str, value: &str) -> Result<Vec<InterfaceState>> {

@@ -61,6 +61,11 @@ pub const METRICS: [&str; 16] = [
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabel {
+    step: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LinkLabels {
     lab: String,
     link: String,
@@ -300,6 +305,25 @@ pub async fn render(agent: &Agent) -> String {
         "agent_reconcile_seconds",
         "Time spent in reconcile rounds",
         seconds,
+    );
+    let step_seconds = Family::<StepLabel, Counter<f64, AtomicU64>>::default();
+    let step_count = Family::<StepLabel, Counter>::default();
+    for (step, took, count) in t.steps() {
+        let l = StepLabel {
+            step: step.name().to_owned(),
+        };
+        step_seconds.get_or_create(&l).inc_by(took.as_secs_f64());
+        step_count.get_or_create(&l).inc_by(count);
+    }
+    r.register(
+        "agent_step_seconds",
+        "Time spent in each step of the agent's work (steps of concurrent ADDs overlap)",
+        step_seconds,
+    );
+    r.register(
+        "agent_steps",
+        "How many times each step of the agent's work ran",
+        step_count,
     );
     single(
         &mut r,

@@ -22,6 +22,7 @@ use ovswire_core::node::{LinkEvent, LinkInfo, NodeState, Persisted, Report, Rese
 use ovswire_core::peers::{Here, PeerView};
 use ovswire_core::plan::{OfPort, OperState};
 use ovswire_core::stats::{FlowCount, LinkCounters, PortCount};
+use telemetry::Step;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -79,6 +80,16 @@ pub struct Agent {
     rounds: watch::Sender<u64>,
     /// Observations of OVS taken in, so an ADD can wait for its port to be seen recorded.
     observations: watch::Sender<u64>,
+    /// The configuration number of the agent's last committed port change, which ovs-vswitchd
+    /// applies in its own time (see [`Self::watch_applied`]).
+    committed_cfg: watch::Sender<i64>,
+    /// Set once ovs-vswitchd applied committed ports: the next round observes their numbers.
+    applied_since: std::sync::atomic::AtomicBool,
+    /// The configuration ovs-vswitchd is known to have applied, and the one the last
+    /// observation of OVS was taken after: rounds count as done only once it reached
+    /// `committed_cfg`, so a caller waiting for a round sees the ports numbered.
+    applied_cfg: std::sync::atomic::AtomicI64,
+    observed_cfg: std::sync::atomic::AtomicI64,
     requested: AtomicU64,
     /// Plans sent to OVS since start (each one OVSDB transaction and/or one bundle).
     applied: AtomicU64,
@@ -122,6 +133,10 @@ impl Agent {
             wake: Notify::new(),
             rounds: watch::channel(0).0,
             observations: watch::channel(0).0,
+            committed_cfg: watch::channel(0).0,
+            applied_since: std::sync::atomic::AtomicBool::new(false),
+            applied_cfg: std::sync::atomic::AtomicI64::new(0),
+            observed_cfg: std::sync::atomic::AtomicI64::new(0),
             requested: 0.into(),
             applied: 0.into(),
             events: broadcast::channel(1024).0,
@@ -145,9 +160,11 @@ impl Agent {
         // adds the port observes OVS right after, well before the wire is complete.
         let mut seen = self.observations.subscribe();
         self.kick();
+        let began = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + DURABLE_WITHIN;
         loop {
             if self.state().persisted(&attachment.host_ifname) {
+                self.telemetry.step(Step::Durable, began.elapsed());
                 return Ok(attachment);
             }
             match tokio::time::timeout_at(deadline, seen.changed()).await {
@@ -450,12 +467,14 @@ impl Agent {
     /// PORT_STATUS means the kernel or OVS changed a port, and the stream ending means the
     /// connection died (ovs-vswitchd restarted), after which the loop reconnects and replays.
     pub async fn run(self: Arc<Self>, mut events: ovswire_openflow::conn::Events) {
+        tokio::spawn(self.clone().watch_applied());
         let mut backoff = Duration::from_millis(50);
         let mut dirty = true;
         loop {
             let requested = self.requested.load(Ordering::SeqCst);
+            let applied = self.applied_since.swap(false, Ordering::SeqCst);
             let began = std::time::Instant::now();
-            let result = self.round(dirty, &mut events).await;
+            let result = self.round(dirty, applied, &mut events).await;
             self.telemetry.round(began.elapsed());
             match result {
                 Ok(next) => {
@@ -464,7 +483,10 @@ impl Agent {
                     if next != Next::Done {
                         continue;
                     }
-                    self.rounds.send_replace(requested);
+                    // Ports still being applied by ovs-vswitchd: done once they are observed.
+                    if self.observed_cfg.load(Ordering::SeqCst) >= *self.committed_cfg.borrow() {
+                        self.rounds.send_replace(requested);
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "reconcile failed; retrying");
@@ -520,6 +542,26 @@ impl Agent {
         }
     }
 
+    /// Waits for ovs-vswitchd to apply each committed port change (the last one committed when
+    /// several are), then has the next round observe the ports' numbers. Runs until the agent's
+    /// reconcile loop ends.
+    async fn watch_applied(self: Arc<Self>) {
+        let mut committed = self.committed_cfg.subscribe();
+        while committed.changed().await.is_ok() {
+            let cfg = *committed.borrow_and_update();
+            let ovs = self.ovs.read().await.clone();
+            let began = std::time::Instant::now();
+            let waited = ovs.wait_applied(cfg, ovs::APPLY_TIMEOUT).await;
+            self.telemetry.step(Step::VswitchdApply, began.elapsed());
+            if let Err(e) = waited {
+                warn!(error = %e, "ovs-vswitchd has not applied the ports yet; observing anyway");
+            }
+            self.applied_cfg.fetch_max(cfg, Ordering::SeqCst);
+            self.applied_since.store(true, Ordering::SeqCst);
+            self.wake.notify_one();
+        }
+    }
+
     /// Applies PORT_STATUS messages to the observed OpenFlow ports, so a round needs no new
     /// port dump; returns whether a full observation is needed (a port of the agent vanished or
     /// lost carrier while up, so its pod may be gone; or a message it does not follow arrived).
@@ -569,12 +611,28 @@ impl Agent {
     async fn round(
         &self,
         observe: bool,
+        applied: bool,
         events: &mut ovswire_openflow::conn::Events,
     ) -> Result<Next, OvsError> {
         let ovs = self.ovs.read().await.clone();
+        let applied_cfg = self.applied_cfg.load(Ordering::SeqCst);
         if observe {
+            let began = std::time::Instant::now();
             let observed = ovs.observe().await?;
+            self.telemetry.step(Step::ObserveAll, began.elapsed());
             self.absorb(observed).await;
+            self.observed_cfg.fetch_max(applied_cfg, Ordering::SeqCst);
+        } else if applied {
+            // ovs-vswitchd applied committed ports: only their rows are read (their numbers);
+            // their OpenFlow ports come as PORT_STATUS messages, the flows are as recorded.
+            let names = self.state().committed_ports();
+            let began = std::time::Instant::now();
+            let ports = ovs.observe_named(&names).await?;
+            self.telemetry.step(Step::ObserveCommitted, began.elapsed());
+            let events = self.state().observe_ports(ports);
+            self.observations.send_modify(|n| *n += 1);
+            self.publish(events);
+            self.observed_cfg.fetch_max(applied_cfg, Ordering::SeqCst);
         }
         let plan = self.state().plan();
         let stages: Vec<_> = self
@@ -598,14 +656,51 @@ impl Agent {
             "applying plan"
         );
         self.applied.fetch_add(1, Ordering::Relaxed);
-        let added: Vec<String> = plan.add_ports.iter().map(|p| p.name.clone()).collect();
-        ovs.apply(&plan, || {
-            // ADDs waiting for their port to be recorded go on now, not after ovs-vswitchd has
-            // digested the batch (seconds, on a bridge with thousands of ports).
-            self.state().committed(added);
-            self.observations.send_modify(|n| *n += 1);
-        })
-        .await?;
+        let applied = ovs
+            .apply(&plan, || {
+                // ADDs waiting for their port to be recorded go on now, and the next rounds
+                // plan on from the committed ports, while ovs-vswitchd digests the batch (seconds,
+                // on a bridge with thousands of ports): batches committed meanwhile are applied
+                // together.
+                self.state().committed(&plan.add_ports, &plan.del_ports);
+                self.observations.send_modify(|n| *n += 1);
+            })
+            .await?;
+        if let Some(took) = applied.commit {
+            self.telemetry.step(Step::OvsdbCommit, took);
+        }
+        if let Some(took) = applied.bundle {
+            self.telemetry.step(Step::Bundle, took);
+        }
+        if let Some(cfg) = applied.next_cfg {
+            self.committed_cfg.send_if_modified(|c| {
+                let newer = cfg > *c;
+                *c = (*c).max(cfg);
+                newer
+            });
+        }
+        // The host ends change once the flows are in (the bundle is confirmed), on the host
+        // itself: OVS's PORT_MOD costs ovs-vswitchd a main-loop pass per port, milliseconds
+        // each on a bridge with thousands of ports; the kernel takes thousands a second. OVS
+        // sees the change and reports it as a PORT_STATUS like any other.
+        let mut plan = plan;
+        let mut vanished = false;
+        let began = std::time::Instant::now();
+        let mut states = Vec::with_capacity(plan.port_states.len());
+        for s in std::mem::take(&mut plan.port_states) {
+            match self.netdev.set_up(&s.name, s.up).await {
+                Ok(()) => states.push(s),
+                Err(e) => {
+                    // The pod (and so the pair) may be gone: an observation tells.
+                    warn!(port = %s.name, up = s.up, error = %e, "cannot set a host end");
+                    vanished = true;
+                }
+            }
+        }
+        plan.port_states = states;
+        if !plan.port_states.is_empty() || vanished {
+            self.telemetry.step(Step::HostEnds, began.elapsed());
+        }
         // The flows no longer use the ports of directions that lost their impairment.
         self.stages.stop_unwanted(&self.netdev, &stages).await;
         for name in plan.del_ports.iter().filter(|n| n.starts_with("oi")) {
@@ -614,10 +709,6 @@ impl Agent {
                 warn!(port = %name, error = %e, "cannot remove an impairment pair");
             }
         }
-        if plan.touches_ovsdb() {
-            // New ports got their OpenFlow numbers; read them back and plan again.
-            return Ok(Next::Observe);
-        }
         // PORT_STATUS messages OVS sent before it took the plan are queued now, and describe
         // ports as they were before it: take them in first, so the plan's port states win
         // (applied after, they would make an up link look down for a moment).
@@ -625,15 +716,15 @@ impl Agent {
         while let Some(frame) = events.try_recv() {
             earlier.push(frame);
         }
-        let observe = self.take_port_status(&earlier);
+        let observe = self.take_port_status(&earlier) || vanished;
         let changes = self.state().record(&plan);
         self.publish(changes);
         self.report_changes();
-        // New flows can complete a wire whose host ends may now come up: plan once more from
-        // what was just recorded (an empty plan ends the rounds).
+        // New flows or ports can complete a wire whose host ends may now come up: plan once more
+        // from what was just recorded (an empty plan ends the rounds).
         Ok(if observe {
             Next::Observe
-        } else if plan.add_flows.is_empty() && plan.del_flows.is_empty() {
+        } else if plan.add_flows.is_empty() && plan.del_flows.is_empty() && !plan.touches_ovsdb() {
             Next::Done
         } else {
             Next::Replan
@@ -707,7 +798,9 @@ impl Attacher for Agent {
             pod_mac: attachment.pod_mac,
             mtu: attachment.mtu,
         };
+        let began = std::time::Instant::now();
         let mut created = self.netdev.create_veth(&spec).await;
+        self.telemetry.step(Step::Veth, began.elapsed());
         if matches!(&created, Err(NetdevError::Exists { ifname, .. }) if *ifname == attachment.host_ifname)
         {
             // The host name is derived from this container and interface and no endpoint has

@@ -8,7 +8,7 @@ use ovswire_openflow::conn::{self, Events, Handle};
 use ovswire_openflow::msg::FlowStatsRequest;
 use ovswire_openflow::types::port_config::OFPPC_PORT_DOWN;
 use ovswire_openflow::types::port_state::OFPPS_LINK_DOWN;
-use ovswire_openflow::{Action, FlowMod, Instruction, MacAddr, Message, OxmField, PortMod};
+use ovswire_openflow::{Action, FlowMod, Instruction, Message, OxmField};
 use ovswire_ovsdb::Client;
 use ovswire_ovsdb::vswitch::{
     BridgeSpec, DatapathType, OfPort as IfaceOfPort, PortRef, PortSpec, Vswitch,
@@ -21,7 +21,7 @@ use ovswire_core::plan::{
 };
 
 /// How long ovs-vswitchd may take to apply a batch of ports.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for the bridge's management socket to appear.
 const MGMT_WAIT: Duration = Duration::from_secs(10);
 /// Prefix of the `Bridge.external_ids` keys that record links taken down through the API.
@@ -141,11 +141,19 @@ impl Ovs {
 
     /// Everything the agent owns: its ports in OVSDB, its flows, and every OpenFlow port.
     pub async fn observe(&self) -> Result<Observed> {
+        let began = std::time::Instant::now();
         let (ports, flows, of_ports) = tokio::try_join!(
             self.observe_ports(),
             self.observe_flows(),
             self.observe_of_ports()
         )?;
+        tracing::debug!(
+            ports = ports.len(),
+            flows = flows.len(),
+            of_ports = of_ports.len(),
+            ms = began.elapsed().as_millis() as u64,
+            "observed OVS"
+        );
         Ok(Observed {
             ports,
             flows,
@@ -158,24 +166,20 @@ impl Ovs {
         let rows = self.db.interfaces_tagged(OWNER_KEY, OWNER_VALUE).await?;
         Ok(rows
             .into_iter()
-            .map(|iface| {
-                let ofport = match iface.ofport {
-                    IfaceOfPort::Failed => {
-                        OfportState::Failed(iface.error.unwrap_or_else(|| "unknown".into()))
-                    }
-                    IfaceOfPort::Assigned(n) => OfportState::Assigned(n),
-                    IfaceOfPort::Pending => OfportState::Pending,
-                };
-                let port = ObservedPort {
-                    name: iface.name.clone(),
-                    ofport_request: iface.ofport_request,
-                    ofport,
-                    external_ids: iface.external_ids,
-                    forwarding: bfd_forwarding(&iface.bfd_status),
-                    bfd: iface.bfd,
-                };
-                (iface.name, port)
-            })
+            .map(|iface| (iface.name.clone(), observed_port(iface)))
+            .collect())
+    }
+
+    /// The named ports as OVSDB has them now (those that exist): what became of ports the
+    /// agent committed, once ovs-vswitchd applied them.
+    pub async fn observe_named(&self, names: &[String]) -> Result<Vec<ObservedPort>> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(self
+            .db
+            .interfaces_named(&names)
+            .await?
+            .into_iter()
+            .map(observed_port)
             .collect())
     }
 
@@ -243,15 +247,18 @@ impl Ovs {
             .collect())
     }
 
-    /// Applies a plan: the port changes as one OVSDB transaction while the flows and host-end
-    /// states go in as one atomic OpenFlow bundle; then waits until ovs-vswitchd has applied the
-    /// ports. Flows may name ports that do not exist yet: the agent chose their numbers.
-    /// `committed` runs once the transaction is committed, before ovs-vswitchd applies it.
-    pub async fn apply(&self, plan: &Plan, committed: impl FnOnce() + Send) -> Result<()> {
+    /// Applies a plan's OVS part: the port changes as one OVSDB transaction while the flows go
+    /// in as one atomic OpenFlow bundle (its host ends' states are the caller's, on the host,
+    /// once this returned). Flows may name ports that do not exist yet:
+    /// the agent chose their numbers. `committed` runs once the transaction is committed; the
+    /// configuration number ovs-vswitchd will have reached once it applied the ports is
+    /// returned (`None` without port changes), not waited for: see [`Self::wait_applied`].
+    pub async fn apply(&self, plan: &Plan, committed: impl FnOnce() + Send) -> Result<Applied> {
         let ports = async {
             if !plan.touches_ovsdb() {
-                return Ok(());
+                return Ok(None);
             }
+            let began = std::time::Instant::now();
             let mut next_cfg = 0;
             if !plan.del_ports.is_empty() {
                 let refs: Vec<_> = plan
@@ -271,27 +278,35 @@ impl Ovs {
             }
             // The ports are in the database, which outlives the agent: what an ADD waits for.
             committed();
-            self.db.wait_applied(next_cfg, APPLY_TIMEOUT).await?;
-            Ok::<_, OvsError>(())
+            Ok::<_, OvsError>(Some((next_cfg, began.elapsed())))
         };
         let flows = async {
             let messages = flow_messages(plan);
-            if !messages.is_empty() {
-                self.of.bundle(messages).await?;
+            if messages.is_empty() {
+                return Ok(None);
             }
-            // OVS refuses PORT_MOD inside an atomic bundle ("port mods are not atomic"), so
-            // the host ends change after the flows are in, confirmed by a barrier.
-            let ports: Vec<_> = plan
-                .port_states
-                .iter()
-                .map(|s| Message::PortMod(PortMod::admin_down(s.ofport, MacAddr(s.mac), !s.up)))
-                .collect();
-            if !ports.is_empty() {
-                self.of.apply(ports).await?;
-            }
-            Ok::<_, OvsError>(())
+            let began = std::time::Instant::now();
+            self.of.bundle(messages).await?;
+            Ok::<_, OvsError>(Some(began.elapsed()))
         };
-        tokio::try_join!(ports, flows)?;
+        let (commit, bundle) = tokio::try_join!(ports, flows)?;
+        Ok(Applied {
+            next_cfg: commit.map(|c| c.0),
+            commit: commit.map(|c| c.1),
+            bundle,
+        })
+    }
+
+    /// Waits until ovs-vswitchd applied the database up to configuration `next_cfg` (it then
+    /// has numbered the ports committed before it), at most `timeout`.
+    pub async fn wait_applied(&self, next_cfg: i64, timeout: Duration) -> Result<()> {
+        let began = std::time::Instant::now();
+        self.db.wait_applied(next_cfg, timeout).await?;
+        tracing::debug!(
+            next_cfg,
+            ms = began.elapsed().as_millis() as u64,
+            "ovs-vswitchd applied the configuration"
+        );
         Ok(())
     }
 
@@ -435,4 +450,32 @@ fn flow_messages(plan: &Plan) -> Vec<Message> {
             .apply_actions(actions)
     });
     deletes.chain(adds).map(Message::FlowMod).collect()
+}
+
+/// What [`Ovs::apply`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    /// The configuration ovs-vswitchd will have reached once it applied the port changes.
+    pub next_cfg: Option<i64>,
+    /// How long the OVSDB transaction took, if there was one.
+    pub commit: Option<Duration>,
+    /// How long the bundle took, if there was one.
+    pub bundle: Option<Duration>,
+}
+
+/// A port as the planner takes it, from its `Interface` row.
+fn observed_port(iface: ovswire_ovsdb::vswitch::InterfaceState) -> ObservedPort {
+    let ofport = match iface.ofport {
+        IfaceOfPort::Failed => OfportState::Failed(iface.error.unwrap_or_else(|| "unknown".into())),
+        IfaceOfPort::Assigned(n) => OfportState::Assigned(n),
+        IfaceOfPort::Pending => OfportState::Pending,
+    };
+    ObservedPort {
+        name: iface.name,
+        ofport_request: iface.ofport_request,
+        ofport,
+        external_ids: iface.external_ids,
+        forwarding: bfd_forwarding(&iface.bfd_status),
+        bfd: iface.bfd,
+    }
 }

@@ -60,6 +60,58 @@ pub struct Telemetry {
     pub round_micros: AtomicU64,
     /// Reconnections of the OpenFlow connection to the bridge.
     pub openflow_reconnects: AtomicU64,
+    /// Time spent in each [`Step`] (microseconds) and how many times, by step.
+    steps: [(AtomicU64, AtomicU64); Step::ALL.len()],
+}
+
+/// A step of the agent's work whose time is counted, for a breakdown of where a run goes.
+/// Steps of concurrent ADDs overlap: their sums can exceed the time that passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// An ADD making its veth pair (rtnetlink, in the pod's namespace).
+    Veth,
+    /// An ADD waiting for its port to be committed to OVSDB.
+    Durable,
+    /// Committing a round's port changes to OVSDB.
+    OvsdbCommit,
+    /// Installing a round's flows (one bundle).
+    Bundle,
+    /// Taking host ends up or down (rtnetlink).
+    HostEnds,
+    /// Reading everything the agent owns back from OVS.
+    ObserveAll,
+    /// Reading back the ports just committed.
+    ObserveCommitted,
+    /// ovs-vswitchd applying committed port changes (waited for aside, not in rounds).
+    VswitchdApply,
+}
+
+impl Step {
+    /// Every step, in the order they are shown.
+    pub const ALL: [Self; 8] = [
+        Self::Veth,
+        Self::Durable,
+        Self::OvsdbCommit,
+        Self::Bundle,
+        Self::HostEnds,
+        Self::ObserveAll,
+        Self::ObserveCommitted,
+        Self::VswitchdApply,
+    ];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Veth => "veth",
+            Self::Durable => "wait_durable",
+            Self::OvsdbCommit => "ovsdb_commit",
+            Self::Bundle => "bundle",
+            Self::HostEnds => "host_ends",
+            Self::ObserveAll => "observe_all",
+            Self::ObserveCommitted => "observe_committed",
+            Self::VswitchdApply => "vswitchd_apply",
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,6 +129,7 @@ impl Telemetry {
             peers: Mutex::default(),
             started: SystemTime::now(),
             rounds: AtomicU64::new(0),
+            steps: Default::default(),
             round_micros: AtomicU64::new(0),
             openflow_reconnects: AtomicU64::new(0),
         }
@@ -186,6 +239,28 @@ impl Telemetry {
     /// Every peer heard of, and whether it is reporting.
     pub fn peers(&self) -> BTreeMap<String, bool> {
         lock(&self.peers).clone()
+    }
+
+    /// Counts one `step` that took `took`.
+    pub fn step(&self, step: Step, took: Duration) {
+        let (micros, count) = &self.steps[step as usize];
+        micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every step with its total time and count.
+    pub fn steps(&self) -> Vec<(Step, Duration, u64)> {
+        Step::ALL
+            .iter()
+            .map(|&s| {
+                let (micros, count) = &self.steps[s as usize];
+                (
+                    s,
+                    Duration::from_micros(micros.load(Ordering::Relaxed)),
+                    count.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// Counts one reconcile round that took `took`.

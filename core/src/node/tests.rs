@@ -468,11 +468,13 @@ fn an_add_is_durable_once_its_port_is_committed_or_observed() {
     let a = attach(&mut st, &request("c1", "r1", "eth1", None));
     assert!(!st.persisted(&a.host_ifname));
     let plan = st.plan();
-    let names: Vec<String> = plan.add_ports.iter().map(|p| p.name.clone()).collect();
-    assert_eq!(names, vec![a.host_ifname.clone()]);
-    // The transaction committed: durable before ovs-vswitchd applied it.
-    st.committed(names);
+    let names: Vec<&str> = plan.add_ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec![a.host_ifname.as_str()]);
+    // The transaction committed: durable before ovs-vswitchd applied it, and the next plan
+    // builds on it (no second add of the port).
+    st.committed(&plan.add_ports, &[]);
     assert!(st.persisted(&a.host_ifname));
+    assert!(st.plan().add_ports.is_empty(), "{:?}", st.plan());
     assert!(!st.persisted("ow-unknown"), "only registered endpoints");
     // The next observation is the record from then on.
     st.observe(Observed::default(), &[]);

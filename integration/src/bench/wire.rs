@@ -225,6 +225,35 @@ pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) 
         .count())
 }
 
+/// Where the benchmark's agent serves its metrics, in its node's namespace.
+const METRICS: &str = "127.0.0.1:9470";
+
+/// The agent's own breakdown of its run: seconds in each step (`ovswire_agent_step_seconds`
+/// of its metrics; steps of concurrent ADDs overlap), read in `netns`.
+fn steps(netns: &Netns) -> Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let text = netns.run(|| -> std::io::Result<String> {
+        let mut c = std::net::TcpStream::connect(METRICS)?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+        let mut text = String::new();
+        c.read_to_string(&mut text)?;
+        Ok(text)
+    })??;
+    let mut steps = serde_json::Map::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("ovswire_agent_step_seconds_total{step=\"") else {
+            continue;
+        };
+        let Some((step, value)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        let secs: f64 = value.trim().parse().context("a step's seconds")?;
+        steps.insert(step.to_owned(), ((secs * 1000.0).round() / 1000.0).into());
+    }
+    ensure!(!steps.is_empty(), "the agent's metrics have no steps");
+    Ok(steps.into())
+}
+
 /// Runs the scenario for one size on `nodes` nodes; with `idle_s` > 0 (one node), then
 /// watches the agent that long with every link up and nothing changing.
 pub async fn run(links: usize, nodes: usize, idle_s: u64) -> Result<Report> {
@@ -255,7 +284,12 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
     let pod_ns: Vec<Netns> = (0..pods)
         .map(|p| node.pod(&format!("p{p}")))
         .collect::<ovswire_testbed::Result<_>>()?;
-    let agent = AgentProcess::start(&node, &Binaries::locate()?, Some(&topology(links)))?;
+    let agent = AgentProcess::start_with_args(
+        &node,
+        &Binaries::locate()?,
+        Some(&topology(links)),
+        &[format!("--metrics-listen={METRICS}")],
+    )?;
     let cni = CniClient::new(
         ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
     );
@@ -288,6 +322,10 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         report.set("agent_rss_mb", rss);
         report.set("agent_cpu_s", cpu);
     }
+    match steps(node.netns()) {
+        Ok(steps) => report.set("agent_steps_s", steps),
+        Err(e) => report.set("agent_steps_s", format!("failed: {e:#}")),
+    }
     if idle_s > 0 {
         progress(&format!("watching the idle agent for {idle_s} s"));
         let idle = super::idle::watch(&node, "ovsbr0", agent.pid(), idle_s).await?;
@@ -298,6 +336,13 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         if let Some((rss, _)) = usage(agent.pid()) {
             report.set("agent_rss_mb_after_idle", rss);
         }
+    }
+    let log = std::env::temp_dir().join("ovswire-bench-wire-node0.log");
+    if std::fs::write(&log, agent.log()).is_ok() {
+        progress(&format!(
+            "ovswire: all {links} links up in {ovswire_s:.1} s; agent log kept in {}",
+            log.display()
+        ));
     }
     drop(agent);
     drop(pod_ns);
