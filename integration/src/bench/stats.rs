@@ -11,24 +11,20 @@
 //!   reaching a `WatchLinks` client, over 20 changes (what `ovswire watch` and the live page's
 //!   event stream get).
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
-use ovswire_proto::v1::cni_client::CniClient;
-use ovswire_proto::v1::wires_client::WiresClient;
 use ovswire_proto::v1::{
     AdminState, Endpoint, LinkRef, SetLinkStateRequest, WatchLinkStatsRequest, WatchLinksRequest,
 };
 use ovswire_testbed::{Netns, Testbed};
 
-use super::wire::{ends, interfaces, register, topology, up_on};
+use super::wire::{BenchLab, bench_lab, ends, get_metrics, interfaces, register, up_on};
 use super::{Report, progress};
-use crate::agent::{AgentProcess, Binaries};
 use crate::measure::{percentile, sorted};
 
-const METRICS_PORT: u16 = 9471;
+const METRICS: &str = "127.0.0.1:9471";
 
 /// CPU seconds (user + system) a process has used.
 fn cpu_s(pid: u32) -> f64 {
@@ -62,19 +58,7 @@ async fn cpu_pct<F: std::future::Future<Output = ()>>(pid: u32, secs: u64, durin
 
 /// One `GET /metrics` from inside the node; milliseconds and bytes.
 fn scrape(node_ns: &Netns) -> Result<(f64, usize)> {
-    let stream = node_ns
-        .run(|| std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT)))?
-        .context("connect to /metrics")?;
-    let mut stream = stream;
-    let start = Instant::now();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut body = Vec::new();
-    stream.read_to_end(&mut body)?;
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    ensure!(body.starts_with(b"HTTP/1.1 200"), "the scrape failed");
+    let (body, ms) = get_metrics(node_ns, METRICS)?;
     Ok((ms, body.len()))
 }
 
@@ -89,21 +73,12 @@ pub async fn run(links: usize) -> Result<Report> {
     let node = Testbed::node("bench-stats")?;
     let pods = 2 * links.div_ceil(super::wire::IFACES_PER_POD);
     progress(&format!("wiring {links} links on {pods} pods"));
-    let pod_ns: Vec<Netns> = (0..pods)
-        .map(|p| node.pod(&format!("p{p}")))
-        .collect::<ovswire_testbed::Result<_>>()?;
-    let agent = AgentProcess::start_with_args(
-        &node,
-        &Binaries::locate()?,
-        Some(&topology(links)),
-        &[format!("--metrics-listen=127.0.0.1:{METRICS_PORT}")],
-    )?;
-    let cni = CniClient::new(
-        ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
-    );
-    let mut wires = WiresClient::new(
-        ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
-    );
+    let BenchLab {
+        pods: pod_ns,
+        agent,
+        cni,
+        mut wires,
+    } = bench_lab(&node, links, METRICS).await?;
     register(cni, interfaces(links, &pod_ns)).await?;
     let start = Instant::now();
     while up_on(&mut wires, None).await? < links {

@@ -225,20 +225,64 @@ pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) 
         .count())
 }
 
+/// The pods of a benchmark's lab, its agent and clients of the agent's CNI and Wires APIs.
+pub(super) struct BenchLab {
+    pub(super) pods: Vec<Netns>,
+    pub(super) agent: AgentProcess,
+    pub(super) cni: CniClient<Channel>,
+    pub(super) wires: WiresClient<Channel>,
+}
+
+/// Starts a lab of `links` links on `node`: its pods (namespaces, [`IFACES_PER_POD`]
+/// interfaces each) and the agent with its topology, serving metrics on `metrics` (in the
+/// node's namespace).
+pub(super) async fn bench_lab(node: &Node, links: usize, metrics: &str) -> Result<BenchLab> {
+    let pods = (0..2 * links.div_ceil(IFACES_PER_POD))
+        .map(|p| node.pod(&format!("p{p}")))
+        .collect::<ovswire_testbed::Result<_>>()?;
+    let agent = AgentProcess::start_with_args(
+        node,
+        &Binaries::locate()?,
+        Some(&topology(links)),
+        &[format!("--metrics-listen={metrics}")],
+    )?;
+    let channel = |socket| ovswire_proto::unix_channel(socket, Duration::from_secs(5));
+    let cni = CniClient::new(channel(agent.cni_socket()).await?);
+    let wires = WiresClient::new(channel(agent.wires_socket()).await?);
+    Ok(BenchLab {
+        pods,
+        agent,
+        cni,
+        wires,
+    })
+}
+
+/// One `GET /metrics` of the agent serving on `addr` inside `netns`: the response and how
+/// many milliseconds it took.
+pub(super) fn get_metrics(netns: &Netns, addr: &str) -> Result<(String, f64)> {
+    use std::io::{Read, Write};
+    let mut stream = netns
+        .run(|| std::net::TcpStream::connect(addr))?
+        .context("connect to /metrics")?;
+    let start = Instant::now();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    ensure!(body.starts_with("HTTP/1.1 200"), "the scrape failed");
+    Ok((body, ms))
+}
+
 /// Where the benchmark's agent serves its metrics, in its node's namespace.
 const METRICS: &str = "127.0.0.1:9470";
 
 /// The agent's own breakdown of its run: seconds in each step (`ovswire_agent_step_seconds`
 /// of its metrics; steps of concurrent ADDs overlap), read in `netns`.
 fn steps(netns: &Netns) -> Result<serde_json::Value> {
-    use std::io::{Read, Write};
-    let text = netns.run(|| -> std::io::Result<String> {
-        let mut c = std::net::TcpStream::connect(METRICS)?;
-        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
-        let mut text = String::new();
-        c.read_to_string(&mut text)?;
-        Ok(text)
-    })??;
+    let (text, _) = get_metrics(netns, METRICS)?;
     let mut steps = serde_json::Map::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("ovswire_agent_step_seconds_total{step=\"") else {
@@ -281,21 +325,12 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         "ovswire: {links} links, {} interfaces on {pods} pods",
         2 * links
     ));
-    let pod_ns: Vec<Netns> = (0..pods)
-        .map(|p| node.pod(&format!("p{p}")))
-        .collect::<ovswire_testbed::Result<_>>()?;
-    let agent = AgentProcess::start_with_args(
-        &node,
-        &Binaries::locate()?,
-        Some(&topology(links)),
-        &[format!("--metrics-listen={METRICS}")],
-    )?;
-    let cni = CniClient::new(
-        ovswire_proto::unix_channel(agent.cni_socket(), Duration::from_secs(5)).await?,
-    );
-    let mut wires = WiresClient::new(
-        ovswire_proto::unix_channel(agent.wires_socket(), Duration::from_secs(5)).await?,
-    );
+    let BenchLab {
+        pods: pod_ns,
+        agent,
+        cni,
+        mut wires,
+    } = bench_lab(&node, links, METRICS).await?;
 
     let start = Instant::now();
     register(cni, interfaces(links, &pod_ns)).await?;
