@@ -20,7 +20,7 @@ use ovswire_proto::v1::{
 };
 use ovswire_testbed::{Netns, Testbed};
 
-use super::wire::{BenchLab, bench_lab, ends, get_metrics, interfaces, register, up_on};
+use super::wire::{bench_lab, ends, get_metrics, interfaces, register, up_on};
 use super::{Report, progress};
 use crate::measure::{percentile, sorted};
 
@@ -73,12 +73,7 @@ pub async fn run(links: usize) -> Result<Report> {
     let node = Testbed::node("bench-stats")?;
     let pods = 2 * links.div_ceil(super::wire::IFACES_PER_POD);
     progress(&format!("wiring {links} links on {pods} pods"));
-    let BenchLab {
-        pods: pod_ns,
-        agent,
-        cni,
-        mut wires,
-    } = bench_lab(&node, links, METRICS).await?;
+    let (pod_ns, agent, cni, mut wires) = bench_lab(&node, links, METRICS).await?;
     register(cni, interfaces(links, &pod_ns)).await?;
     let start = Instant::now();
     while up_on(&mut wires, None).await? < links {

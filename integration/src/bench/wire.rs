@@ -226,18 +226,18 @@ pub(super) async fn up_on(wires: &mut WiresClient<Channel>, node: Option<&str>) 
 }
 
 /// The pods of a benchmark's lab, its agent and clients of the agent's CNI and Wires APIs.
-pub(super) struct BenchLab {
-    pub(super) pods: Vec<Netns>,
-    pub(super) agent: AgentProcess,
-    pub(super) cni: CniClient<Channel>,
-    pub(super) wires: WiresClient<Channel>,
-}
+pub(super) type BenchLab = (
+    Vec<Netns>,
+    AgentProcess,
+    CniClient<Channel>,
+    WiresClient<Channel>,
+);
 
 /// Starts a lab of `links` links on `node`: its pods (namespaces, [`IFACES_PER_POD`]
 /// interfaces each) and the agent with its topology, serving metrics on `metrics` (in the
 /// node's namespace).
 pub(super) async fn bench_lab(node: &Node, links: usize, metrics: &str) -> Result<BenchLab> {
-    let pods = (0..2 * links.div_ceil(IFACES_PER_POD))
+    let pod_ns = (0..2 * links.div_ceil(IFACES_PER_POD))
         .map(|p| node.pod(&format!("p{p}")))
         .collect::<ovswire_testbed::Result<_>>()?;
     let agent = AgentProcess::start_with_args(
@@ -249,12 +249,7 @@ pub(super) async fn bench_lab(node: &Node, links: usize, metrics: &str) -> Resul
     let channel = |socket| ovswire_proto::unix_channel(socket, Duration::from_secs(5));
     let cni = CniClient::new(channel(agent.cni_socket()).await?);
     let wires = WiresClient::new(channel(agent.wires_socket()).await?);
-    Ok(BenchLab {
-        pods,
-        agent,
-        cni,
-        wires,
-    })
+    Ok((pod_ns, agent, cni, wires))
 }
 
 /// One `GET /metrics` of the agent serving on `addr` inside `netns`: the response and how
@@ -325,12 +320,7 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         "ovswire: {links} links, {} interfaces on {pods} pods",
         2 * links
     ));
-    let BenchLab {
-        pods: pod_ns,
-        agent,
-        cni,
-        mut wires,
-    } = bench_lab(&node, links, METRICS).await?;
+    let (pod_ns, agent, cni, mut wires) = bench_lab(&node, links, METRICS).await?;
 
     let start = Instant::now();
     register(cni, interfaces(links, &pod_ns)).await?;
