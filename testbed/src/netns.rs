@@ -115,9 +115,40 @@ pub(crate) fn checked(program: &str, args: &[&str], out: Output) -> Result<Strin
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(Error::Command {
-            command: format!("{program} {}", args.join(" ")),
+            command: abbreviated(&format!("{program} {}", args.join(" "))),
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
+    }
+}
+
+/// A command line as shown in an error: long ones (thousands of ports in one `ovs-vsctl`) cut
+/// to their first 200 characters, saying how much was left out.
+fn abbreviated(line: &str) -> String {
+    const SHOWN: usize = 200;
+    match line.char_indices().nth(SHOWN) {
+        Some((cut, _)) if line.len() > cut + 40 => {
+            format!("{} … ({} more characters)", &line[..cut], line.len() - cut)
+        }
+        _ => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod abbreviation_tests {
+    use super::abbreviated;
+
+    #[test]
+    fn long_command_lines_are_cut_in_errors() {
+        assert_eq!(abbreviated("ovs-vsctl show"), "ovs-vsctl show");
+        let long = format!("ovs-vsctl {}", "-- add-port ovsbr0 a0 ".repeat(500));
+        let shown = abbreviated(&long);
+        assert!(shown.len() < 260, "{shown}");
+        assert!(
+            shown.ends_with(&format!("({} more characters)", long.len() - 200)),
+            "{shown}"
+        );
+        // Cut on a character boundary.
+        assert!(abbreviated(&"é".repeat(300)).starts_with(&"é".repeat(200)));
     }
 }

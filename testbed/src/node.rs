@@ -95,8 +95,15 @@ impl Node {
 
     /// Runs `ovs-vsctl` against this node's database (an oracle for tests); its stdout.
     pub fn vsctl(&self, args: &[&str]) -> Result<String> {
+        self.vsctl_within(60, args)
+    }
+
+    /// Like [`Self::vsctl`], giving `ovs-vsctl` `secs` seconds (its `--timeout`) instead of 60:
+    /// one command line with thousands of ports takes minutes.
+    pub fn vsctl_within(&self, secs: u32, args: &[&str]) -> Result<String> {
         let db = format!("--db=unix:{}", self.db_sock().display());
-        let mut all = vec![db.as_str(), "--timeout=60"];
+        let timeout = format!("--timeout={secs}");
+        let mut all = vec![db.as_str(), timeout.as_str()];
         all.extend_from_slice(args);
         let out = Command::new("ovs-vsctl")
             .args(&all)

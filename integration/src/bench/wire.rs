@@ -348,7 +348,10 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         report.set("agent_cpu_s", cpu);
     }
     match steps(node.netns()) {
-        Ok(steps) => report.set("agent_steps_s", steps),
+        Ok(steps) => {
+            progress(&format!("ovswire: the agent's steps (s): {steps}"));
+            report.set("agent_steps_s", steps);
+        }
         Err(e) => report.set("agent_steps_s", format!("failed: {e:#}")),
     }
     if idle_s > 0 {
