@@ -528,7 +528,13 @@ impl NodeState {
             self.remove_endpoint(key);
         }
         self.take_observed(observed);
-        self.committed.clear();
+        // Ports ovs-vswitchd has not numbered yet stay to be read back once it has.
+        let observed = &self.observed.ports;
+        self.committed.retain(|n| {
+            observed
+                .get(n)
+                .is_some_and(|p| p.ofport == OfportState::Pending)
+        });
         self.refresh_statuses()
     }
 
