@@ -31,8 +31,11 @@ pub(super) const IFACES_PER_POD: usize = 8;
 const CONCURRENCY: usize = 64;
 pub(super) const LAB: &str = "bench";
 pub(super) const MTU: u32 = 1500;
-/// How long all links may take to come up before the run fails.
-const UP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long all links of a lab of `links` links may take to come up before the run fails:
+/// 10 minutes, and 150 ms a link beyond 4,000 links (OVS's per-port cost grows with the ports).
+fn up_timeout(links: usize) -> Duration {
+    Duration::from_secs(600).max(Duration::from_millis(150) * links as u32)
+}
 /// How often both agents are asked for their links with two nodes: each ListLinks costs the
 /// agent CPU the wiring needs on a small machine.
 const POLL_ACROSS: Duration = Duration::from_millis(20);
@@ -293,9 +296,48 @@ fn steps(netns: &Netns) -> Result<serde_json::Value> {
     Ok(steps.into())
 }
 
-/// Runs the scenario for one size on `nodes` nodes; with `idle_s` > 0 (one node), then
-/// watches the agent that long with every link up and nothing changing.
-pub async fn run(links: usize, nodes: usize, idle_s: u64) -> Result<Report> {
+/// What ovswire's run is compared with, after it, in the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compare {
+    /// ovswire's own libraries with no agent (one node).
+    Floor,
+    /// Six CLI commands a link (one node).
+    Perlink,
+    /// One `ovs-vsctl` transaction and one `ovs-ofctl add-flows` file (one node).
+    Batched,
+    /// The same with the flows in one bundle (one or two nodes).
+    Bundled,
+}
+
+impl Compare {
+    /// What a run of `links` links on `nodes` nodes compares with when nobody chose: the floor
+    /// and the CLI per link up to 500 links, the floor and the batched and bundled CLI above,
+    /// the bundled CLI on each node with two nodes.
+    pub fn defaults(links: usize, nodes: usize) -> Vec<Self> {
+        match (nodes, links) {
+            (1, ..=500) => vec![Self::Floor, Self::Perlink],
+            (1, _) => vec![Self::Floor, Self::Batched, Self::Bundled],
+            _ => vec![Self::Bundled],
+        }
+    }
+
+    fn mode(self) -> Option<Mode> {
+        match self {
+            Self::Floor => None,
+            Self::Perlink => Some(Mode::PerLink),
+            Self::Batched => Some(Mode::Batched),
+            Self::Bundled => Some(Mode::Bundled),
+        }
+    }
+}
+
+/// What a comparison left out of a run is reported as, in place of its figure.
+const NOT_RUN: &str = "not run (not in --baselines)";
+
+/// Runs the scenario for one size on `nodes` nodes, compared with `compare` (empty: with
+/// [`Compare::defaults`]); with `idle_s` > 0 (one node), then watches the agent that long with
+/// every link up and nothing changing.
+pub async fn run(links: usize, nodes: usize, idle_s: u64, compare: &[Compare]) -> Result<Report> {
     ensure!(
         (1..=15_000).contains(&links),
         "--links must be between 1 and 15000"
@@ -304,14 +346,24 @@ pub async fn run(links: usize, nodes: usize, idle_s: u64) -> Result<Report> {
         (1..=2).contains(&nodes),
         "--nodes must be 1 (every pod on one node) or 2 (about half the links across nodes)"
     );
-    if nodes == 1 {
-        one_node(links, idle_s).await
+    let compare = if compare.is_empty() {
+        Compare::defaults(links, nodes)
     } else {
+        compare.to_vec()
+    };
+    if nodes == 1 {
+        one_node(links, idle_s, &compare).await
+    } else {
+        ensure!(
+            compare == [Compare::Bundled],
+            "with --nodes 2 the only baseline is the bundled CLI on each node: use --baselines \
+             bundled, or leave --baselines out"
+        );
         two_nodes(links).await
     }
 }
 
-async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
+async fn one_node(links: usize, idle_s: u64, compare: &[Compare]) -> Result<Report> {
     let mut report = Report::new("wire");
     report.set("links", links);
     let node = Testbed::node("bench-wire")?;
@@ -333,9 +385,9 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
             break;
         }
         ensure!(
-            start.elapsed() < UP_TIMEOUT,
+            start.elapsed() < up_timeout(links),
             "only {up} of {links} links came up in {} s",
-            UP_TIMEOUT.as_secs()
+            up_timeout(links).as_secs()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -376,13 +428,45 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
     drop(pod_ns);
     drop(node);
 
-    let modes: &[Mode] = if links <= 500 {
-        &[Mode::PerLink]
-    } else {
-        &[Mode::Batched, Mode::Bundled]
-    };
     report.set("ovswire_ms_per_link", per_link_ms(ovswire_s, links));
-    // The floor: the same work with ovswire's libraries and no agent, to the same end point.
+    // Every default comparison left out says so, in place of its figure.
+    for skipped in Compare::defaults(links, 1)
+        .into_iter()
+        .filter(|c| !compare.contains(c))
+    {
+        let field = match skipped.mode() {
+            None => "floor_s".to_owned(),
+            Some(mode) => format!("baseline_{}_s", mode.name()),
+        };
+        report.set(&field, NOT_RUN);
+    }
+    if compare.contains(&Compare::Floor) {
+        floor(links, ovswire_s, &mut report).await;
+    }
+    for mode in compare.iter().filter_map(|c| c.mode()) {
+        progress(&format!("baseline: {links} links, {}", mode.name()));
+        // A baseline that fails is reported as such; ovswire's figures stand.
+        match baseline::run(mode, links) {
+            Ok(secs) => {
+                report.set(&format!("baseline_{}_s", mode.name()), secs);
+                report.set(&format!("ratio_{}", mode.name()), ratio(secs, ovswire_s));
+            }
+            Err(e) => report.set(
+                &format!("baseline_{}_s", mode.name()),
+                format!("failed: {e:#}"),
+            ),
+        }
+    }
+    Ok(report)
+}
+
+/// Runs the floor for `links` links (the same work as ovswire's run, with ovswire's libraries
+/// and no agent, to the same end point) and puts its figures, next to ovswire's `ovswire_s`,
+/// in `report`; a floor that fails is reported as such.
+async fn floor(links: usize, ovswire_s: f64, report: &mut Report) {
+    progress(&format!(
+        "floor: {links} links, ovswire's libraries and no agent"
+    ));
     match super::floor::run(links).await {
         Ok(f) => {
             report.set("floor_s", f.total_s);
@@ -404,21 +488,6 @@ async fn one_node(links: usize, idle_s: u64) -> Result<Report> {
         }
         Err(e) => report.set("floor_s", format!("failed: {e:#}")),
     }
-    for &mode in modes {
-        progress(&format!("baseline: {links} links, {}", mode.name()));
-        // A baseline that fails is reported as such; ovswire's figures stand.
-        match baseline::run(mode, links) {
-            Ok(secs) => {
-                report.set(&format!("baseline_{}_s", mode.name()), secs);
-                report.set(&format!("ratio_{}", mode.name()), ratio(secs, ovswire_s));
-            }
-            Err(e) => report.set(
-                &format!("baseline_{}_s", mode.name()),
-                format!("failed: {e:#}"),
-            ),
-        }
-    }
-    Ok(report)
 }
 
 async fn two_nodes(links: usize) -> Result<Report> {
@@ -481,9 +550,9 @@ async fn two_nodes(links: usize) -> Result<Report> {
             break;
         }
         ensure!(
-            start.elapsed() < UP_TIMEOUT,
+            start.elapsed() < up_timeout(links),
             "links up per node {up:?} of {expected:?} after {} s; {}",
-            UP_TIMEOUT.as_secs(),
+            up_timeout(links).as_secs(),
             keep_logs(&cluster)
         );
         tokio::time::sleep(POLL_ACROSS).await;
@@ -662,6 +731,20 @@ fn bundled_across(place: Placement) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_comparisons_follow_the_size_and_the_nodes() {
+        use Compare::*;
+        assert_eq!(Compare::defaults(500, 1), [Floor, Perlink]);
+        assert_eq!(Compare::defaults(501, 1), [Floor, Batched, Bundled]);
+        assert_eq!(Compare::defaults(4000, 2), [Bundled]);
+    }
+
+    #[tokio::test]
+    async fn two_nodes_refuse_a_baseline_they_have_not() {
+        let err = run(10, 2, 0, &[Compare::Floor]).await.unwrap_err();
+        assert!(err.to_string().contains("--baselines bundled"), "{err}");
+    }
 
     #[test]
     fn about_half_the_links_cross_nodes() {

@@ -47,6 +47,11 @@ enum Scenario {
         /// changes, and its CPU.
         #[arg(long, default_value_t = 0)]
         idle: u64,
+        /// What to compare with, comma-separated (default: the floor, and the CLI per link up
+        /// to 500 links or batched and bundled above; bundled with two nodes). Each one left
+        /// out is reported as not run.
+        #[arg(long, value_delimiter = ',')]
+        baselines: Vec<bench::wire::Compare>,
     },
     /// CNI ADD latency through the real ovswire-cni binary, every pod added at once.
     Cni {
@@ -152,9 +157,10 @@ async fn main() -> Result<()> {
             ref links,
             nodes,
             idle,
+            ref baselines,
         } => {
             for &n in links {
-                print(bench::wire::run(n, nodes, idle).await?);
+                print(bench::wire::run(n, nodes, idle, baselines).await?);
             }
         }
     }
