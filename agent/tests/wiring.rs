@@ -728,3 +728,42 @@ fn racing_adds_and_an_add_racing_its_del_leave_no_dead_sandbox_wired() -> Result
     assert!(ping(&r1, "10.0.0.2", &[]));
     Ok(())
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root and Open vSwitch; scripts/test runs it"
+)]
+fn an_add_does_not_wait_for_a_bundle_ovs_vswitchd_has_not_answered() -> Result {
+    const TWO_LINKS: &str = "lab: lab\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n  - \
+                             endpoints: [r3:eth1, r4:eth1]\n";
+    let mut lab = Lab::new("busy", TWO_LINKS)?;
+    lab.start()?;
+    let pods = ["r1", "r2", "r3", "r4"].map(|p| lab.node.pod(p));
+    let [r1, r2, r3, r4] = pods.map(|p| p.expect("a pod"));
+    let ports = |lab: &Lab| lab.node.vsctl(&["list-ports", "ovsbr0"]);
+    {
+        // The switch is busy (frozen here): the database takes ports, no bundle is answered.
+        let _frozen = lab.node.freeze_vswitchd()?;
+        lab.attach("lab", "r1", "eth1", "c1", r1.path())?;
+        // With both ends in, the round sends the first link's flows, and waits for the switch.
+        lab.attach("lab", "r2", "eth1", "c2", r2.path())?;
+        // An ADD meanwhile is recorded at once, not after the bundle (nor refused after 8 s).
+        let a3 = lab.attach("lab", "r3", "eth1", "c3", r3.path())?;
+        let a4 = lab.attach("lab", "r4", "eth1", "c4", r4.path())?;
+        for a in [&a3, &a4] {
+            assert!(ports(&lab)?.contains(&a.host_ifname), "{}", ports(&lab)?);
+        }
+    }
+    lab.wait_for("both links up once the switch runs again", || {
+        lab.status("lab/r1:eth1--r2:eth1") == Some(OperState::Up)
+            && lab.status("lab/r3:eth1--r4:eth1") == Some(OperState::Up)
+    })?;
+    r1.add_address("eth1", "10.0.0.1/30")?;
+    r2.add_address("eth1", "10.0.0.2/30")?;
+    r3.add_address("eth1", "10.0.1.1/30")?;
+    r4.add_address("eth1", "10.0.1.2/30")?;
+    assert!(ping(&r1, "10.0.0.2", &[]));
+    assert!(ping(&r3, "10.0.1.2", &[]));
+    Ok(())
+}

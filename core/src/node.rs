@@ -211,7 +211,7 @@ impl NodeState {
     }
 
     fn world(&self) -> World<'_> {
-        World::new(&self.links, &self.endpoints, &self.elsewhere).with_impairs(&self.impairs)
+        World::with_impairs(&self.links, &self.endpoints, &self.elsewhere, &self.impairs)
     }
 
     /// The ports this node's impaired directions go through, with the impairment each applies.
@@ -404,7 +404,7 @@ impl NodeState {
     pub fn refresh_statuses(&mut self) -> Vec<LinkEvent> {
         self.rebuild_elsewhere();
         let world =
-            World::new(&self.links, &self.endpoints, &self.elsewhere).with_impairs(&self.impairs);
+            World::with_impairs(&self.links, &self.endpoints, &self.elsewhere, &self.impairs);
         let mut events = Vec::new();
         let mut next = BTreeMap::new();
         for link in self.links.values() {
@@ -433,6 +433,12 @@ impl NodeState {
     pub fn plan(&mut self) -> Plan {
         self.rebuild_elsewhere();
         self.world().plan(&self.observed)
+    }
+
+    /// The host ends of registered endpoints that OVS has not got (committed ones count as
+    /// got): what a plan would add for them now, without planning anything else.
+    pub fn missing_endpoint_ports(&self) -> Vec<PortWant> {
+        crate::plan::missing_endpoint_ports(&self.endpoints, &self.observed)
     }
 
     /// Records a plan that OVS accepted as a whole (one atomic bundle) into the observed state.

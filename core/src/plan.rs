@@ -441,12 +441,51 @@ pub struct World<'a> {
     impairs: Option<&'a ImpairPorts>,
 }
 
+/// The ports of registered endpoints (their host ends) that OVS has not got.
+pub fn missing_endpoint_ports(
+    endpoints: &BTreeMap<EndpointKey, Endpoint>,
+    observed: &Observed,
+) -> Vec<PortWant> {
+    endpoints
+        .values()
+        .filter(|ep| !observed.ports.contains_key(&ep.host_ifname))
+        .map(|ep| PortWant {
+            name: ep.host_ifname.clone(),
+            ofport: ep.ofport,
+            kind: None,
+            options: BTreeMap::new(),
+            bfd: BTreeMap::new(),
+            external_ids: ep.external_ids(),
+        })
+        .collect()
+}
+
 impl<'a> World<'a> {
     /// Wanted links, the endpoints registered on this node, and what is known of other nodes.
     pub fn new(
         links: &'a BTreeMap<LinkKey, LinkSpec>,
         endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
         elsewhere: &'a Elsewhere,
+    ) -> Self {
+        Self::build(links, endpoints, elsewhere, None)
+    }
+
+    /// The same with impaired directions: their frames go through their [`ImpairPort`]s once
+    /// OVS has them.
+    pub fn with_impairs(
+        links: &'a BTreeMap<LinkKey, LinkSpec>,
+        endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+        elsewhere: &'a Elsewhere,
+        impairs: &'a ImpairPorts,
+    ) -> Self {
+        Self::build(links, endpoints, elsewhere, Some(impairs))
+    }
+
+    fn build(
+        links: &'a BTreeMap<LinkKey, LinkSpec>,
+        endpoints: &'a BTreeMap<EndpointKey, Endpoint>,
+        elsewhere: &'a Elsewhere,
+        impairs: Option<&'a ImpairPorts>,
     ) -> Self {
         let mut by_end = BTreeMap::new();
         let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
@@ -467,18 +506,10 @@ impl<'a> World<'a> {
             by_end,
             segments,
             flows: BTreeMap::new(),
-            impairs: None,
+            impairs,
         };
         world.flows = world.compute_flows();
         world
-    }
-
-    /// The same world with impaired directions: their frames go through their
-    /// [`ImpairPort`]s once OVS has them.
-    pub fn with_impairs(mut self, impairs: &'a ImpairPorts) -> Self {
-        self.impairs = Some(impairs);
-        self.flows = self.compute_flows();
-        self
     }
 
     /// The active impairment port of `dir` of `link`, when frames go through one.
@@ -794,20 +825,12 @@ impl<'a> World<'a> {
     pub fn plan(&self, observed: &Observed) -> Plan {
         let mut plan = Plan::default();
 
-        let mut wanted: BTreeSet<&str> = BTreeSet::new();
-        for ep in self.endpoints.values() {
-            wanted.insert(&ep.host_ifname);
-            if !observed.ports.contains_key(&ep.host_ifname) {
-                plan.add_ports.push(PortWant {
-                    name: ep.host_ifname.clone(),
-                    ofport: ep.ofport,
-                    kind: None,
-                    options: BTreeMap::new(),
-                    bfd: BTreeMap::new(),
-                    external_ids: ep.external_ids(),
-                });
-            }
-        }
+        let mut wanted: BTreeSet<&str> = self
+            .endpoints
+            .values()
+            .map(|ep| ep.host_ifname.as_str())
+            .collect();
+        plan.add_ports = missing_endpoint_ports(self.endpoints, observed);
         for ((link, dir), port) in self.impairs.into_iter().flatten() {
             wanted.insert(&port.name);
             if !observed.ports.contains_key(&port.name) {
@@ -1599,7 +1622,7 @@ mod tests {
         ]
         .into();
         let elsewhere = Elsewhere::default();
-        let w = World::new(&links, &eps, &elsewhere).with_impairs(&impairs);
+        let w = World::with_impairs(&links, &eps, &elsewhere, &impairs);
         let flows = w.desired_flows();
         let outs = |p: u32| flows[&(p, None)].out_ports.clone();
         assert_eq!(outs(32769), [40000]);

@@ -40,7 +40,7 @@ mod watch;
 
 pub use leaks::{leftovers, reap_stale};
 pub use netns::Netns;
-pub use node::Node;
+pub use node::{Frozen, Node};
 pub use ovswire_netns::link::IfaceState;
 pub use underlay::{Member, Underlay};
 pub use watch::{IfaceEvent, LinkWatch};

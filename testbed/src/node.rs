@@ -202,6 +202,20 @@ impl Node {
         stop(self.vswitchd.take(), Signal::SIGTERM);
     }
 
+    /// Freezes `ovs-vswitchd` (SIGSTOP) until the returned guard drops: the database still
+    /// takes transactions, but the switch applies none of them and answers no OpenFlow
+    /// request, as when it spends seconds digesting thousands of ports.
+    pub fn freeze_vswitchd(&self) -> Result<Frozen> {
+        let child = self
+            .vswitchd
+            .as_ref()
+            .ok_or_else(|| Error::Setup("ovs-vswitchd is not running".into()))?;
+        let pid = Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, Signal::SIGSTOP)
+            .map_err(|e| Error::io("stop ovs-vswitchd", e.into()))?;
+        Ok(Frozen(pid))
+    }
+
     /// Kills `ovs-vswitchd` with SIGKILL, as a crash would.
     pub fn kill_vswitchd(&mut self) {
         stop(self.vswitchd.take(), Signal::SIGKILL);
@@ -222,6 +236,17 @@ impl Node {
     fn spawn(&self, mut cmd: Command) -> Result<Child> {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         self.netns.spawn(cmd)
+    }
+}
+
+/// `ovs-vswitchd` frozen by [`Node::freeze_vswitchd`]; it runs again when this drops.
+#[derive(Debug)]
+#[must_use = "ovs-vswitchd runs again as soon as this drops"]
+pub struct Frozen(Pid);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, Signal::SIGCONT);
     }
 }
 

@@ -656,28 +656,33 @@ impl Agent {
             "applying plan"
         );
         self.applied.fetch_add(1, Ordering::Relaxed);
-        let applied = ovs
-            .apply(&plan, || {
-                // ADDs waiting for their port to be recorded go on now, and the next rounds
-                // plan on from the committed ports, while ovs-vswitchd digests the batch (seconds,
-                // on a bridge with thousands of ports): batches committed meanwhile are applied
-                // together.
-                self.state().committed(&plan.add_ports, &plan.del_ports);
-                self.observations.send_modify(|n| *n += 1);
-            })
-            .await?;
-        if let Some(took) = applied.commit {
-            self.telemetry.step(Step::OvsdbCommit, took);
-        }
-        if let Some(took) = applied.bundle {
+        // ADDs waiting for their port to be recorded go on once it is committed, and the next
+        // rounds plan on from the committed ports, while ovs-vswitchd digests the batch
+        // (seconds, on a bridge with thousands of ports): batches committed meanwhile are
+        // applied together.
+        self.commit(&ovs, &plan.add_ports, &plan.del_ports).await?;
+        // The bundle waits for ovs-vswitchd, which may be busy digesting ports for seconds.
+        // Ports of ADDs that arrive meanwhile are committed at once rather than after it, so an
+        // ADD never waits for a bundle: new ports only add to the bridge, with numbers no flow
+        // in flight uses. Not while this plan deletes ports, whose numbers a new port could
+        // take before the bundle that removes their flows is in.
+        let mut woken = false;
+        let bundle = {
+            let bundle = ovs.bundle_flows(&plan);
+            tokio::pin!(bundle);
+            loop {
+                tokio::select! {
+                    biased;
+                    done = &mut bundle => break done?,
+                    () = self.wake.notified(), if plan.del_ports.is_empty() => {
+                        woken = true;
+                        self.commit_arrived_ports(&ovs).await?;
+                    }
+                }
+            }
+        };
+        if let Some(took) = bundle {
             self.telemetry.step(Step::Bundle, took);
-        }
-        if let Some(cfg) = applied.next_cfg {
-            self.committed_cfg.send_if_modified(|c| {
-                let newer = cfg > *c;
-                *c = (*c).max(cfg);
-                newer
-            });
         }
         // The host ends change once the flows are in (the bundle is confirmed), on the host
         // itself: OVS's PORT_MOD costs ovs-vswitchd a main-loop pass per port, milliseconds
@@ -722,13 +727,49 @@ impl Agent {
         self.report_changes();
         // New flows or ports can complete a wire whose host ends may now come up: plan once more
         // from what was just recorded (an empty plan ends the rounds).
+        // A wake taken while the bundle was in flight may have asked for more than ports: the
+        // next round answers it.
         Ok(if observe {
             Next::Observe
-        } else if plan.add_flows.is_empty() && plan.del_flows.is_empty() && !plan.touches_ovsdb() {
+        } else if plan.add_flows.is_empty()
+            && plan.del_flows.is_empty()
+            && !plan.touches_ovsdb()
+            && !woken
+        {
             Next::Done
         } else {
             Next::Replan
         })
+    }
+
+    /// Commits port changes (one OVSDB transaction each for deletions and additions) and
+    /// records them as committed: ADDs waiting for their port go on, and ovs-vswitchd's
+    /// applying of them is waited for aside ([`Self::watch_applied`]).
+    async fn commit(
+        &self,
+        ovs: &Ovs,
+        add: &[ovswire_core::plan::PortWant],
+        del: &[String],
+    ) -> Result<(), OvsError> {
+        let Some(committed) = ovs.commit_ports(add, del).await? else {
+            return Ok(());
+        };
+        self.state().committed(add, del);
+        self.observations.send_modify(|n| *n += 1);
+        self.telemetry.step(Step::OvsdbCommit, committed.took);
+        self.committed_cfg.send_if_modified(|c| {
+            let newer = committed.next_cfg > *c;
+            *c = (*c).max(committed.next_cfg);
+            newer
+        });
+        Ok(())
+    }
+
+    /// Commits the host ends of endpoints registered since the round planned (ADDs that
+    /// arrived meanwhile), and nothing else.
+    async fn commit_arrived_ports(&self, ovs: &Ovs) -> Result<(), OvsError> {
+        let add = self.state().missing_endpoint_ports();
+        self.commit(ovs, &add, &[]).await
     }
 
     /// Wakes the peer exchange when what this node reports changed.

@@ -17,7 +17,8 @@ use ovswire_ovsdb::vswitch::{
 use crate::error::OvsError;
 use ovswire_core::naming::{COOKIE_TAG, COOKIE_TAG_MASK, OWNER_KEY, OWNER_VALUE};
 use ovswire_core::plan::{
-    FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan, TunnelOut,
+    FLOW_PRIORITY, Flow, FlowKey, Observed, ObservedPort, OfPort, OfportState, Plan, PortWant,
+    TunnelOut,
 };
 
 /// How long ovs-vswitchd may take to apply a batch of ports.
@@ -247,54 +248,49 @@ impl Ovs {
             .collect())
     }
 
-    /// Applies a plan's OVS part: the port changes as one OVSDB transaction while the flows go
-    /// in as one atomic OpenFlow bundle (its host ends' states are the caller's, on the host,
-    /// once this returned). Flows may name ports that do not exist yet:
-    /// the agent chose their numbers. `committed` runs once the transaction is committed; the
-    /// configuration number ovs-vswitchd will have reached once it applied the ports is
-    /// returned (`None` without port changes), not waited for: see [`Self::wait_applied`].
-    pub async fn apply(&self, plan: &Plan, committed: impl FnOnce() + Send) -> Result<Applied> {
-        let ports = async {
-            if !plan.touches_ovsdb() {
-                return Ok(None);
-            }
-            let began = std::time::Instant::now();
-            let mut next_cfg = 0;
-            if !plan.del_ports.is_empty() {
-                let refs: Vec<_> = plan
-                    .del_ports
-                    .iter()
-                    .map(|n| PortRef::Name(n.clone()))
-                    .collect();
-                next_cfg = self
-                    .db
-                    .delete_ports(&self.bridge.name, &refs)
-                    .await?
-                    .next_cfg;
-            }
-            if !plan.add_ports.is_empty() {
-                let specs: Vec<_> = plan.add_ports.iter().map(port_spec).collect();
-                next_cfg = self.db.add_ports(&self.bridge.name, &specs).await?.next_cfg;
-            }
-            // The ports are in the database, which outlives the agent: what an ADD waits for.
-            committed();
-            Ok::<_, OvsError>(Some((next_cfg, began.elapsed())))
-        };
-        let flows = async {
-            let messages = flow_messages(plan);
-            if messages.is_empty() {
-                return Ok(None);
-            }
-            let began = std::time::Instant::now();
-            self.of.bundle(messages).await?;
-            Ok::<_, OvsError>(Some(began.elapsed()))
-        };
-        let (commit, bundle) = tokio::try_join!(ports, flows)?;
-        Ok(Applied {
-            next_cfg: commit.map(|c| c.0),
-            commit: commit.map(|c| c.1),
-            bundle,
-        })
+    /// Commits port changes to OVSDB: deletions, then additions, each one transaction. Returns
+    /// the configuration number ovs-vswitchd will have reached once it applied them (`None`
+    /// without changes), not waited for: see [`Self::wait_applied`]. Once this returns, the
+    /// ports are in the database, which outlives the agent: what an ADD waits for.
+    pub async fn commit_ports(
+        &self,
+        add: &[PortWant],
+        del: &[String],
+    ) -> Result<Option<Committed>> {
+        if add.is_empty() && del.is_empty() {
+            return Ok(None);
+        }
+        let began = std::time::Instant::now();
+        let mut next_cfg = 0;
+        if !del.is_empty() {
+            let refs: Vec<_> = del.iter().map(|n| PortRef::Name(n.clone())).collect();
+            next_cfg = self
+                .db
+                .delete_ports(&self.bridge.name, &refs)
+                .await?
+                .next_cfg;
+        }
+        if !add.is_empty() {
+            let specs: Vec<_> = add.iter().map(port_spec).collect();
+            next_cfg = self.db.add_ports(&self.bridge.name, &specs).await?.next_cfg;
+        }
+        Ok(Some(Committed {
+            next_cfg,
+            took: began.elapsed(),
+        }))
+    }
+
+    /// Puts a plan's flow changes in as one atomic OpenFlow bundle and waits for ovs-vswitchd
+    /// to confirm it; how long that took (`None` without flow changes). Flows may name ports
+    /// that do not exist yet: the agent chose their numbers.
+    pub async fn bundle_flows(&self, plan: &Plan) -> Result<Option<Duration>> {
+        let messages = flow_messages(plan);
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        let began = std::time::Instant::now();
+        self.of.bundle(messages).await?;
+        Ok(Some(began.elapsed()))
     }
 
     /// Waits until ovs-vswitchd applied the database up to configuration `next_cfg` (it then
@@ -452,15 +448,13 @@ fn flow_messages(plan: &Plan) -> Vec<Message> {
     deletes.chain(adds).map(Message::FlowMod).collect()
 }
 
-/// What [`Ovs::apply`] did.
+/// A port change [`Ovs::commit_ports`] committed.
 #[derive(Debug, Clone, Copy)]
-pub struct Applied {
-    /// The configuration ovs-vswitchd will have reached once it applied the port changes.
-    pub next_cfg: Option<i64>,
-    /// How long the OVSDB transaction took, if there was one.
-    pub commit: Option<Duration>,
-    /// How long the bundle took, if there was one.
-    pub bundle: Option<Duration>,
+pub struct Committed {
+    /// The configuration ovs-vswitchd will have reached once it applied the change.
+    pub next_cfg: i64,
+    /// How long the OVSDB transactions took.
+    pub took: Duration,
 }
 
 /// A port as the planner takes it, from its `Interface` row.
