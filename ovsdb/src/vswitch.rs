@@ -327,6 +327,9 @@ pub struct InterfaceState {
     pub bfd_status: BTreeMap<String, String>,
 }
 
+/// Names read by one transaction of [`Vswitch::interfaces_named`].
+const NAMED_PER_READ: usize = 128;
+
 const IFACE_COLUMNS: [&str; 11] = [
     "bfd",
     "bfd_status",
@@ -820,28 +823,29 @@ impl Vswitch {
             .collect()
     }
 
-    /// The state of those of the named interfaces that exist, in one transaction (one select
-    /// by name each): a small read of a few rows of a large table.
+    /// The state of those of the named interfaces that exist, one select by name each, at
+    /// most [`NAMED_PER_READ`] to a transaction: a small read of a few rows of a large table,
+    /// and for thousands of names, a series of small reads rather than one answer whose
+    /// parsing would briefly take megabytes.
     pub async fn interfaces_named(&self, names: &[&str]) -> Result<Vec<InterfaceState>> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let r = self
-            .client
-            .transact(DB)
-            .ops(names.iter().map(|n| {
-                Operation::select_columns(
-                    "Interface",
-                    vec![Condition::eq("name", *n)],
-                    IFACE_COLUMNS,
-                )
-            }))
-            .execute()
-            .await?;
         let mut found = Vec::with_capacity(names.len());
-        for result in r.iter().take(names.len()) {
-            for row in result.rows()? {
-                found.push(InterfaceState::from_row(row)?);
+        for chunk in names.chunks(NAMED_PER_READ) {
+            let r = self
+                .client
+                .transact(DB)
+                .ops(chunk.iter().map(|n| {
+                    Operation::select_columns(
+                        "Interface",
+                        vec![Condition::eq("name", *n)],
+                        IFACE_COLUMNS,
+                    )
+                }))
+                .execute()
+                .await?;
+            for result in r.iter().take(chunk.len()) {
+                for row in result.rows()? {
+                    found.push(InterfaceState::from_row(row)?);
+                }
             }
         }
         Ok(found)

@@ -657,6 +657,15 @@ async fn two_thousand_ports_in_one_transaction() -> TestResult {
         vsctl(&node, &["list-ports", "ovsbr0"]).lines().count(),
         2000
     );
+    // A read by name over several transactions finds each existing name once, in order, and
+    // skips a missing one.
+    let mut wanted: Vec<String> = (0..2000).step_by(7).map(|i| format!("s{i}")).collect();
+    wanted.insert(100, "missing".into());
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let named = ovs.interfaces_named(&names).await?;
+    let got: Vec<&str> = named.iter().map(|s| s.name.as_str()).collect();
+    let expected: Vec<&str> = names.iter().copied().filter(|n| *n != "missing").collect();
+    assert_eq!(got, expected);
 
     let start = Instant::now();
     let refs: Vec<PortRef> = batch.added.iter().map(|p| PortRef::Uuid(p.port)).collect();

@@ -37,6 +37,23 @@ pub enum NetdevError {
 
 type Result<T, E = NetdevError> = std::result::Result<T, E>;
 
+/// Work inside pod namespaces (each job a thread of its own, with a runtime and a netlink
+/// socket) that runs at once; more waits its turn. The kernel serializes link changes anyway,
+/// and a burst of ADDs would otherwise hold a thread and its buffers per ADD in flight.
+static POD_JOBS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// Runs `f` with a netlink handle inside the pod namespace `netns`, once [`POD_JOBS`] allows.
+async fn in_pod<F, Fut>(netns: &Path, f: F) -> ovswire_netns::Result<Fut::Output>
+where
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    // The semaphore is never closed.
+    let _turn = POD_JOBS.acquire().await;
+    ovswire_netns::spawn(netns.to_owned(), f).await
+}
+
 /// An error of `ovswire-netns` while doing `what`; a namespace that cannot be opened is the
 /// runtime's problem (a wrong or stale path), everything else ours.
 fn failed(what: impl Into<String>) -> impl FnOnce(ovswire_netns::Error) -> NetdevError {
@@ -137,7 +154,7 @@ impl Netdev {
             .await
             .map_err(failed("tune the host end"))?;
         let name = spec.ifname.to_owned();
-        ovswire_netns::spawn(spec.netns.to_owned(), move |h| async move {
+        in_pod(spec.netns, move |h| async move {
             ethtool::disable_tx_checksum(&name)?;
             link::set_up(&h, &name).await
         })
@@ -230,7 +247,7 @@ fn disable_ipv6(ifname: &str) -> Result<()> {
 /// The pod end `ifname` inside `netns`, or `None` if it is not there.
 pub async fn pod_link(netns: &Path, ifname: &str) -> Result<Option<PodLink>> {
     let name = ifname.to_owned();
-    ovswire_netns::spawn(netns.to_owned(), move |h| async move {
+    in_pod(netns, move |h| async move {
         let Some(msg) = link::get(&h, &name).await? else {
             return Ok(None);
         };

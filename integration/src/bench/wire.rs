@@ -391,7 +391,33 @@ async fn one_node(links: usize, idle_s: u64, compare: &[Compare]) -> Result<Repo
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    ping(&sample, links, &pod_ns, 1)?;
+    if let Err(e) = ping(&sample, links, &pod_ns, PING_ATTEMPTS) {
+        // What a user needs to see why: the agent's log and the switch's flows and ports.
+        let kept = std::env::temp_dir().join("ovswire-bench-wire-failed");
+        let _ = std::fs::create_dir_all(&kept);
+        let _ = std::fs::write(kept.join("agent.log"), agent.log());
+        for (file, out) in [
+            (
+                "flows",
+                node.ofctl(&["-O", "OpenFlow13", "dump-flows", "ovsbr0"]),
+            ),
+            ("ports", node.ofctl(&["-O", "OpenFlow13", "show", "ovsbr0"])),
+            (
+                "interfaces",
+                node.vsctl(&[
+                    "--columns=name,ofport,ofport_request,error",
+                    "list",
+                    "Interface",
+                ]),
+            ),
+        ] {
+            let _ = std::fs::write(kept.join(file), out.unwrap_or_else(|e| e.to_string()));
+        }
+        return Err(e.context(format!(
+            "the agent's log, flows and ports are kept in {}",
+            kept.display()
+        )));
+    }
     let ovswire_s = secs_since(start);
     report.set("ovswire_s", ovswire_s);
     report.set("registered_s", registered_s);
