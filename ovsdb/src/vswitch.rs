@@ -852,7 +852,9 @@ impl Vswitch {
     }
 
     /// Every interface whose `external_ids` hold `key=value` (e.g. the rows an application
-    /// tagged as its own), in one select.
+    /// tagged as its own): their names in one select, then their rows by name
+    /// ([`Self::interfaces_named`]), so thousands of rows never arrive as one answer. A row
+    /// deleted in between is left out.
     pub async fn interfaces_tagged(&self, key: &str, value: &str) -> Result<Vec<InterfaceState>> {
         let tag = Value::map([(key, value)]);
         let r = self
@@ -861,11 +863,17 @@ impl Vswitch {
             .op(Operation::select_columns(
                 "Interface",
                 vec![Condition::includes("external_ids", tag)],
-                IFACE_COLUMNS,
+                ["name"],
             ))
             .execute()
             .await?;
-        r[0].rows()?.iter().map(InterfaceState::from_row).collect()
+        let names = r[0]
+            .rows()?
+            .iter()
+            .map(|row| Ok(row.get("name")?.as_str()?.to_owned()))
+            .collect::<Result<Vec<String>>>()?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.interfaces_named(&names).await
     }
 
     /// `bfd_status` of the interfaces of type `kind` tagged `key=value` in `external_ids`, by

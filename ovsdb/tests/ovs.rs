@@ -627,7 +627,11 @@ async fn two_thousand_ports_in_one_transaction() -> TestResult {
     let ovs = Vswitch::new(connect(&node).await?);
     ovs.ensure_bridge(&bridge("ovsbr0")).await?;
     let ports: Vec<_> = (0..2000)
-        .map(|i| PortSpec::new(format!("s{i}")).internal())
+        .map(|i| {
+            PortSpec::new(format!("s{i}"))
+                .internal()
+                .iface_external_id("owner", "scale")
+        })
         .collect();
 
     let start = Instant::now();
@@ -666,6 +670,10 @@ async fn two_thousand_ports_in_one_transaction() -> TestResult {
     let got: Vec<&str> = named.iter().map(|s| s.name.as_str()).collect();
     let expected: Vec<&str> = names.iter().copied().filter(|n| *n != "missing").collect();
     assert_eq!(got, expected);
+    // Every tagged row, read over many transactions.
+    let tagged = ovs.interfaces_tagged("owner", "scale").await?;
+    let tagged: HashSet<&str> = tagged.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(tagged.len(), 2000);
 
     let start = Instant::now();
     let refs: Vec<PortRef> = batch.added.iter().map(|p| PortRef::Uuid(p.port)).collect();

@@ -55,6 +55,20 @@ pub struct BridgeConfig {
 /// The `Bridge.external_ids` key that marks a bridge as ovswire's.
 pub(crate) const BRIDGE_MARK: &str = "ovswire-bridge";
 
+/// The OpenFlow connection's settings. The bridge's management socket is local: if
+/// ovs-vswitchd exits the socket closes, and the agent knows at once. A switch that does not
+/// answer for seconds is busy, not gone (on the userspace datapath, one pass of its main loop
+/// over thousands of new ports takes tens of seconds), and dropping the connection then would
+/// only give it more to do: the agent reads everything back after a reconnection.
+fn patient() -> conn::Options {
+    let mut options = conn::Options::default();
+    options.session.echo_timeout = Duration::from_secs(60);
+    options.session.handshake_timeout = Duration::from_secs(60);
+    options.request_timeout = Duration::from_secs(60);
+    options.bundle_timeout = Duration::from_secs(300);
+    options
+}
+
 /// OVSDB and OpenFlow connections to one bridge.
 #[derive(Debug, Clone)]
 pub struct Ovs {
@@ -96,7 +110,7 @@ impl Ovs {
         // started (or restarted) may not have it yet.
         let deadline = tokio::time::Instant::now() + MGMT_WAIT;
         loop {
-            match conn::connect(mgmt.as_path()).await {
+            match conn::connect_with(mgmt.as_path(), patient()).await {
                 Err(ovswire_openflow::Error::Io(e))
                     if matches!(
                         e.kind(),

@@ -490,9 +490,6 @@ async fn one_node(links: usize, idle_s: u64, compare: &[Compare]) -> Result<Repo
 /// and no agent, to the same end point) and puts its figures, next to ovswire's `ovswire_s`,
 /// in `report`; a floor that fails is reported as such.
 async fn floor(links: usize, ovswire_s: f64, report: &mut Report) {
-    progress(&format!(
-        "floor: {links} links, ovswire's libraries and no agent"
-    ));
     match super::floor::run(links).await {
         Ok(f) => {
             report.set("floor_s", f.total_s);
