@@ -39,10 +39,12 @@ fn up_timeout(links: usize) -> Duration {
 /// How often both agents are asked for their links with two nodes: each ListLinks costs the
 /// agent CPU the wiring needs on a small machine.
 const POLL_ACROSS: Duration = Duration::from_millis(20);
-/// Pings each sampled link may need with two nodes: a frame waits for the main loop of each
-/// ovs-vswitchd it crosses (which polls the userspace datapath's ports), and a pass of that
-/// loop lasts seconds while the switch digests hundreds of new ports.
+/// Pings each sampled link may need (here, in the floor and with two nodes): a frame waits for
+/// the main loop of each ovs-vswitchd it crosses (which polls the userspace datapath's ports),
+/// and a pass of that loop lasts seconds while the switch digests hundreds of new ports.
 pub(super) const PING_ATTEMPTS: usize = 15;
+/// How long each of those pings waits for its answer, in seconds (`ping -W`).
+const PING_WAIT: &str = "10";
 /// The OpenFlow port of the VXLAN port in the cross-node baseline.
 const VX_OFPORT: usize = 1;
 
@@ -189,8 +191,9 @@ pub(super) fn address(sample: &[usize], links: usize, pods: &[Netns]) -> Result<
     Ok(())
 }
 
-/// Pings over each sampled link from its `a` end, up to `attempts` times (2 s each) until one
-/// is answered.
+/// Pings over each sampled link from its `a` end, up to `attempts` times until one is
+/// answered, each answer awaited up to [`PING_WAIT`] (with thousands of ports on the userspace
+/// datapath, a frame waits for ovs-vswitchd's main loop, which then takes seconds a pass).
 pub(super) fn ping(sample: &[usize], links: usize, pods: &[Netns], attempts: usize) -> Result<()> {
     for (n, &i) in sample.iter().enumerate() {
         let [(pa, _), _] = ends(i, links);
@@ -198,7 +201,7 @@ pub(super) fn ping(sample: &[usize], links: usize, pods: &[Netns], attempts: usi
         let mut ok = false;
         for _ in 0..attempts {
             ok = pods[pod_index(&pa)]
-                .output("ping", &["-c", "1", "-W", "2", &peer])?
+                .output("ping", &["-c", "1", "-W", PING_WAIT, &peer])?
                 .status
                 .success();
             if ok {
@@ -439,6 +442,10 @@ async fn one_node(links: usize, idle_s: u64, compare: &[Compare]) -> Result<Repo
         report.set("idle_ovsdb_changes", idle.ovsdb_changes);
         report.set("idle_flow_changes", idle.flow_changes);
         report.set("idle_agent_cpu_percent", idle.agent_cpu_percent);
+        progress(&format!(
+            "idle for {} s: {} OVSDB row changes, {} flow changes, agent CPU {} % of a core",
+            idle.secs, idle.ovsdb_changes, idle.flow_changes, idle.agent_cpu_percent
+        ));
         if let Some((rss, _)) = usage(agent.pid()) {
             report.set("agent_rss_mb_after_idle", rss);
         }
