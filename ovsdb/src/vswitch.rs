@@ -824,7 +824,7 @@ impl Vswitch {
     }
 
     /// The state of those of the named interfaces that exist, one select by name each, at
-    /// most [`NAMED_PER_READ`] to a transaction: a small read of a few rows of a large table,
+    /// most 128 (`NAMED_PER_READ`) to a transaction: a small read of a few rows of a large table,
     /// and for thousands of names, a series of small reads rather than one answer whose
     /// parsing would briefly take megabytes.
     pub async fn interfaces_named(&self, names: &[&str]) -> Result<Vec<InterfaceState>> {
